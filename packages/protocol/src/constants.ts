@@ -1,0 +1,26 @@
+/** The WebSocket subprotocol every client offers and the server selects. */
+export const SUBPROTOCOL = 'authsocket.v1';
+
+/** `Sec-WebSocket-Protocol` entry carrying a connection ticket: `ticket.<ticket>`. */
+export const TICKET_PROTOCOL_PREFIX = 'ticket.';
+
+/** `Sec-WebSocket-Protocol` entry carrying a JWT at the handshake: `token.<jwt>`. */
+export const TOKEN_PROTOCOL_PREFIX = 'token.';
+
+/** Query parameters accepted as an alternative to the subprotocol entries. */
+export const TICKET_QUERY_PARAM = 'ticket';
+export const TOKEN_QUERY_PARAM = 'token';
+
+/** Path of the ticket endpoint on the server. */
+export const TICKET_PATH = '/auth/ticket';
+
+/** Bounds every frame is validated against (PROTOCOL.md, "Messages"). */
+export const LIMITS = Object.freeze({
+  idLength: 64,
+  topicLength: 256,
+  tokenLength: 8192,
+  streamNameLength: 256,
+  epochLength: 64,
+  resumeStreams: 64,
+  depth: 32,
+});

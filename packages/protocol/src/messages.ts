@@ -1,0 +1,147 @@
+/** Every frame type of `authsocket.v1`; the comment says who sends it. */
+export enum MessageType {
+  /** client -> server: authenticate or re-authenticate in band */
+  Auth = 'auth',
+  /** both directions: application data */
+  Message = 'message',
+  /** client -> server */
+  Subscribe = 'subscribe',
+  /** client -> server */
+  Unsubscribe = 'unsubscribe',
+  /** client -> server */
+  Publish = 'publish',
+  /** client -> server */
+  Logout = 'logout',
+  /** client -> server */
+  Ping = 'ping',
+  /** server -> client */
+  AuthOk = 'auth_ok',
+  /** server -> client */
+  ReauthRequired = 'reauth_required',
+  /** server -> client */
+  Ack = 'ack',
+  /** server -> client */
+  Error = 'error',
+  /** server -> client */
+  LoggedOut = 'logged_out',
+  /** server -> client */
+  Pong = 'pong',
+}
+
+/** A position in a message stream: where a client has read up to. */
+export interface StreamPosition {
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+export interface AuthMessage {
+  readonly type: MessageType.Auth;
+  readonly token: string;
+  readonly resume?: Readonly<Record<string, StreamPosition>>;
+}
+
+export interface ClientDataMessage {
+  readonly type: MessageType.Message;
+  readonly data: unknown;
+  readonly id?: string;
+  readonly token?: string;
+}
+
+export interface SubscribeMessage {
+  readonly type: MessageType.Subscribe;
+  readonly topic: string;
+  readonly id?: string;
+  readonly since?: StreamPosition;
+}
+
+export interface UnsubscribeMessage {
+  readonly type: MessageType.Unsubscribe;
+  readonly topic: string;
+  readonly id?: string;
+}
+
+export interface PublishMessage {
+  readonly type: MessageType.Publish;
+  readonly topic: string;
+  readonly data: unknown;
+  readonly id?: string;
+  readonly token?: string;
+}
+
+export interface LogoutMessage {
+  readonly type: MessageType.Logout;
+}
+
+export interface PingMessage {
+  readonly type: MessageType.Ping;
+  readonly id?: string;
+}
+
+export type ClientMessage =
+  | AuthMessage
+  | ClientDataMessage
+  | SubscribeMessage
+  | UnsubscribeMessage
+  | PublishMessage
+  | LogoutMessage
+  | PingMessage;
+
+export interface AuthOkMessage {
+  readonly type: MessageType.AuthOk;
+  readonly user: string;
+  /** Token expiry, ms since the epoch. */
+  readonly expiresAt: number;
+}
+
+export type ReauthReason = 'expiring' | 'expired';
+
+export interface ReauthRequiredMessage {
+  readonly type: MessageType.ReauthRequired;
+  /** Last moment a fresh `auth` is accepted, ms since the epoch; after it the socket closes 4419. */
+  readonly deadline: number;
+  readonly reason: ReauthReason;
+}
+
+export interface ServerDataMessage {
+  readonly type: MessageType.Message;
+  readonly data: unknown;
+  readonly topic?: string;
+  readonly stream?: string;
+  readonly offset?: number;
+  readonly epoch?: string;
+}
+
+export interface AckMessage {
+  readonly type: MessageType.Ack;
+  readonly id: string;
+}
+
+/** Codes of the non-fatal `error` frame. */
+export type ErrorCode = 'forbidden' | 'rejected' | 'rate_limited';
+
+export interface ErrorMessage {
+  readonly type: MessageType.Error;
+  readonly id?: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** With `rate_limited`: how long to wait before reconnecting, in ms. */
+  readonly retryAfter?: number;
+}
+
+export interface LoggedOutMessage {
+  readonly type: MessageType.LoggedOut;
+}
+
+export interface PongMessage {
+  readonly type: MessageType.Pong;
+  readonly id?: string;
+}
+
+export type ServerMessage =
+  | AuthOkMessage
+  | ReauthRequiredMessage
+  | ServerDataMessage
+  | AckMessage
+  | ErrorMessage
+  | LoggedOutMessage
+  | PongMessage;
