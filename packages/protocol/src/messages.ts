@@ -1,32 +1,33 @@
 /** Every frame type of `authsocket.v1`; the comment says who sends it. */
-export enum MessageType {
+export const MessageType = Object.freeze({
   /** client -> server: authenticate or re-authenticate in band */
-  Auth = 'auth',
+  Auth: 'auth',
   /** both directions: application data */
-  Message = 'message',
+  Message: 'message',
   /** client -> server */
-  Subscribe = 'subscribe',
+  Subscribe: 'subscribe',
   /** client -> server */
-  Unsubscribe = 'unsubscribe',
+  Unsubscribe: 'unsubscribe',
   /** client -> server */
-  Publish = 'publish',
+  Publish: 'publish',
   /** client -> server */
-  Logout = 'logout',
+  Logout: 'logout',
   /** client -> server */
-  Ping = 'ping',
+  Ping: 'ping',
   /** server -> client */
-  AuthOk = 'auth_ok',
+  AuthOk: 'auth_ok',
   /** server -> client */
-  ReauthRequired = 'reauth_required',
+  ReauthRequired: 'reauth_required',
   /** server -> client */
-  Ack = 'ack',
+  Ack: 'ack',
   /** server -> client */
-  Error = 'error',
+  Error: 'error',
   /** server -> client */
-  LoggedOut = 'logged_out',
+  LoggedOut: 'logged_out',
   /** server -> client */
-  Pong = 'pong',
-}
+  Pong: 'pong',
+} as const);
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
 /** A position in a message stream: where a client has read up to. */
 export interface StreamPosition {
@@ -35,33 +36,33 @@ export interface StreamPosition {
 }
 
 export interface AuthMessage {
-  readonly type: MessageType.Auth;
+  readonly type: typeof MessageType.Auth;
   readonly token: string;
   readonly resume?: Readonly<Record<string, StreamPosition>>;
 }
 
 export interface ClientDataMessage {
-  readonly type: MessageType.Message;
+  readonly type: typeof MessageType.Message;
   readonly data: unknown;
   readonly id?: string;
   readonly token?: string;
 }
 
 export interface SubscribeMessage {
-  readonly type: MessageType.Subscribe;
+  readonly type: typeof MessageType.Subscribe;
   readonly topic: string;
   readonly id?: string;
   readonly since?: StreamPosition;
 }
 
 export interface UnsubscribeMessage {
-  readonly type: MessageType.Unsubscribe;
+  readonly type: typeof MessageType.Unsubscribe;
   readonly topic: string;
   readonly id?: string;
 }
 
 export interface PublishMessage {
-  readonly type: MessageType.Publish;
+  readonly type: typeof MessageType.Publish;
   readonly topic: string;
   readonly data: unknown;
   readonly id?: string;
@@ -69,11 +70,11 @@ export interface PublishMessage {
 }
 
 export interface LogoutMessage {
-  readonly type: MessageType.Logout;
+  readonly type: typeof MessageType.Logout;
 }
 
 export interface PingMessage {
-  readonly type: MessageType.Ping;
+  readonly type: typeof MessageType.Ping;
   readonly id?: string;
 }
 
@@ -87,7 +88,7 @@ export type ClientMessage =
   | PingMessage;
 
 export interface AuthOkMessage {
-  readonly type: MessageType.AuthOk;
+  readonly type: typeof MessageType.AuthOk;
   readonly user: string;
   /** Token expiry, ms since the epoch. */
   readonly expiresAt: number;
@@ -96,14 +97,14 @@ export interface AuthOkMessage {
 export type ReauthReason = 'expiring' | 'expired';
 
 export interface ReauthRequiredMessage {
-  readonly type: MessageType.ReauthRequired;
+  readonly type: typeof MessageType.ReauthRequired;
   /** Last moment a fresh `auth` is accepted, ms since the epoch; after it the socket closes 4419. */
   readonly deadline: number;
   readonly reason: ReauthReason;
 }
 
 export interface ServerDataMessage {
-  readonly type: MessageType.Message;
+  readonly type: typeof MessageType.Message;
   readonly data: unknown;
   readonly topic?: string;
   readonly stream?: string;
@@ -112,7 +113,7 @@ export interface ServerDataMessage {
 }
 
 export interface AckMessage {
-  readonly type: MessageType.Ack;
+  readonly type: typeof MessageType.Ack;
   readonly id: string;
 }
 
@@ -120,7 +121,7 @@ export interface AckMessage {
 export type ErrorCode = 'forbidden' | 'rejected' | 'rate_limited';
 
 export interface ErrorMessage {
-  readonly type: MessageType.Error;
+  readonly type: typeof MessageType.Error;
   readonly id?: string;
   readonly code: ErrorCode;
   readonly message: string;
@@ -129,11 +130,11 @@ export interface ErrorMessage {
 }
 
 export interface LoggedOutMessage {
-  readonly type: MessageType.LoggedOut;
+  readonly type: typeof MessageType.LoggedOut;
 }
 
 export interface PongMessage {
-  readonly type: MessageType.Pong;
+  readonly type: typeof MessageType.Pong;
   readonly id?: string;
 }
 

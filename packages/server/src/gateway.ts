@@ -1,0 +1,735 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  type ClientMessage,
+  CloseCode,
+  MessageType,
+  ProtocolError,
+  SUBPROTOCOL,
+  type ServerMessage,
+  parseClientMessage,
+} from '@authsocket/protocol';
+import type { JWTPayload } from 'jose';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { readCredentials } from './credentials.js';
+import { DeadlineQueue } from './deadlines.js';
+import { StoreUnavailableError, TokenError } from './errors.js';
+import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
+import { IdentityVerifier, RevokedError } from './identity.js';
+import { type ExpiryPolicy, type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { KeyedRateLimiter } from './rate-limit.js';
+import { type Connection, Session } from './session.js';
+import { Tickets } from './tickets.js';
+import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './token-verifier.js';
+import { createCachedVerifier } from './verification-cache.js';
+
+/** How a connection proved its identity. */
+export type AuthMethod = 'ticket' | 'handshake_token' | 'message' | 'reauth' | 'per_message';
+/** Where a credential was refused. */
+export type AuthStage = 'ticket_endpoint' | 'upgrade' | 'auth' | 'per_message';
+
+/** Events for observability (metrics, audit logs). Listeners must not throw. */
+export interface GatewayEvents {
+  authenticated: [{ connection: Connection; method: AuthMethod }];
+  authFailed: [{ stage: AuthStage; reason: string }];
+  ticket: [{ outcome: 'issued' | 'redeemed' | 'rejected' }];
+  expired: [{ connection: Connection; policy: ExpiryPolicy }];
+  reauthenticated: [{ connection: Connection; latencyMs: number | undefined }];
+  close: [{ connection: Connection; code: number }];
+}
+
+interface Identity {
+  readonly user: string;
+  readonly claims: JWTPayload;
+  readonly expiresAt: number;
+}
+
+const HEALTH_PATH = '/healthz';
+const TICKET_PATH = '/auth/ticket';
+/** How long `close()` waits for peers to answer the 1001 close before cutting them. */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+function encode(frame: ServerMessage): Buffer {
+  return Buffer.from(JSON.stringify(frame));
+}
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
+}
+
+/**
+ * An authenticated WebSocket gateway: ticket endpoint, upgrade checks, auth flows, expiry policies,
+ * per-user and per-topic delivery. Attach it to any `http.Server` (Express included).
+ */
+export class Gateway extends EventEmitter<GatewayEvents> {
+  readonly #options: ResolvedOptions;
+  readonly #wss: WebSocketServer;
+  readonly #deadlines: DeadlineQueue;
+  readonly #identity: IdentityVerifier;
+  readonly #perMessage: TokenVerifier;
+  readonly #tickets: Tickets;
+  readonly #upgradeLimiter: KeyedRateLimiter | undefined;
+  readonly #sessions = new Set<Session>();
+  readonly #byUser = new Map<string, Set<Session>>();
+  readonly #byTopic = new Map<string, Set<Session>>();
+  readonly #servers = new Set<Server>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #nextId = 1;
+  #closing = false;
+
+  constructor(options: GatewayOptions) {
+    super();
+    this.#options = resolveOptions(options);
+    const { clock } = this.#options;
+    const verifier = createTokenVerifier(this.#options.jwt, clock);
+    const now = () => clock.now();
+    this.#identity = new IdentityVerifier(verifier, this.#options.revocationStore, now);
+    this.#perMessage = createCachedVerifier(verifier, { maxEntries: this.#options.verificationCacheSize }, clock);
+    this.#tickets = new Tickets(this.#options.ticketStore, {
+      ttlMs: this.#options.ticketTtlMs,
+      reusable: this.#options.ticketReuse,
+    });
+    this.#deadlines = new DeadlineQueue(clock);
+    this.#upgradeLimiter = this.#options.upgradeRateLimit
+      ? new KeyedRateLimiter(this.#options.upgradeRateLimit)
+      : undefined;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: this.#options.maxPayload,
+      handleProtocols: () => SUBPROTOCOL,
+    });
+    if (this.#options.heartbeatIntervalMs > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), this.#options.heartbeatIntervalMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  // ---------------------------------------------------------------- HTTP edge
+
+  /** Serves `POST /auth/ticket` and `GET /healthz`; anything else goes to `next`, or 404. */
+  readonly handleRequest = (req: IncomingMessage, res: ServerResponse, next?: () => void): void => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === TICKET_PATH && this.#options.ticket !== 'off') {
+      if (req.method !== 'POST') return sendJson(res, 405, { error: REFUSAL_BODY[405] }, { Allow: 'POST' });
+      void this.#issueTicket(req, res);
+      return;
+    }
+    if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      return sendJson(res, this.#closing ? 503 : 200, {
+        status: this.#closing ? 'closing' : 'ok',
+        connections: this.#sessions.size,
+      });
+    }
+    if (next) return next();
+    sendJson(res, 404, { error: REFUSAL_BODY[404] });
+  };
+
+  async #issueTicket(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer ([^\s]+)$/i.exec(header)?.[1];
+    const unauthorized = () =>
+      sendJson(res, 401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
+    if (!token) {
+      this.emit('authFailed', { stage: 'ticket_endpoint', reason: 'missing' });
+      return unauthorized();
+    }
+    try {
+      const verified = await this.#identity.verify(token);
+      const now = this.#options.clock.now();
+      const issued = await this.#tickets.issue(verified.user, verified.claims, verified.expiresAt, now);
+      this.emit('ticket', { outcome: 'issued' });
+      sendJson(res, 200, issued);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        this.#options.logger.error({ err: error.code }, 'ticket store unavailable');
+        return sendJson(res, 503, { error: REFUSAL_BODY[503] });
+      }
+      this.emit('authFailed', { stage: 'ticket_endpoint', reason: failureReason(error) });
+      if (error instanceof TokenError || error instanceof RevokedError) return unauthorized();
+      this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
+      sendJson(res, 503, { error: REFUSAL_BODY[503] });
+    }
+  }
+
+  /** Hooks this gateway into `server`'s upgrades. */
+  attach(server: Server): this {
+    this.#servers.add(server);
+    server.on('upgrade', this.handleUpgrade);
+    return this;
+  }
+
+  /** Checks an upgrade request and either refuses it with an HTTP status or opens the WebSocket. */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Errors on the raw socket before the upgrade completes must not crash the process.
+    socket.on('error', () => socket.destroy());
+    void this.#upgrade(req, socket, head);
+  };
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const options = this.#options;
+    if (this.#closing) return refuseUpgrade(socket, 503);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (options.path !== undefined && url.pathname !== options.path) return refuseUpgrade(socket, 404);
+    const origin = req.headers.origin;
+    if (options.allowedOrigins && (origin === undefined || !options.allowedOrigins.includes(origin))) {
+      // A missing Origin is a non-browser client, which could forge any Origin anyway.
+      if (origin !== undefined) return refuseUpgrade(socket, 403);
+    }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const wait = this.#upgradeLimiter?.hit(address, options.clock.now()) ?? 0;
+    if (wait > 0) return refuseUpgrade(socket, 429, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+
+    const credentials = readCredentials(req, url);
+    if (typeof credentials === 'string') {
+      options.logger.info({ address, problem: credentials }, 'upgrade refused: bad request');
+      return refuseUpgrade(socket, 400);
+    }
+    if (credentials.token !== undefined && !options.handshakeToken) return refuseUpgrade(socket, 400);
+    if (credentials.ticket !== undefined && options.ticket === 'off') return refuseUpgrade(socket, 400);
+    if (credentials.ticket === undefined && options.ticket === 'required') {
+      this.emit('authFailed', { stage: 'upgrade', reason: 'missing' });
+      return refuseUpgrade(socket, 401);
+    }
+
+    let identity: Identity | undefined;
+    let method: AuthMethod | undefined;
+    try {
+      if (credentials.ticket !== undefined) {
+        const record = await this.#tickets.redeem(credentials.ticket, options.clock.now());
+        if (record) await this.#identity.assertNotRevoked(record.user, record.issuedAt);
+        this.emit('ticket', { outcome: record ? 'redeemed' : 'rejected' });
+        if (!record) return refuseUpgrade(socket, 401);
+        identity = { user: record.user, claims: record.claims, expiresAt: record.tokenExpiresAt };
+        method = 'ticket';
+      }
+      if (credentials.token !== undefined) {
+        const verified = await this.#identity.verify(credentials.token);
+        if (identity && identity.user !== verified.user) return refuseUpgrade(socket, 401);
+        identity = verified;
+        method ??= 'handshake_token';
+      }
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        options.logger.error({ err: error.code }, 'upgrade refused: store unavailable');
+        return refuseUpgrade(socket, 503);
+      }
+      if (error instanceof RevokedError) this.emit('ticket', { outcome: 'rejected' });
+      this.emit('authFailed', { stage: 'upgrade', reason: failureReason(error) });
+      return refuseUpgrade(socket, 401);
+    }
+    if (socket.destroyed || this.#closing) return refuseUpgrade(socket, 503);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, identity, method));
+  }
+
+  // ---------------------------------------------------------------- connection lifecycle
+
+  #open(ws: WebSocket, req: IncomingMessage, identity: Identity | undefined, method: AuthMethod | undefined): void {
+    const session = new Session(this.#nextId++, ws, req.socket.remoteAddress, (target, data) =>
+      this.#deliver(target, encode({ type: MessageType.Message, data }), this.#options.clock.now()),
+    );
+    this.#sessions.add(session);
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(session, data, isBinary));
+    ws.on('pong', () => {
+      session.alive = true;
+    });
+    ws.on('error', (error) => this.#options.logger.debug({ id: session.id, err: error.message }, 'socket error'));
+    ws.on('close', (code) => this.#onClose(session, code));
+
+    if (identity && method && !this.#options.requireAuthMessage) {
+      this.#bind(session, identity, method);
+    } else {
+      session.ticketUser = identity?.user;
+      this.#armAuthTimeout(session);
+    }
+  }
+
+  #armAuthTimeout(session: Session): void {
+    session.cancelDeadline?.();
+    session.cancelDeadline = this.#deadlines.schedule(this.#options.clock.now() + this.#options.authTimeoutMs, () => {
+      if (session.state !== 'pending') return;
+      this.emit('authFailed', { stage: 'auth', reason: 'timeout' });
+      session.close(CloseCode.AuthTimeout, 'authentication timed out');
+    });
+  }
+
+  #onClose(session: Session, code: number): void {
+    if (session.state === 'closed') return;
+    session.cancelDeadline?.();
+    this.#unbind(session);
+    session.state = 'closed';
+    session.held = [];
+    session.heldInbound = [];
+    session.backlog = [];
+    this.#sessions.delete(session);
+    this.emit('close', { connection: session, code });
+  }
+
+  #beat(): void {
+    for (const session of this.#sessions) {
+      if (!session.alive) {
+        this.#options.logger.info({ id: session.id }, 'peer missed a heartbeat: terminated');
+        session.socket.terminate();
+        continue;
+      }
+      session.alive = false;
+      session.socket.ping();
+    }
+  }
+
+  // ---------------------------------------------------------------- inbound frames
+
+  #onFrame(session: Session, data: Buffer, isBinary: boolean): void {
+    if (session.state === 'closed') return;
+    if (isBinary) return session.close(CloseCode.UnsupportedData, 'binary frames are not accepted');
+    const now = this.#options.clock.now();
+    const wait = session.frames.hit(this.#options.messageRateLimit, now);
+    if (wait > 0) return this.#rateLimited(session, wait);
+    let frame: ClientMessage;
+    try {
+      frame = parseClientMessage(data.toString());
+    } catch (error) {
+      const problem = error instanceof ProtocolError ? error : new ProtocolError('bad frame');
+      this.#options.logger.info({ id: session.id, problem: problem.message }, 'bad frame');
+      return session.close(problem.closeCode, problem.message);
+    }
+    if (session.busy) {
+      session.backlog.push(frame);
+      return;
+    }
+    this.#process(session, frame);
+  }
+
+  /** Runs one frame; frames after an async step wait in the backlog so order is kept. */
+  #process(session: Session, frame: ClientMessage): void {
+    let result: void | Promise<void>;
+    try {
+      result = this.#handle(session, frame);
+    } catch (error) {
+      return this.#internalError(session, error);
+    }
+    if (!isPromise(result)) return;
+    session.busy = true;
+    result.then(
+      () => this.#drain(session),
+      (error: unknown) => this.#internalError(session, error),
+    );
+  }
+
+  #drain(session: Session): void {
+    session.busy = false;
+    while (!session.busy && session.state !== 'closed') {
+      const next = session.backlog.shift();
+      if (!next) return;
+      this.#process(session, next);
+    }
+  }
+
+  #internalError(session: Session, error: unknown): void {
+    this.#options.logger.error({ id: session.id, err: String(error) }, 'frame handling failed');
+    session.close(CloseCode.InternalError, 'internal error');
+  }
+
+  #handle(session: Session, frame: ClientMessage): void | Promise<void> {
+    switch (frame.type) {
+      case MessageType.Ping:
+        return this.#write(session, { type: MessageType.Pong, ...(frame.id === undefined ? {} : { id: frame.id }) });
+      case MessageType.Auth:
+        return this.#onAuth(session, frame.token);
+      default:
+        break;
+    }
+    if (session.state === 'held') {
+      // The token lapsed: keep the client's frames, in order, for after its reauth.
+      if (session.heldInbound.length >= this.#options.maxHeldMessages) {
+        return session.close(CloseCode.SlowConsumer, 'too many frames while awaiting reauth');
+      }
+      session.heldInbound.push(frame);
+      return;
+    }
+    const perMessage =
+      this.#options.perMessageAuth && (frame.type === MessageType.Message || frame.type === MessageType.Publish);
+    if (perMessage) {
+      if (frame.token === undefined) return this.#unauthorized(session, 'per_message', 'missing', 'token required');
+      return this.#withMessageToken(session, frame.token, (claims) => this.#dispatch(session, frame, claims));
+    }
+    if (session.state !== 'authenticated') {
+      return this.#unauthorized(session, 'auth', 'not_authenticated', 'authenticate first');
+    }
+    return this.#dispatch(session, frame, session.claims as JWTPayload);
+  }
+
+  #dispatch(session: Session, frame: ClientMessage, claims: JWTPayload): void | Promise<void> {
+    switch (frame.type) {
+      case MessageType.Message:
+        return this.#onMessage(session, frame.data, frame.id, claims);
+      case MessageType.Subscribe:
+        return this.#onSubscribe(session, frame.topic, frame.id);
+      case MessageType.Unsubscribe:
+        this.#leaveTopic(session, frame.topic);
+        return this.#ack(session, frame.id);
+      case MessageType.Publish:
+        return this.#onPublish(session, frame.topic, frame.data, frame.id);
+      case MessageType.Logout:
+        return this.#onLogout(session);
+      default:
+        return;
+    }
+  }
+
+  #onMessage(session: Session, data: unknown, id: string | undefined, claims: JWTPayload): void {
+    const handler = this.#options.onMessage;
+    if (!handler) return this.#ack(session, id);
+    const event = { connection: session as Connection, user: session.user as string, claims, data };
+    let result: void | Promise<void>;
+    try {
+      result = handler(event);
+    } catch (error) {
+      return this.#rejected(session, id, error);
+    }
+    // The application's own async work does not hold up the next frame; only the ack waits for it.
+    if (isPromise(result)) {
+      result.then(
+        () => this.#ack(session, id),
+        (error: unknown) => this.#rejected(session, id, error),
+      );
+    } else {
+      this.#ack(session, id);
+    }
+  }
+
+  #rejected(session: Session, id: string | undefined, error: unknown): void {
+    this.#options.logger.warn({ id: session.id, err: String(error) }, 'onMessage rejected a message');
+    this.#write(session, {
+      type: MessageType.Error,
+      ...(id === undefined ? {} : { id }),
+      code: 'rejected',
+      message: 'message rejected',
+    });
+  }
+
+  #ack(session: Session, id: string | undefined): void {
+    if (id !== undefined) this.#write(session, { type: MessageType.Ack, id });
+  }
+
+  #forbidden(session: Session, id: string | undefined, message: string): void {
+    this.#write(session, { type: MessageType.Error, ...(id === undefined ? {} : { id }), code: 'forbidden', message });
+  }
+
+  async #onSubscribe(session: Session, topic: string, id: string | undefined): Promise<void> {
+    const user = session.user as string;
+    const allowed = await this.#options.authorize(user, 'subscribe', topic);
+    // Identity may have changed (logout, close) while authorize ran.
+    if (session.user !== user || session.state === 'closed') return;
+    if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
+    let members = this.#byTopic.get(topic);
+    if (!members) {
+      members = new Set();
+      this.#byTopic.set(topic, members);
+    }
+    members.add(session);
+    session.topics.add(topic);
+    this.#ack(session, id);
+  }
+
+  async #onPublish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
+    const user = session.user as string;
+    const allowed = await this.#options.authorize(user, 'publish', topic);
+    if (session.user !== user || session.state === 'closed') return;
+    if (!allowed) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`);
+    this.publish(topic, data);
+    this.#ack(session, id);
+  }
+
+  #onLogout(session: Session): void {
+    this.#unbind(session);
+    session.state = 'pending';
+    session.user = undefined;
+    session.claims = undefined;
+    session.expiresAt = undefined;
+    session.held = [];
+    this.#write(session, { type: MessageType.LoggedOut });
+    if (this.#options.closeOnLogout) return session.close(CloseCode.Normal, 'logged out');
+    this.#armAuthTimeout(session);
+  }
+
+  #rateLimited(session: Session, retryAfter: number): void {
+    this.#write(session, { type: MessageType.Error, code: 'rate_limited', message: 'rate limited', retryAfter });
+    session.close(CloseCode.RateLimited, 'rate limited');
+  }
+
+  #unauthorized(session: Session, stage: AuthStage, reason: string, message: string): void {
+    this.emit('authFailed', { stage, reason });
+    session.close(CloseCode.Unauthorized, message);
+  }
+
+  // ---------------------------------------------------------------- authentication
+
+  async #onAuth(session: Session, token: string): Promise<void> {
+    const wait = session.authAttempts.hit(this.#options.authRateLimit, this.#options.clock.now());
+    if (wait > 0) return this.#rateLimited(session, wait);
+    let verified: VerifiedToken;
+    try {
+      verified = await this.#identity.verify(token);
+    } catch (error) {
+      return this.#refuse(session, 'auth', error);
+    }
+    if (session.state === 'closed') return;
+    const expected = session.user ?? session.ticketUser;
+    if (expected !== undefined && expected !== verified.user) {
+      this.emit('authFailed', { stage: 'auth', reason: 'user_mismatch' });
+      return session.close(CloseCode.Forbidden, 'token is for a different user');
+    }
+    this.#bind(session, verified, session.user === undefined ? 'message' : 'reauth');
+  }
+
+  /** Per-message mode: verify the frame's token (cached), then run `next` with its claims. */
+  async #withMessageToken(
+    session: Session,
+    token: string,
+    next: (claims: JWTPayload) => void | Promise<void>,
+  ): Promise<void> {
+    let verified: VerifiedToken;
+    try {
+      verified = await this.#perMessage.verify(token);
+      const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+      await this.#identity.assertNotRevoked(verified.user, iat);
+    } catch (error) {
+      return this.#refuse(session, 'per_message', error);
+    }
+    if (session.state === 'closed') return;
+    const expected = session.user ?? session.ticketUser;
+    if (expected !== undefined && expected !== verified.user) {
+      this.emit('authFailed', { stage: 'per_message', reason: 'user_mismatch' });
+      return session.close(CloseCode.Forbidden, 'token is for a different user');
+    }
+    if (session.state === 'pending') {
+      this.#bind(session, verified, 'per_message');
+    } else if (verified.expiresAt > (session.expiresAt ?? 0)) {
+      // A fresher token on a message extends the connection's identity, as seed 004 describes.
+      session.expiresAt = verified.expiresAt;
+      this.#scheduleExpiry(session);
+    }
+    return next(verified.claims);
+  }
+
+  #refuse(session: Session, stage: AuthStage, error: unknown): void {
+    if (session.state === 'closed') return;
+    if (error instanceof RevokedError) {
+      this.emit('authFailed', { stage, reason: 'revoked' });
+      return session.close(CloseCode.Forbidden, 'revoked');
+    }
+    if (error instanceof TokenError) return this.#unauthorized(session, stage, error.reason, 'invalid token');
+    if (error instanceof StoreUnavailableError) {
+      this.#options.logger.error({ id: session.id, err: error.code }, 'auth failed: store unavailable');
+      return session.close(CloseCode.InternalError, 'service unavailable');
+    }
+    throw error;
+  }
+
+  /** Binds (or re-binds, on reauth) an identity to the session and starts its expiry policy. */
+  #bind(session: Session, identity: Identity, method: AuthMethod): void {
+    const now = this.#options.clock.now();
+    const wasHeld = session.state === 'held';
+    const isNew = session.user === undefined;
+    session.user = identity.user;
+    session.claims = identity.claims;
+    session.expiresAt = identity.expiresAt;
+    session.ticketUser = undefined;
+    session.state = 'authenticated';
+    if (isNew) {
+      let sessions = this.#byUser.get(identity.user);
+      if (!sessions) {
+        sessions = new Set();
+        this.#byUser.set(identity.user, sessions);
+      }
+      sessions.add(session);
+    }
+    this.#write(session, { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt });
+    this.#scheduleExpiry(session);
+    if (wasHeld) {
+      const held = session.held;
+      session.held = [];
+      for (const payload of held) session.write(payload, this.#options.maxBufferedBytes);
+      session.backlog.unshift(...session.heldInbound);
+      session.heldInbound = [];
+      this.emit('reauthenticated', {
+        connection: session,
+        latencyMs: session.expiredAt === undefined ? undefined : now - session.expiredAt,
+      });
+      session.expiredAt = undefined;
+    } else if (method === 'reauth') {
+      this.emit('reauthenticated', { connection: session, latencyMs: undefined });
+    }
+    this.emit('authenticated', { connection: session, method });
+  }
+
+  #unbind(session: Session): void {
+    if (session.user !== undefined) {
+      const sessions = this.#byUser.get(session.user);
+      sessions?.delete(session);
+      if (sessions?.size === 0) this.#byUser.delete(session.user);
+    }
+    for (const topic of session.topics) {
+      const members = this.#byTopic.get(topic);
+      members?.delete(session);
+      if (members?.size === 0) this.#byTopic.delete(topic);
+    }
+    session.topics.clear();
+  }
+
+  #leaveTopic(session: Session, topic: string): void {
+    const members = this.#byTopic.get(topic);
+    members?.delete(session);
+    if (members?.size === 0) this.#byTopic.delete(topic);
+    session.topics.delete(topic);
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  #scheduleExpiry(session: Session): void {
+    session.cancelDeadline?.();
+    session.cancelDeadline = undefined;
+    const { expiryPolicy, reauthWindowMs, clock } = this.#options;
+    const expiresAt = session.expiresAt as number;
+    if (expiryPolicy === 'ignore') return;
+    if (expiryPolicy === 'close') {
+      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
+      return;
+    }
+    const warnAt = expiresAt - reauthWindowMs;
+    const warn = () => {
+      this.#write(session, { type: MessageType.ReauthRequired, deadline: expiresAt, reason: 'expiring' });
+      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
+    };
+    if (reauthWindowMs > 0 && warnAt > clock.now()) {
+      session.cancelDeadline = this.#deadlines.schedule(warnAt, warn);
+    } else if (reauthWindowMs > 0) {
+      warn();
+    } else {
+      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
+    }
+  }
+
+  /** The token of an authenticated session has run out: apply the policy. */
+  #expire(session: Session): void {
+    if (session.state !== 'authenticated') return;
+    const { expiryPolicy, reauthGraceMs, clock } = this.#options;
+    this.emit('expired', { connection: session, policy: expiryPolicy });
+    if (expiryPolicy === 'close') return session.close(CloseCode.TokenExpired, 'token expired');
+    session.cancelDeadline?.();
+    session.state = 'held';
+    session.expiredAt = clock.now();
+    const deadline = (session.expiresAt as number) + reauthGraceMs;
+    this.#write(session, { type: MessageType.ReauthRequired, deadline, reason: 'expired' });
+    session.cancelDeadline = this.#deadlines.schedule(deadline, () => {
+      if (session.state === 'held') session.close(CloseCode.TokenExpired, 'reauth deadline missed');
+    });
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  /** Writes a protocol frame regardless of auth state (acks, errors, auth results). */
+  #write(session: Session, frame: ServerMessage): void {
+    session.write(encode(frame), this.#options.maxBufferedBytes);
+  }
+
+  /** Delivers application data to one session, honouring its auth state; true if sent or held. */
+  #deliver(session: Session, payload: Buffer, now: number): boolean {
+    if (session.state === 'authenticated') {
+      if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
+        session.write(payload, this.#options.maxBufferedBytes);
+        return true;
+      }
+      // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
+      this.#expire(session);
+    }
+    if (session.state !== 'held') return false;
+    if (session.held.length >= this.#options.maxHeldMessages) {
+      session.close(CloseCode.SlowConsumer, 'too many messages held awaiting reauth');
+      return false;
+    }
+    session.held.push(payload);
+    return true;
+  }
+
+  #deliverAll(sessions: Iterable<Session>, frame: ServerMessage): number {
+    const payload = encode(frame);
+    const now = this.#options.clock.now();
+    let count = 0;
+    // Copy: a delivery can close a session, which edits the set being iterated.
+    for (const session of [...sessions]) if (this.#deliver(session, payload, now)) count++;
+    return count;
+  }
+
+  /** Sends `data` to every connection of `user`; returns how many got it (or hold it for reauth). */
+  sendToUser(user: string, data: unknown): number {
+    const sessions = this.#byUser.get(user);
+    return sessions ? this.#deliverAll(sessions, { type: MessageType.Message, data }) : 0;
+  }
+
+  /** Sends `data` to every authenticated, unexpired connection. */
+  broadcast(data: unknown): number {
+    return this.#deliverAll(this.#sessions, { type: MessageType.Message, data });
+  }
+
+  /** Sends `data` to every subscriber of `topic`. */
+  publish(topic: string, data: unknown): number {
+    const members = this.#byTopic.get(topic);
+    return members ? this.#deliverAll(members, { type: MessageType.Message, topic, data }) : 0;
+  }
+
+  /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */
+  async revokeUser(user: string): Promise<number> {
+    await this.#options.revocationStore.revoke(user, this.#options.clock.now());
+    let count = 0;
+    for (const session of [...this.#sessions]) {
+      if (session.user === user || session.ticketUser === user) {
+        session.close(CloseCode.Forbidden, 'revoked');
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Open connections of `user`, or of everyone when `user` is omitted. */
+  connectionCount(user?: string): number {
+    return user === undefined ? this.#sessions.size : (this.#byUser.get(user)?.size ?? 0);
+  }
+
+  /** Stops accepting, closes every connection with 1001 and releases timers. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const server of this.#servers) server.off('upgrade', this.handleUpgrade);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    const closed = [...this.#sessions].map(
+      (session) =>
+        new Promise<void>((resolve) => {
+          if (session.state === 'closed') return resolve();
+          session.socket.once('close', () => resolve());
+          session.close(CloseCode.GoingAway, 'server shutting down');
+        }),
+    );
+    const cut = setTimeout(() => {
+      for (const session of this.#sessions) session.socket.terminate();
+    }, SHUTDOWN_GRACE_MS);
+    await Promise.all(closed);
+    clearTimeout(cut);
+    this.#deadlines.clear();
+    this.#wss.close();
+  }
+}
+
+function failureReason(error: unknown): string {
+  if (error instanceof TokenError) return error.reason;
+  if (error instanceof RevokedError) return 'revoked';
+  return 'unknown';
+}
+
+/** Creates a gateway; throws `ConfigError` naming the option at fault. */
+export function createGateway(options: GatewayOptions): Gateway {
+  return new Gateway(options);
+}

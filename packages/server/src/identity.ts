@@ -1,0 +1,47 @@
+import { AuthSocketError, StoreUnavailableError, TokenError } from './errors.js';
+import type { RevocationStore } from './stores.js';
+import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
+
+/** The user was revoked after this credential was issued. */
+export class RevokedError extends AuthSocketError {
+  constructor() {
+    super('ERR_REVOKED', 'revoked');
+  }
+}
+
+/**
+ * Token verification plus the revocation check, the two questions every entry point asks
+ * (ticket endpoint, handshake token, `auth`, reauth, per-message token).
+ */
+export class IdentityVerifier {
+  readonly #verifier: TokenVerifier;
+  readonly #revocations: RevocationStore;
+  readonly #now: () => number;
+
+  constructor(verifier: TokenVerifier, revocations: RevocationStore, now: () => number) {
+    this.#verifier = verifier;
+    this.#revocations = revocations;
+    this.#now = now;
+  }
+
+  /** Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. */
+  async verify(token: string): Promise<VerifiedToken> {
+    const verified = await this.#verifier.verify(token);
+    // jose accepts a token up to its clock tolerance past `exp`; a connection must not start expired.
+    if (verified.expiresAt <= this.#now()) throw new TokenError('expired');
+    const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+    await this.assertNotRevoked(verified.user, iat);
+    return verified;
+  }
+
+  /** Throws `RevokedError` if `user` was revoked at or after `issuedAt` (ms). */
+  async assertNotRevoked(user: string, issuedAt: number): Promise<void> {
+    let revokedAt: number | undefined;
+    try {
+      revokedAt = await this.#revocations.revokedAt(user);
+    } catch (error) {
+      throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError({ cause: error });
+    }
+    if (revokedAt !== undefined && issuedAt <= revokedAt) throw new RevokedError();
+  }
+}

@@ -1,0 +1,37 @@
+export { type Clock, ManualClock, systemClock } from './clock.js';
+export { DeadlineQueue } from './deadlines.js';
+export {
+  AuthSocketError,
+  ConfigError,
+  StoreUnavailableError,
+  TicketError,
+  TokenError,
+  type TokenFailureReason,
+} from './errors.js';
+export {
+  type AuthMethod,
+  type AuthStage,
+  createGateway,
+  Gateway,
+  type GatewayEvents,
+} from './gateway.js';
+export { RevokedError } from './identity.js';
+export type { Logger } from './logger.js';
+export type {
+  ExpiryPolicy,
+  GatewayOptions,
+  MessageEvent,
+  TicketMode,
+  TopicAction,
+} from './options.js';
+export type { RateLimit } from './rate-limit.js';
+export type { Connection, ConnectionState } from './session.js';
+export {
+  MemoryRevocationStore,
+  MemoryTicketStore,
+  type RevocationStore,
+  type TicketRecord,
+  type TicketStore,
+} from './stores.js';
+export { ticketKey } from './tickets.js';
+export { createTokenVerifier, type JwtOptions, type TokenVerifier, type VerifiedToken } from './token-verifier.js';

@@ -1,0 +1,87 @@
+import type { Clock } from './clock.js';
+import { ConfigError } from './errors.js';
+import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
+
+/** Options of `createCachedVerifier`. */
+export interface VerificationCacheOptions {
+  /** Most tokens remembered at once; the least recently used is evicted beyond it. Default 10 000. */
+  maxEntries?: number;
+}
+
+interface Entry {
+  readonly expiresAt: number;
+  /** The settled promise itself, so a hit hands it back without allocating a new one. */
+  readonly result: Promise<VerifiedToken>;
+}
+
+/**
+ * Wraps `inner` with a bounded LRU of successful verifications keyed by the token string, for
+ * per-message token auth where the same token arrives on every frame. A hit costs one Map lookup,
+ * one re-insertion and one clock read: no hashing, no new promise. An entry is served only while
+ * `clock.now() < expiresAt`; failures are never remembered; concurrent verifications of one
+ * uncached token share a single call to `inner`.
+ *
+ * Memory: up to `maxEntries` tokens of at most 8192 characters each are kept alive.
+ */
+export function createCachedVerifier(
+  inner: TokenVerifier,
+  options: VerificationCacheOptions,
+  clock: Clock,
+): TokenVerifier {
+  const maxEntries = options.maxEntries ?? 10_000;
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+    // Named after the gateway option that feeds it, which is what a user can fix.
+    throw new ConfigError('verificationCacheSize', 'must be a positive integer');
+  }
+  // Map iteration order is insertion order: deleting and re-setting on a hit makes the first key
+  // the least recently used one.
+  const entries = new Map<string, Entry>();
+  const inFlight = new Map<string, Promise<VerifiedToken>>();
+
+  const remember = (token: string, expiresAt: number, result: Promise<VerifiedToken>): void => {
+    entries.set(token, { expiresAt, result });
+    if (entries.size > maxEntries) {
+      const oldest = entries.keys().next();
+      if (oldest.done !== true) entries.delete(oldest.value);
+    }
+  };
+
+  const verifyUncached = (token: string): Promise<VerifiedToken> => {
+    let verifying: Promise<VerifiedToken>;
+    try {
+      verifying = inner.verify(token);
+    } catch (error) {
+      // An inner verifier that throws instead of rejecting still yields a rejected promise.
+      return Promise.reject(error);
+    }
+    const shared: Promise<VerifiedToken> = verifying.then(
+      (verified) => {
+        inFlight.delete(token);
+        // A token accepted within the clock tolerance may already be past `exp`: not worth a slot.
+        if (clock.now() < verified.expiresAt) remember(token, verified.expiresAt, shared);
+        return verified;
+      },
+      (error: unknown) => {
+        inFlight.delete(token);
+        throw error;
+      },
+    );
+    inFlight.set(token, shared);
+    return shared;
+  };
+
+  return {
+    verify(token) {
+      const hit = entries.get(token);
+      if (hit !== undefined) {
+        entries.delete(token);
+        if (clock.now() < hit.expiresAt) {
+          entries.set(token, hit);
+          return hit.result;
+        }
+        // Expired: dropped, and verified afresh below, which then refuses it as expired.
+      }
+      return verifyUncached(token);
+    },
+  };
+}
