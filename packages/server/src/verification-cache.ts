@@ -81,7 +81,7 @@ export function createCachedVerifier(
         }
         // Expired: dropped, and verified afresh below, which then refuses it as expired.
       }
-      return verifyUncached(token);
+      return inFlight.get(token) ?? verifyUncached(token);
     },
   };
 }
