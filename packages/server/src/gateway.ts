@@ -264,7 +264,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.heldInbound = [];
     session.backlog = [];
     this.#sessions.delete(session);
-    this.emit('close', { connection: session, code });
+    this.emit('close', { connection: session, code: session.closeCode ?? code });
   }
 
   #beat(): void {

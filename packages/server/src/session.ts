@@ -55,6 +55,8 @@ export class Session implements Connection {
   expiredAt: number | undefined;
   cancelDeadline: CancelDeadline | undefined;
   alive = true;
+  /** The code the gateway closed with, if it closed first (the peer's code otherwise). */
+  closeCode: CloseCode | undefined;
   readonly frames = new WindowCounter();
   readonly authAttempts = new WindowCounter();
   readonly #sendToSelf: (session: Session, data: unknown) => boolean;
@@ -88,6 +90,7 @@ export class Session implements Connection {
   }
 
   close(code: CloseCode, reason: string): void {
+    this.closeCode ??= code;
     this.cancelDeadline?.();
     this.cancelDeadline = undefined;
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {

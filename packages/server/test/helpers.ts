@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { SUBPROTOCOL, type ServerMessage, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import { type JWTPayload, SignJWT } from 'jose';
@@ -189,4 +191,53 @@ export async function refusal(opening: Promise<TestSocket>): Promise<Refusal> {
     return error as Refusal;
   }
   throw new Error('expected the upgrade to be refused, but it succeeded');
+}
+
+/**
+ * A bare TCP WebSocket peer that completes the handshake and then does only what the test says:
+ * it never answers pings and reads only when resumed. For slow-consumer and half-open cases.
+ */
+export async function openRawSocket(target: TestServer, protocols = [SUBPROTOCOL]): Promise<net.Socket> {
+  const { port } = target.server.address() as AddressInfo;
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const request = [
+    'GET / HTTP/1.1',
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    `Sec-WebSocket-Protocol: ${protocols.join(', ')}`,
+  ];
+  socket.write(`${request.join('\r\n')}\r\n\r\n`);
+  const head = await new Promise<string>((resolve, reject) => {
+    let received = '';
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        socket.pause();
+        resolve(received);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('closed during handshake')));
+  });
+  if (!head.startsWith('HTTP/1.1 101')) throw new Error(`handshake refused: ${head.split('\r\n')[0]}`);
+  return socket;
+}
+
+/** One masked client text frame, as RFC 6455 requires of clients. */
+export function clientTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const length = payload.length;
+  const header =
+    length < 126
+      ? Buffer.from([0x81, 0x80 | length])
+      : Buffer.from([0x81, 0x80 | 126, length >> 8, length & 0xff]);
+  const masked = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) masked[i] = (payload[i] as number) ^ (mask[i % 4] as number);
+  return Buffer.concat([header, mask, masked]);
 }
