@@ -1,4 +1,4 @@
-// A runnable authsocket server: tickets, first-message auth, echo, a chat topic, reauth on expiry.
+// A runnable authsocket server: tickets, first-message auth, echo, in-band reauth before expiry.
 // Start with `npm start`, then get a token with `curl -X POST localhost:8080/demo/token?user=alice`.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -43,5 +43,5 @@ server.listen(port, () => {
 });
 
 const shutdown = () => void gateway.close().then(() => server.close(() => process.exit(0)));
-process.on('SIGINT', shutdown);
+process.on("SIGINT", shutdown);
 process.on('SIGTERM', shutdown);
