@@ -394,6 +394,7 @@ export class AuthSocket {
       return;
     }
     this.#socket = socket;
+    this.#retryAfterMs = undefined;
     let opened = false;
     socket.addEventListener('open', () => {
       if (socket !== this.#socket) return;
@@ -457,7 +458,7 @@ export class AuthSocket {
       }
       case MessageType.Error: {
         if (frame.code === 'rate_limited' && frame.retryAfter !== undefined) this.#retryAfterMs = frame.retryAfter;
-        const error = new RequestRefusedError(frame.code, frame.message);
+        const error = new RequestRefusedError(frame.code, frame.message, frame.retryAfter);
         const settler = frame.id === undefined ? undefined : this.#pending.get(frame.id);
         if (settler && frame.id !== undefined) {
           this.#pending.delete(frame.id);

@@ -47,10 +47,13 @@ export class ConnectionLostError extends AuthSocketError {
 export class RequestRefusedError extends AuthSocketError {
   /** The `code` of the server's `error` frame. */
   readonly reason: ErrorCode;
+  /** With `rate_limited`: the server's hint, in ms, of how long to wait. */
+  readonly retryAfter: number | undefined;
 
-  constructor(reason: ErrorCode, message: string) {
+  constructor(reason: ErrorCode, message: string, retryAfter?: number) {
     super('ERR_REQUEST_REFUSED', message === '' ? reason : message);
     this.reason = reason;
+    this.retryAfter = retryAfter;
   }
 }
 

@@ -156,11 +156,11 @@ export function record(client: AuthSocket): {
   };
   const names: Array<keyof AuthSocketEvents> = ['open', 'authenticated', 'message', 'reauthRequired', 'state', 'close', 'error'];
   for (const name of names) {
-    client.on(name, (payload: never) => {
+    client.on(name, (payload: unknown) => {
       log.events.push([name, payload] as never);
-      if (name === 'state') log.states.push(payload);
-      if (name === 'message') log.messages.push(payload);
-      if (name === 'error') log.errors.push(payload);
+      if (name === 'state') log.states.push(payload as StateChange);
+      if (name === 'message') log.messages.push(payload as InboundMessage);
+      if (name === 'error') log.errors.push(payload as Error);
     });
   }
   return log;

@@ -1,0 +1,151 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CloseCode } from '@authsocket/protocol';
+import type { Connection } from '@authsocket/server';
+import { describe, expect, it } from 'vitest';
+import { backoff, RequestRefusedError, timerWait } from '../src/index.js';
+import { createClient, nextEvent, record, recordingWait, startServer, stateReached, ticketProvider, until } from './helpers.js';
+
+/** A port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const probe = http.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe('reconnecting', () => {
+  it('survives a server restart mid-stream: reconnects with a fresh ticket and the stream goes on', async () => {
+    const first = await startServer({ ticket: 'required' });
+    const port = first.port;
+    let current = first;
+    let ticketCalls = 0;
+    const client = createClient({
+      url: first.wsUrl,
+      wait: timerWait,
+      minReconnectDelayMs: 20,
+      maxReconnectDelayMs: 200,
+      getTicket: async () => {
+        ticketCalls++;
+        return ticketProvider(current).getTicket();
+      },
+    });
+    const log = record(client);
+    client.connect();
+    await nextEvent(client, 'authenticated');
+    for (let i = 0; i < 5; i++) first.gateway.sendToUser('alice', i);
+    await until(() => log.messages.length === 5, 'the first half of the stream');
+
+    const dropped = nextEvent(client, 'close');
+    await first.close();
+    expect(await dropped).toEqual({ code: CloseCode.GoingAway, reason: 'server shutting down', action: 'backoff' });
+    current = await startServer({ ticket: 'required' }, port);
+    await stateReached(client, 'open');
+    for (let i = 5; i < 10; i++) current.gateway.sendToUser('alice', i);
+    await until(() => log.messages.length === 10, 'the second half of the stream');
+    expect(log.messages.map((m) => m.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(ticketCalls).toBeGreaterThanOrEqual(2);
+    expect(current.upgrades).toHaveLength(1);
+    expect(current.upgrades[0]?.protocols[1]).toMatch(/^ticket\./);
+    expect(log.states.map((s) => s.newState)).toContain('reconnecting');
+  });
+
+  it('waits full-jitter backoff delays between attempts and gives up after maxReconnectAttempts', async () => {
+    const { delays, wait } = recordingWait();
+    const client = createClient({
+      url: `ws://127.0.0.1:${await deadPort()}/`,
+      token: 'unused',
+      wait,
+      random: () => 0.5,
+      minReconnectDelayMs: 100,
+      maxReconnectDelayMs: 1_000,
+      maxReconnectAttempts: 6,
+    });
+    const log = record(client);
+    client.connect();
+    await stateReached(client, 'closed');
+    const bounds = { minDelayMs: 100, maxDelayMs: 1_000 };
+    expect(delays).toEqual([0, 1, 2, 3, 4, 5].map((attempt) => backoff(attempt, bounds, () => 0.5)));
+    expect(delays).toEqual([150, 250, 450, 550, 550, 550]);
+    const closes = log.events.filter(([name]) => name === 'close').map(([, e]) => e);
+    expect(closes).toHaveLength(7);
+    expect(closes.every((e) => (e as { code: number }).code === CloseCode.Abnormal)).toBe(true);
+    expect(client.getSnapshot()).toEqual({ state: 'closed', code: CloseCode.Abnormal, reason: 'gave up after 6 attempts' });
+  });
+
+  it('resets the attempt count after every successful authentication', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const { delays, wait } = recordingWait();
+    let connection: Connection | undefined;
+    server.gateway.on('authenticated', (e) => {
+      connection = e.connection;
+    });
+    const client = createClient({ url: server.wsUrl, getToken: () => server.token(), wait, random: () => 0, maxReconnectAttempts: 1 });
+    client.connect();
+    for (let round = 0; round < 3; round++) {
+      await stateReached(client, 'open');
+      const back = nextEvent(client, 'authenticated');
+      connection?.close(CloseCode.InternalError, 'boom');
+      await back;
+    }
+    expect(delays).toEqual([10, 10, 10]);
+    expect(server.upgrades).toHaveLength(4);
+  });
+
+  it('waits the retryAfter of the rate_limited error frame that precedes a 4429 close', async () => {
+    const server = await startServer({ ticket: 'off', messageRateLimit: { limit: 3, windowMs: 60_000 } });
+    const { delays, wait } = recordingWait();
+    const client = createClient({ url: server.wsUrl, token: await server.token(), wait });
+    const log = record(client);
+    client.connect();
+    await nextEvent(client, 'authenticated');
+    const back = nextEvent(client, 'authenticated');
+    for (let i = 0; i < 4; i++) client.send(i);
+    await back;
+    const refused = log.errors.find((e) => e instanceof RequestRefusedError) as RequestRefusedError;
+    expect(refused).toMatchObject({ reason: 'rate_limited' });
+    expect(refused.retryAfter).toBeGreaterThan(0);
+    expect(delays).toEqual([refused.retryAfter]);
+    expect(log.events.filter(([name]) => name === 'close').map(([, e]) => e)).toEqual([
+      { code: CloseCode.RateLimited, reason: 'rate limited', action: 'retry-after' },
+    ]);
+  });
+
+  it('stops without reconnecting when the user is revoked (4403)', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const client = createClient({ url: server.wsUrl, getToken: () => server.token() });
+    client.connect();
+    await nextEvent(client, 'authenticated');
+    await server.gateway.revokeUser('alice');
+    await stateReached(client, 'closed');
+    expect(client.getSnapshot()).toEqual({ state: 'closed', code: CloseCode.Forbidden, reason: 'revoked' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(server.upgrades).toHaveLength(1);
+  });
+
+  it('stops without reconnecting when the server calls a frame malformed (4400)', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const client = createClient({ url: server.wsUrl, token: await server.token() });
+    client.connect();
+    await nextEvent(client, 'authenticated');
+    client.send(JSON.parse('{"__proto__": {"polluted": true}}'));
+    await stateReached(client, 'closed');
+    expect(client.getSnapshot()).toEqual({
+      state: 'closed',
+      code: CloseCode.BadRequest,
+      reason: "frame contains the forbidden key '__proto__'",
+    });
+    expect(server.upgrades).toHaveLength(1);
+  });
+
+  it('ends unauthenticated on 4401 when there is no provider to get fresh credentials from', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const client = createClient({ url: server.wsUrl, token: await server.badToken() });
+    const log = record(client);
+    client.connect();
+    await stateReached(client, 'unauthenticated');
+    expect(log.events.find(([name]) => name === 'close')?.[1]).toMatchObject({ code: CloseCode.Unauthorized, action: 'refresh-once' });
+    expect(server.upgrades).toHaveLength(1);
+  });
+});
