@@ -7,6 +7,9 @@ export const TICKET_PROTOCOL_PREFIX = 'ticket.';
 /** `Sec-WebSocket-Protocol` entry carrying a JWT at the handshake: `token.<jwt>`. */
 export const TOKEN_PROTOCOL_PREFIX = 'token.';
 
+/** `Sec-WebSocket-Protocol` entry carrying resume positions: `resume.<base64url of JSON>`. */
+export const RESUME_PROTOCOL_PREFIX = 'resume.';
+
 /** Query parameters accepted as an alternative to the subprotocol entries. */
 export const TICKET_QUERY_PARAM = 'ticket';
 export const TOKEN_QUERY_PARAM = 'token';

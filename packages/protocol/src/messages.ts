@@ -87,11 +87,25 @@ export type ClientMessage =
   | LogoutMessage
   | PingMessage;
 
+/**
+ * Where a stream stands for this connection: it will receive exactly the messages after `offset`.
+ * `recovered` answers a resume request: true when everything after the requested position follows,
+ * false when it cannot (history trimmed, epoch changed, or not readable: then epoch/offset are absent
+ * only if the stream may not be read at all).
+ */
+export interface StreamState {
+  readonly epoch?: string;
+  readonly offset?: number;
+  readonly recovered?: boolean;
+}
+
 export interface AuthOkMessage {
   readonly type: typeof MessageType.AuthOk;
   readonly user: string;
   /** Token expiry, ms since the epoch. */
   readonly expiresAt: number;
+  /** Positions of the streams this connection reads (its user stream, resumed topics). */
+  readonly streams?: Readonly<Record<string, StreamState>>;
 }
 
 export type ReauthReason = 'expiring' | 'expired';
@@ -115,6 +129,8 @@ export interface ServerDataMessage {
 export interface AckMessage {
   readonly type: typeof MessageType.Ack;
   readonly id: string;
+  /** On a `subscribe`: the topic stream's position (and whether `since` was recovered). */
+  readonly streams?: Readonly<Record<string, StreamState>>;
 }
 
 /** Codes of the non-fatal `error` frame. */

@@ -1,6 +1,6 @@
 import { LIMITS } from './constants.js';
 import { ProtocolError } from './errors.js';
-import { type ClientMessage, MessageType, type ServerMessage } from './messages.js';
+import { type ClientMessage, MessageType, type ServerMessage, type StreamPosition } from './messages.js';
 
 /** Returns undefined when `value` is acceptable, else what was expected ("a string of 1-64 characters"). */
 type Check = (value: unknown) => string | undefined;
@@ -44,6 +44,19 @@ const resume: Check = (value) => {
   return undefined;
 };
 
+const streamStates: Check = (value) => {
+  if (!isPlainObject(value)) return 'an object of stream states';
+  for (const state of Object.values(value)) {
+    if (!isPlainObject(state)) return 'an object of stream states {epoch, offset, recovered}';
+    const ok =
+      (state.epoch === undefined || text(LIMITS.epochLength)(state.epoch) === undefined) &&
+      (state.offset === undefined || timestamp(state.offset) === undefined) &&
+      (state.recovered === undefined || typeof state.recovered === 'boolean');
+    if (!ok) return 'an object of stream states {epoch, offset, recovered}';
+  }
+  return undefined;
+};
+
 const oneOf =
   (...allowed: string[]): Check =>
   (value) =>
@@ -67,7 +80,7 @@ const CLIENT_SCHEMAS: Readonly<Record<string, Schema>> = {
 };
 
 const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
-  [MessageType.AuthOk]: { user: required(text(1024)), expiresAt: required(timestamp) },
+  [MessageType.AuthOk]: { user: required(text(1024)), expiresAt: required(timestamp), streams: optional(streamStates) },
   [MessageType.ReauthRequired]: { deadline: required(timestamp), reason: required(oneOf('expiring', 'expired')) },
   [MessageType.Message]: {
     data: required(anyJson),
@@ -76,7 +89,7 @@ const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
     offset: optional(timestamp),
     epoch: optional(text(LIMITS.epochLength)),
   },
-  [MessageType.Ack]: { id: required(id) },
+  [MessageType.Ack]: { id: required(id), streams: optional(streamStates) },
   [MessageType.Error]: {
     id: optional(id),
     code: required(oneOf('forbidden', 'rejected', 'rate_limited')),
@@ -143,6 +156,17 @@ function validateAgainst<T>(value: unknown, schemas: Readonly<Record<string, Sch
     }
   }
   return value as T;
+}
+
+/**
+ * Validates resume positions given outside a frame (the `resume.` subprotocol entry).
+ * Returns them, or throws a `ProtocolError`.
+ */
+export function validateResume(value: unknown): Record<string, StreamPosition> {
+  const expected = resume(value);
+  if (expected !== undefined) throw new ProtocolError(`resume must be ${expected}, got ${describe(value)}`);
+  assertSafeTree(value);
+  return value as Record<string, StreamPosition>;
 }
 
 function parseJson(raw: string): unknown {

@@ -1,16 +1,22 @@
 import type { IncomingMessage } from 'node:http';
 import {
+  ProtocolError,
+  RESUME_PROTOCOL_PREFIX,
+  type StreamPosition,
   SUBPROTOCOL,
   TICKET_PROTOCOL_PREFIX,
   TICKET_QUERY_PARAM,
   TOKEN_PROTOCOL_PREFIX,
   TOKEN_QUERY_PARAM,
+  validateResume,
 } from '@authsocket/protocol';
 
 /** Credentials offered with an upgrade request. */
 export interface UpgradeCredentials {
   readonly ticket: string | undefined;
   readonly token: string | undefined;
+  /** Stream positions to resume from, for sockets authenticated at the upgrade. */
+  readonly resume: Record<string, StreamPosition> | undefined;
 }
 
 /**
@@ -25,15 +31,25 @@ export function readCredentials(req: IncomingMessage, url: URL): UpgradeCredenti
     .filter((entry) => entry.length > 0);
   if (!offered.includes(SUBPROTOCOL)) return `subprotocol '${SUBPROTOCOL}' not offered`;
 
-  const found: { ticket: string[]; token: string[] } = { ticket: [], token: [] };
+  const found: { ticket: string[]; token: string[]; resume: string[] } = { ticket: [], token: [], resume: [] };
   for (const entry of offered) {
     if (entry.startsWith(TICKET_PROTOCOL_PREFIX)) found.ticket.push(entry.slice(TICKET_PROTOCOL_PREFIX.length));
     else if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) found.token.push(entry.slice(TOKEN_PROTOCOL_PREFIX.length));
+    else if (entry.startsWith(RESUME_PROTOCOL_PREFIX)) found.resume.push(entry.slice(RESUME_PROTOCOL_PREFIX.length));
   }
   found.ticket.push(...url.searchParams.getAll(TICKET_QUERY_PARAM));
   found.token.push(...url.searchParams.getAll(TOKEN_QUERY_PARAM));
   if (found.ticket.length > 1) return 'more than one ticket';
   if (found.token.length > 1) return 'more than one token';
+  if (found.resume.length > 1) return 'more than one resume entry';
   if (found.ticket[0] === '' || found.token[0] === '') return 'empty credential';
-  return { ticket: found.ticket[0], token: found.token[0] };
+  let resume: Record<string, StreamPosition> | undefined;
+  if (found.resume[0] !== undefined) {
+    try {
+      resume = validateResume(JSON.parse(Buffer.from(found.resume[0], 'base64url').toString()));
+    } catch (error) {
+      return error instanceof ProtocolError ? error.message : 'resume is not base64url JSON';
+    }
+  }
+  return { ticket: found.ticket[0], token: found.token[0], resume };
 }

@@ -8,6 +8,8 @@ import {
   ProtocolError,
   SUBPROTOCOL,
   type ServerMessage,
+  type StreamPosition,
+  type StreamState,
   parseClientMessage,
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
@@ -19,7 +21,7 @@ import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
 import { IdentityVerifier, RevokedError } from './identity.js';
 import { type ExpiryPolicy, type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { KeyedRateLimiter } from './rate-limit.js';
-import { type Connection, Session } from './session.js';
+import { type Connection, type Outbound, Session } from './session.js';
 import { Tickets } from './tickets.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './token-verifier.js';
 import { createCachedVerifier } from './verification-cache.js';
@@ -36,7 +38,16 @@ export interface GatewayEvents {
   ticket: [{ outcome: 'issued' | 'redeemed' | 'rejected' }];
   expired: [{ connection: Connection; policy: ExpiryPolicy }];
   reauthenticated: [{ connection: Connection; latencyMs: number | undefined }];
+  replayed: [{ connection: Connection; count: number }];
   close: [{ connection: Connection; code: number }];
+}
+
+interface Recovery {
+  /** Per-stream positions to report, or undefined without history. */
+  readonly states: Record<string, StreamState> | undefined;
+  readonly replay: readonly Outbound[];
+  /** Per stream, the last offset the connection has been given: buffered frames up to it are dropped. */
+  readonly floors: ReadonlyMap<string, number>;
 }
 
 interface Identity {
@@ -44,6 +55,12 @@ interface Identity {
   readonly claims: JWTPayload;
   readonly expiresAt: number;
 }
+
+/** The stream of messages addressed to one user. */
+export const userStream = (user: string): string => `user:${user}`;
+/** The stream of messages published on one topic. */
+export const topicStream = (topic: string): string => `topic:${topic}`;
+const TOPIC_STREAM_PREFIX = 'topic:';
 
 const HEALTH_PATH = '/healthz';
 const TICKET_PATH = '/auth/ticket';
@@ -221,14 +238,21 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return refuseUpgrade(socket, 401);
     }
     if (socket.destroyed || this.#closing) return refuseUpgrade(socket, 503);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, identity, method));
+    const { resume } = credentials;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, identity, method, resume));
   }
 
   // ---------------------------------------------------------------- connection lifecycle
 
-  #open(ws: WebSocket, req: IncomingMessage, identity: Identity | undefined, method: AuthMethod | undefined): void {
+  #open(
+    ws: WebSocket,
+    req: IncomingMessage,
+    identity: Identity | undefined,
+    method: AuthMethod | undefined,
+    resume: Record<string, StreamPosition> | undefined,
+  ): void {
     const session = new Session(this.#nextId++, ws, req.socket.remoteAddress, (target, data) =>
-      this.#deliver(target, encode({ type: MessageType.Message, data }), this.#options.clock.now()),
+      this.#deliver(target, { payload: encode({ type: MessageType.Message, data }) }, this.#options.clock.now()),
     );
     this.#sessions.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(session, data, isBinary));
@@ -239,7 +263,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     ws.on('close', (code) => this.#onClose(session, code));
 
     if (identity && method && !this.#options.requireAuthMessage) {
-      this.#bind(session, identity, method);
+      this.#run(session, this.#bind(session, identity, method, resume));
     } else {
       session.ticketUser = identity?.user;
       this.#armAuthTimeout(session);
@@ -256,13 +280,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   #onClose(session: Session, code: number): void {
-    if (session.state === 'closed') return;
+    if (session.isClosed()) return;
     session.cancelDeadline?.();
     this.#unbind(session);
     session.state = 'closed';
     session.held = [];
     session.heldInbound = [];
     session.backlog = [];
+    session.recovering = undefined;
     this.#sessions.delete(session);
     this.emit('close', { connection: session, code: session.closeCode ?? code });
   }
@@ -282,7 +307,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   // ---------------------------------------------------------------- inbound frames
 
   #onFrame(session: Session, data: Buffer, isBinary: boolean): void {
-    if (session.state === 'closed') return;
+    if (session.isClosed()) return;
     if (isBinary) return session.close(CloseCode.UnsupportedData, 'binary frames are not accepted');
     const now = this.#options.clock.now();
     const wait = session.frames.hit(this.#options.messageRateLimit, now);
@@ -310,9 +335,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } catch (error) {
       return this.#internalError(session, error);
     }
-    if (!isPromise(result)) return;
+    if (isPromise(result)) this.#run(session, result);
+  }
+
+  /** Holds the session's later frames back until `step` has finished. */
+  #run(session: Session, step: Promise<void>): void {
     session.busy = true;
-    result.then(
+    step.then(
       () => this.#drain(session),
       (error: unknown) => this.#internalError(session, error),
     );
@@ -337,7 +366,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       case MessageType.Ping:
         return this.#write(session, { type: MessageType.Pong, ...(frame.id === undefined ? {} : { id: frame.id }) });
       case MessageType.Auth:
-        return this.#onAuth(session, frame.token);
+        return this.#onAuth(session, frame.token, frame.resume);
       default:
         break;
     }
@@ -366,7 +395,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       case MessageType.Message:
         return this.#onMessage(session, frame.data, frame.id, claims);
       case MessageType.Subscribe:
-        return this.#onSubscribe(session, frame.topic, frame.id);
+        return this.#onSubscribe(session, frame.topic, frame.id, frame.since);
       case MessageType.Unsubscribe:
         this.#leaveTopic(session, frame.topic);
         return this.#ack(session, frame.id);
@@ -418,12 +447,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#write(session, { type: MessageType.Error, ...(id === undefined ? {} : { id }), code: 'forbidden', message });
   }
 
-  async #onSubscribe(session: Session, topic: string, id: string | undefined): Promise<void> {
+  async #onSubscribe(
+    session: Session,
+    topic: string,
+    id: string | undefined,
+    since: StreamPosition | undefined,
+  ): Promise<void> {
     const user = session.user as string;
     const allowed = await this.#options.authorize(user, 'subscribe', topic);
     // Identity may have changed (logout, close) while authorize ran.
-    if (session.user !== user || session.state === 'closed') return;
+    if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
+    const recovery = await this.#recover(session, new Map([[topicStream(topic), since]]), () =>
+      this.#joinTopic(session, topic),
+    );
+    if (session.user !== user || session.isClosed()) return;
+    if (id !== undefined) {
+      this.#write(session, { type: MessageType.Ack, id, ...(recovery.states ? { streams: recovery.states } : {}) });
+    }
+    this.#finishRecovery(session, recovery);
+  }
+
+  #joinTopic(session: Session, topic: string): void {
     let members = this.#byTopic.get(topic);
     if (!members) {
       members = new Set();
@@ -431,15 +476,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     members.add(session);
     session.topics.add(topic);
-    this.#ack(session, id);
   }
 
   async #onPublish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
     const user = session.user as string;
     const allowed = await this.#options.authorize(user, 'publish', topic);
-    if (session.user !== user || session.state === 'closed') return;
+    if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`);
-    this.publish(topic, data);
+    await this.publish(topic, data);
     this.#ack(session, id);
   }
 
@@ -450,6 +494,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.claims = undefined;
     session.expiresAt = undefined;
     session.held = [];
+    session.recovering = undefined;
     this.#write(session, { type: MessageType.LoggedOut });
     if (this.#options.closeOnLogout) return session.close(CloseCode.Normal, 'logged out');
     this.#armAuthTimeout(session);
@@ -467,7 +512,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // ---------------------------------------------------------------- authentication
 
-  async #onAuth(session: Session, token: string): Promise<void> {
+  async #onAuth(
+    session: Session,
+    token: string,
+    resume: Readonly<Record<string, StreamPosition>> | undefined,
+  ): Promise<void> {
     const wait = session.authAttempts.hit(this.#options.authRateLimit, this.#options.clock.now());
     if (wait > 0) return this.#rateLimited(session, wait);
     let verified: VerifiedToken;
@@ -476,13 +525,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } catch (error) {
       return this.#refuse(session, 'auth', error);
     }
-    if (session.state === 'closed') return;
+    if (session.isClosed()) return;
     const expected = session.user ?? session.ticketUser;
     if (expected !== undefined && expected !== verified.user) {
       this.emit('authFailed', { stage: 'auth', reason: 'user_mismatch' });
       return session.close(CloseCode.Forbidden, 'token is for a different user');
     }
-    this.#bind(session, verified, session.user === undefined ? 'message' : 'reauth');
+    await this.#bind(session, verified, session.user === undefined ? 'message' : 'reauth', resume);
   }
 
   /** Per-message mode: verify the frame's token (cached), then run `next` with its claims. */
@@ -499,14 +548,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } catch (error) {
       return this.#refuse(session, 'per_message', error);
     }
-    if (session.state === 'closed') return;
+    if (session.isClosed()) return;
     const expected = session.user ?? session.ticketUser;
     if (expected !== undefined && expected !== verified.user) {
       this.emit('authFailed', { stage: 'per_message', reason: 'user_mismatch' });
       return session.close(CloseCode.Forbidden, 'token is for a different user');
     }
     if (session.state === 'pending') {
-      this.#bind(session, verified, 'per_message');
+      await this.#bind(session, verified, 'per_message', undefined);
+      if (session.isClosed()) return;
     } else if (verified.expiresAt > (session.expiresAt ?? 0)) {
       // A fresher token on a message extends the connection's identity, as seed 004 describes.
       session.expiresAt = verified.expiresAt;
@@ -516,7 +566,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   #refuse(session: Session, stage: AuthStage, error: unknown): void {
-    if (session.state === 'closed') return;
+    if (session.isClosed()) return;
     if (error instanceof RevokedError) {
       this.emit('authFailed', { stage, reason: 'revoked' });
       return session.close(CloseCode.Forbidden, 'revoked');
@@ -529,41 +579,137 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     throw error;
   }
 
-  /** Binds (or re-binds, on reauth) an identity to the session and starts its expiry policy. */
-  #bind(session: Session, identity: Identity, method: AuthMethod): void {
-    const now = this.#options.clock.now();
-    const wasHeld = session.state === 'held';
+  /**
+   * Binds an identity to the session and starts its expiry policy. On a reauth of the same user the
+   * socket carries on (held deliveries flushed in order); on a first bind the user's stream, and any
+   * resumed topic streams, are recovered from history.
+   */
+  async #bind(
+    session: Session,
+    identity: Identity,
+    method: AuthMethod,
+    resume: Readonly<Record<string, StreamPosition>> | undefined,
+  ): Promise<void> {
     const isNew = session.user === undefined;
+    const wasHeld = session.state === 'held';
     session.user = identity.user;
     session.claims = identity.claims;
     session.expiresAt = identity.expiresAt;
     session.ticketUser = undefined;
     session.state = 'authenticated';
-    if (isNew) {
+    this.#scheduleExpiry(session);
+    const authOk = { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt } as const;
+    if (!isNew) {
+      // In band: this socket missed nothing, what it did not get is in its held queue.
+      this.#write(session, authOk);
+      if (wasHeld) this.#release(session);
+      this.emit('reauthenticated', { connection: session, latencyMs: this.#reauthLatency(session, wasHeld) });
+      this.emit('authenticated', { connection: session, method });
+      return;
+    }
+    const wanted = new Map<string, StreamPosition | undefined>([[userStream(identity.user), resume?.[userStream(identity.user)]]]);
+    const forbidden: Record<string, StreamState> = {};
+    for (const [stream, position] of Object.entries(resume ?? {})) {
+      if (wanted.has(stream)) continue;
+      const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
+      if (topic !== undefined && topic.length > 0 && (await this.#options.authorize(identity.user, 'subscribe', topic))) {
+        wanted.set(stream, position);
+      } else {
+        // Resume re-checks authorization: a stream this user may not read yields nothing.
+        forbidden[stream] = { recovered: false };
+      }
+      if (session.isClosed()) return;
+    }
+    const recovery = await this.#recover(session, wanted, () => {
       let sessions = this.#byUser.get(identity.user);
       if (!sessions) {
         sessions = new Set();
         this.#byUser.set(identity.user, sessions);
       }
       sessions.add(session);
-    }
-    this.#write(session, { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt });
-    this.#scheduleExpiry(session);
-    if (wasHeld) {
-      const held = session.held;
-      session.held = [];
-      for (const payload of held) session.write(payload, this.#options.maxBufferedBytes);
-      session.backlog.unshift(...session.heldInbound);
-      session.heldInbound = [];
-      this.emit('reauthenticated', {
-        connection: session,
-        latencyMs: session.expiredAt === undefined ? undefined : now - session.expiredAt,
-      });
-      session.expiredAt = undefined;
-    } else if (method === 'reauth') {
-      this.emit('reauthenticated', { connection: session, latencyMs: undefined });
-    }
+      for (const stream of wanted.keys()) {
+        if (stream.startsWith(TOPIC_STREAM_PREFIX)) this.#joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
+      }
+    });
+    if (session.isClosed() || session.user !== identity.user) return;
+    const streams = recovery.states ? { ...recovery.states, ...forbidden } : undefined;
+    this.#write(session, { ...authOk, ...(streams ? { streams } : {}) });
+    this.#finishRecovery(session, recovery);
     this.emit('authenticated', { connection: session, method });
+  }
+
+  #reauthLatency(session: Session, wasHeld: boolean): number | undefined {
+    const latency = wasHeld && session.expiredAt !== undefined ? this.#options.clock.now() - session.expiredAt : undefined;
+    session.expiredAt = undefined;
+    return latency;
+  }
+
+  /** After a reauth: the held deliveries, then the frames the client sent while held, in order. */
+  #release(session: Session): void {
+    const held = session.held;
+    session.held = [];
+    for (const payload of held) session.write(payload, this.#options.maxBufferedBytes);
+    session.backlog.unshift(...session.heldInbound);
+    session.heldInbound = [];
+  }
+
+  /**
+   * Replays `streams` from history across the seam with live delivery: each stream's start is read
+   * before `join` starts live delivery, which is buffered until the replay is written; buffered
+   * frames the replay already covered are dropped. So the connection gets every message after the
+   * reported offset exactly once, in order. A start that history no longer covers (or another
+   * epoch) replays nothing and reports `recovered: false` with the current position.
+   */
+  async #recover(
+    session: Session,
+    streams: ReadonlyMap<string, StreamPosition | undefined>,
+    join: () => void,
+  ): Promise<Recovery> {
+    const history = this.#options.historyStore;
+    if (!history) {
+      join();
+      return { states: undefined, replay: [], floors: new Map() };
+    }
+    const starts = new Map<string, { position: StreamPosition; requested: boolean }>();
+    for (const [stream, requested] of streams) {
+      starts.set(stream, { position: requested ?? (await history.position(stream)), requested: requested !== undefined });
+    }
+    session.recovering ??= [];
+    join();
+    const states: Record<string, StreamState> = {};
+    const replay: Outbound[] = [];
+    const floors = new Map<string, number>();
+    for (const [stream, start] of starts) {
+      const read = await history.read(stream, start.position);
+      if (read.recovered) {
+        for (const entry of read.entries) replay.push({ payload: entry.payload, stream, offset: entry.offset });
+        const last = read.entries.at(-1)?.offset ?? start.position.offset;
+        floors.set(stream, last);
+        states[stream] = {
+          epoch: read.position.epoch,
+          offset: start.position.offset,
+          ...(start.requested ? { recovered: true } : {}),
+        };
+      } else {
+        floors.set(stream, read.position.offset);
+        states[stream] = { ...read.position, recovered: false };
+      }
+    }
+    if (replay.length > 0) this.emit('replayed', { connection: session, count: replay.length });
+    return { states, replay, floors };
+  }
+
+  /** Writes the replay, then the live frames buffered meanwhile that the replay did not cover. */
+  #finishRecovery(session: Session, recovery: Recovery): void {
+    const buffered = session.recovering ?? [];
+    session.recovering = undefined;
+    const now = this.#options.clock.now();
+    for (const out of recovery.replay) this.#deliver(session, out, now);
+    for (const out of buffered) {
+      const floor = out.stream === undefined ? undefined : recovery.floors.get(out.stream);
+      if (floor !== undefined && (out.offset as number) <= floor) continue;
+      this.#deliver(session, out, now);
+    }
   }
 
   #unbind(session: Session): void {
@@ -636,11 +782,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.write(encode(frame), this.#options.maxBufferedBytes);
   }
 
-  /** Delivers application data to one session, honouring its auth state; true if sent or held. */
-  #deliver(session: Session, payload: Buffer, now: number): boolean {
+  /** Delivers a frame to one session, honouring its auth state; true if sent, buffered or held. */
+  #deliver(session: Session, out: Outbound, now: number): boolean {
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
-        session.write(payload, this.#options.maxBufferedBytes);
+        if (session.recovering) session.recovering.push(out);
+        else session.write(out.payload, this.#options.maxBufferedBytes);
         return true;
       }
       // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
@@ -651,34 +798,47 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       session.close(CloseCode.SlowConsumer, 'too many messages held awaiting reauth');
       return false;
     }
-    session.held.push(payload);
+    session.held.push(out.payload);
     return true;
   }
 
-  #deliverAll(sessions: Iterable<Session>, frame: ServerMessage): number {
-    const payload = encode(frame);
+  #deliverAll(sessions: Iterable<Session> | undefined, out: Outbound): number {
+    if (!sessions) return 0;
     const now = this.#options.clock.now();
     let count = 0;
     // Copy: a delivery can close a session, which edits the set being iterated.
-    for (const session of [...sessions]) if (this.#deliver(session, payload, now)) count++;
+    for (const session of [...sessions]) if (this.#deliver(session, out, now)) count++;
     return count;
   }
 
-  /** Sends `data` to every connection of `user`; returns how many got it (or hold it for reauth). */
-  sendToUser(user: string, data: unknown): number {
-    const sessions = this.#byUser.get(user);
-    return sessions ? this.#deliverAll(sessions, { type: MessageType.Message, data }) : 0;
+  /** Appends to `stream`'s history (when kept) and encodes the frame with its position. */
+  async #append(stream: string, frame: { data: unknown; topic?: string }): Promise<Outbound> {
+    const history = this.#options.historyStore;
+    if (!history) return { payload: encode({ type: MessageType.Message, ...frame }) };
+    const entry = await history.append(stream, ({ epoch, offset }) =>
+      encode({ type: MessageType.Message, ...frame, stream, offset, epoch }),
+    );
+    return { payload: entry.payload, stream, offset: entry.offset };
   }
 
-  /** Sends `data` to every authenticated, unexpired connection. */
-  broadcast(data: unknown): number {
-    return this.#deliverAll(this.#sessions, { type: MessageType.Message, data });
+  /**
+   * Sends `data` to every connection of `user` and keeps it in the user's stream history for resume.
+   * Resolves to how many connections got it (or hold it for their reauth).
+   */
+  async sendToUser(user: string, data: unknown): Promise<number> {
+    const out = await this.#append(userStream(user), { data });
+    return this.#deliverAll(this.#byUser.get(user), out);
   }
 
-  /** Sends `data` to every subscriber of `topic`. */
-  publish(topic: string, data: unknown): number {
-    const members = this.#byTopic.get(topic);
-    return members ? this.#deliverAll(members, { type: MessageType.Message, topic, data }) : 0;
+  /** Sends `data` to every authenticated, unexpired connection. Not kept in history. */
+  async broadcast(data: unknown): Promise<number> {
+    return this.#deliverAll(this.#sessions, { payload: encode({ type: MessageType.Message, data }) });
+  }
+
+  /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
+  async publish(topic: string, data: unknown): Promise<number> {
+    const out = await this.#append(topicStream(topic), { topic, data });
+    return this.#deliverAll(this.#byTopic.get(topic), out);
   }
 
   /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */
@@ -708,7 +868,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const closed = [...this.#sessions].map(
       (session) =>
         new Promise<void>((resolve) => {
-          if (session.state === 'closed') return resolve();
+          if (session.isClosed()) return resolve();
           session.socket.once('close', () => resolve());
           session.close(CloseCode.GoingAway, 'server shutting down');
         }),

@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Connection } from './session.js';
 import { ConfigError } from './errors.js';
+import { type HistoryStore, MemoryHistoryStore } from './history.js';
 import { type Logger, silentLogger } from './logger.js';
 import type { RateLimit } from './rate-limit.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
@@ -66,6 +67,13 @@ export interface GatewayOptions {
   upgradeRateLimit?: RateLimit | false;
   /** Ping interval in ms; a peer that did not answer the previous ping is terminated. 0 disables. Default 30_000. */
   heartbeatIntervalMs?: number;
+  /**
+   * Per-stream history for resume: every `sendToUser` and topic publish is kept, bounded by count and
+   * age, or `false` for none (frames then carry no offsets). Default `{ maxEntries: 1_000, maxAgeMs: 300_000 }`.
+   */
+  history?: { maxEntries?: number; maxAgeMs?: number } | false;
+  /** Where history lives; overrides `history`'s bounds. Default: in memory. */
+  historyStore?: HistoryStore;
   /** Where tickets live. Default: in memory. */
   ticketStore?: TicketStore;
   /** Where revocations live. Default: in memory. */
@@ -80,8 +88,8 @@ export interface GatewayOptions {
   clock?: Clock;
 }
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>> &
-  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>;
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage' | 'historyStore'>> &
+  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'> & { historyStore: HistoryStore | undefined };
 
 const DEFAULTS = {
   ticket: 'optional',
@@ -103,6 +111,7 @@ const DEFAULTS = {
   authRateLimit: { limit: 10, windowMs: 60_000 },
   upgradeRateLimit: { limit: 300, windowMs: 10_000 },
   heartbeatIntervalMs: 30_000,
+  history: { maxEntries: 1_000, maxAgeMs: 300_000 },
   authorize: () => true,
   logger: silentLogger,
   clock: systemClock,
@@ -132,6 +141,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
+    historyStore: undefined,
     ...given,
     jwt: options.jwt,
   };
@@ -157,6 +167,16 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   }
   for (const name of ['reauthWindowMs', 'reauthGraceMs', 'heartbeatIntervalMs'] as const) {
     positiveInteger(name, resolved[name], true);
+  }
+  if (resolved.history) {
+    positiveInteger('history.maxEntries', resolved.history.maxEntries ?? 1);
+    positiveInteger('history.maxAgeMs', resolved.history.maxAgeMs ?? 1);
+  }
+  if (resolved.history === false && given.historyStore) {
+    throw new ConfigError('historyStore', 'conflicts with history: false');
+  }
+  if (!resolved.historyStore && resolved.history) {
+    resolved.historyStore = new MemoryHistoryStore({ ...resolved.history, now: () => clock.now() });
   }
   rateLimit('messageRateLimit', resolved.messageRateLimit);
   rateLimit('authRateLimit', resolved.authRateLimit);

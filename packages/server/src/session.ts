@@ -29,6 +29,13 @@ export interface Connection {
   close(code: CloseCode, reason: string): void;
 }
 
+/** A frame on its way to connections, with its stream position when it has one. */
+export interface Outbound {
+  readonly payload: Buffer;
+  readonly stream?: string;
+  readonly offset?: number;
+}
+
 /** How long a socket closed for being slow gets to take its close frame before it is cut. */
 const SLOW_CLOSE_GRACE_MS = 1_000;
 
@@ -46,6 +53,8 @@ export class Session implements Connection {
   readonly topics = new Set<string>();
   /** Outbound frames held while the token is expired (`held`). */
   held: Buffer[] = [];
+  /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
+  recovering: Outbound[] | undefined;
   /** Inbound frames received while `held`, processed in order after reauth. */
   heldInbound: ClientMessage[] = [];
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */
@@ -71,6 +80,11 @@ export class Session implements Connection {
     this.socket = socket;
     this.remoteAddress = remoteAddress;
     this.#sendToSelf = sendToSelf;
+  }
+
+  /** A method, not a comparison, so checks after an `await` are not narrowed away by the compiler. */
+  isClosed(): boolean {
+    return this.state === 'closed';
   }
 
   send(data: unknown): boolean {

@@ -13,7 +13,7 @@ describe('first-message auth', () => {
     const socket = await TestSocket.open(server.wsUrl);
     socket.send({ type: 'auth', token: await server.token('alice', { expiresIn: 120 }) });
     const ok = await socket.next('auth_ok');
-    expect(ok).toEqual({ type: 'auth_ok', user: 'alice', expiresAt: Math.floor(server.clock.now() / 1000) * 1000 + 120_000 });
+    expect(ok).toMatchObject({ type: 'auth_ok', user: 'alice', expiresAt: Math.floor(server.clock.now() / 1000) * 1000 + 120_000 });
     expect(server.gateway.connectionCount('alice')).toBe(1);
     socket.close();
   });
@@ -63,7 +63,7 @@ describe('first-message auth', () => {
     socket.send({ type: 'message', data: 'hello', id: 'm1' });
     expect(await socket.next('ack')).toEqual({ type: 'ack', id: 'm1' });
     expect(socket.frames.map((frame) => frame.type)).toEqual(['auth_ok', 'message', 'ack']);
-    expect(socket.frames[1]).toEqual({ type: 'message', data: { user: 'alice', data: 'hello' } });
+    expect(socket.frames[1]).toMatchObject({ type: 'message', data: { user: 'alice', data: 'hello' } });
     socket.close();
   });
 });
@@ -79,15 +79,15 @@ describe('two-layer mode (seed 001: ticket, then JWT first message)', () => {
   it('delivers nothing after the ticket until the JWT step is done', async () => {
     server = await startServer(twoLayer);
     const socket = await TestSocket.withTicket(server.wsUrl, await server.ticket('alice'));
-    expect(server.gateway.sendToUser('alice', 'early')).toBe(0);
-    expect(server.gateway.broadcast('early')).toBe(0);
+    expect(await server.gateway.sendToUser('alice', 'early')).toBe(0);
+    expect(await server.gateway.broadcast('early')).toBe(0);
     await socket.settle();
     expect(socket.frames.filter((frame) => frame.type !== 'pong')).toEqual([]);
 
     socket.send({ type: 'auth', token: await server.token('alice') });
     await socket.next('auth_ok');
-    expect(server.gateway.sendToUser('alice', 'late')).toBe(1);
-    expect(await socket.next('message')).toEqual({ type: 'message', data: 'late' });
+    expect(await server.gateway.sendToUser('alice', 'late')).toBe(1);
+    expect(await socket.next('message')).toMatchObject({ type: 'message', data: 'late' });
     socket.close();
   });
 

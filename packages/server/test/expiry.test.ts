@@ -34,28 +34,28 @@ describe('expiry policy: reauth', () => {
     const ok = await socket.next('auth_ok', from);
     expect(ok.expiresAt).toBeGreaterThan(exp);
     advanceTo(server, exp + 1);
-    expect(server.gateway.sendToUser('alice', 'still here')).toBe(1);
-    expect(await socket.next('message')).toEqual({ type: 'message', data: 'still here' });
+    expect(await server.gateway.sendToUser('alice', 'still here')).toBe(1);
+    expect(await socket.next('message')).toMatchObject({ type: 'message', data: 'still here' });
     socket.close();
   });
 
   it('holds messages sent during expiry and flushes them after a late reauth, in order, exactly once', async () => {
     server = await startServer({ reauthWindowMs: 10_000, reauthGraceMs: 20_000 });
     const { socket, exp } = await authenticate(server, 'alice', 30);
-    for (let i = 0; i < 5; i++) server.gateway.sendToUser('alice', `before-${i}`);
+    for (let i = 0; i < 5; i++) await server.gateway.sendToUser('alice', `before-${i}`);
     advanceTo(server, exp);
     expect((await socket.collect('reauth_required', 2))[1]).toEqual({
       type: 'reauth_required',
       deadline: exp + 20_000,
       reason: 'expired',
     });
-    for (let i = 0; i < 100; i++) expect(server.gateway.sendToUser('alice', `held-${i}`)).toBe(1);
+    for (let i = 0; i < 100; i++) expect(await server.gateway.sendToUser('alice', `held-${i}`)).toBe(1);
     await socket.settle();
     expect(socket.frames.filter((frame) => frame.type === 'message')).toHaveLength(5);
 
     socket.send({ type: 'auth', token: await server.token('alice', { expiresIn: 60 }) });
     const messages = await socket.collect('message', 105);
-    server.gateway.sendToUser('alice', 'after');
+    await server.gateway.sendToUser('alice', 'after');
     await socket.collect('message', 106);
     await socket.settle();
     const data = socket.frames.flatMap((frame) => (frame.type === 'message' ? [frame.data] : []));
@@ -93,7 +93,7 @@ describe('expiry policy: reauth', () => {
     server = await startServer({ reauthGraceMs: 10_000 });
     const { socket, exp } = await authenticate(server, 'alice', 60);
     advanceTo(server, exp);
-    server.gateway.sendToUser('alice', 'secret-after-expiry');
+    await server.gateway.sendToUser('alice', 'secret-after-expiry');
     advanceTo(server, exp + 10_000);
     expect(await socket.closed).toEqual({ code: 4419, reason: 'reauth deadline missed' });
     expect(socket.frames.some((frame) => frame.type === 'message')).toBe(false);
@@ -103,7 +103,7 @@ describe('expiry policy: reauth', () => {
     server = await startServer();
     const { socket, exp } = await authenticate(server, 'alice', 60);
     advanceTo(server, exp);
-    server.gateway.sendToUser('alice', 'for-alice-only');
+    await server.gateway.sendToUser('alice', 'for-alice-only');
     socket.send({ type: 'auth', token: await server.token('mallory', { expiresIn: 60 }) });
     expect(await socket.closed).toEqual({ code: 4403, reason: 'token is for a different user' });
     expect(socket.frames.some((frame) => frame.type === 'message')).toBe(false);
@@ -115,8 +115,8 @@ describe('expiry policy: reauth', () => {
     const bob = await authenticate(server, 'bob', 600);
     advanceTo(server, alice.exp);
     for (let i = 0; i < 20; i++) {
-      server.gateway.sendToUser('alice', { to: 'alice', i });
-      server.gateway.sendToUser('bob', { to: 'bob', i });
+      await server.gateway.sendToUser('alice', { to: 'alice', i });
+      await server.gateway.sendToUser('bob', { to: 'bob', i });
     }
     await bob.socket.collect('message', 20);
     alice.socket.send({ type: 'auth', token: await server.token('alice', { expiresIn: 60 }) });
@@ -135,7 +135,7 @@ describe('expiry policy: reauth', () => {
     server = await startServer({ maxHeldMessages: 3 });
     const { socket, exp } = await authenticate(server, 'alice', 60);
     advanceTo(server, exp);
-    for (let i = 0; i < 4; i++) server.gateway.sendToUser('alice', i);
+    for (let i = 0; i < 4; i++) await server.gateway.sendToUser('alice', i);
     expect((await socket.closed).code).toBe(4008);
   });
 
@@ -144,7 +144,7 @@ describe('expiry policy: reauth', () => {
     const { socket, exp } = await authenticate(server, 'alice', 60);
     // Jump the clock without running timers, as a busy event loop would.
     (server.clock as unknown as { now: () => number }).now = () => exp + 5;
-    expect(server.gateway.sendToUser('alice', 'late')).toBe(1);
+    expect(await server.gateway.sendToUser('alice', 'late')).toBe(1);
     await socket.settle();
     expect(socket.frames.filter((frame) => frame.type === 'message')).toEqual([]);
     expect((await socket.next('reauth_required')).reason).toBe('expired');
@@ -169,8 +169,8 @@ describe('expiry policy: ignore', () => {
     server = await startServer({ expiryPolicy: 'ignore' });
     const { socket, exp } = await authenticate(server, 'alice', 60);
     advanceTo(server, exp + 60_000);
-    expect(server.gateway.sendToUser('alice', 'stale')).toBe(1);
-    expect(await socket.next('message')).toEqual({ type: 'message', data: 'stale' });
+    expect(await server.gateway.sendToUser('alice', 'stale')).toBe(1);
+    expect(await socket.next('message')).toMatchObject({ type: 'message', data: 'stale' });
     socket.close();
   });
 });
@@ -182,8 +182,8 @@ describe('broadcast', () => {
     const expiring = await authenticate(server, 'bob', 60);
     const anonymous = await TestSocket.open(server.wsUrl);
     advanceTo(server, expiring.exp);
-    server.gateway.broadcast('hello');
-    expect(await fresh.socket.next('message')).toEqual({ type: 'message', data: 'hello' });
+    await server.gateway.broadcast('hello');
+    expect(await fresh.socket.next('message')).toMatchObject({ type: 'message', data: 'hello' });
     await expiring.socket.settle();
     await anonymous.settle();
     expect(expiring.socket.frames.some((frame) => frame.type === 'message')).toBe(false);

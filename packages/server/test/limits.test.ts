@@ -28,8 +28,8 @@ describe('malformed frames', () => {
     const socket = await TestSocket.authenticated(server, 'alice');
     socket.send(frame);
     expect(await socket.closed).toEqual({ code, reason });
-    expect(server.gateway.sendToUser('bob', 'still fine')).toBe(1);
-    expect(await canary.next('message')).toEqual({ type: 'message', data: 'still fine' });
+    expect(await server.gateway.sendToUser('bob', 'still fine')).toBe(1);
+    expect(await canary.next('message')).toMatchObject({ type: 'message', data: 'still fine' });
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
     canary.close();
   });
@@ -137,7 +137,7 @@ describe('slow consumers and dead peers', () => {
     const chunk = 'x'.repeat(32 * 1024);
     // Bounded: the kernel buffers a few MB before ws starts buffering; 64 MB is far beyond that.
     for (let i = 0; i < 2_000 && server.gateway.connectionCount('alice') === 1; i++) {
-      server.gateway.sendToUser('alice', chunk);
+      await server.gateway.sendToUser('alice', chunk);
       if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     expect(await closed).toBe(4008);
