@@ -14,33 +14,18 @@ import {
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { readCredentials } from './credentials.js';
+import { Admission } from './admission.js';
 import { DeadlineQueue } from './deadlines.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
 import { IdentityVerifier, RevokedError } from './identity.js';
-import { type ExpiryPolicy, type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { KeyedRateLimiter } from './rate-limit.js';
+import { type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type Connection, type Outbound, Session } from './session.js';
+import { Registry } from './registry.js';
 import { Tickets } from './tickets.js';
+import type { AuthMethod, AuthStage, GatewayEvents, Identity } from './events.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './token-verifier.js';
 import { createCachedVerifier } from './verification-cache.js';
-
-/** How a connection proved its identity. */
-export type AuthMethod = 'ticket' | 'handshake_token' | 'message' | 'reauth' | 'per_message';
-/** Where a credential was refused. */
-export type AuthStage = 'ticket_endpoint' | 'upgrade' | 'auth' | 'per_message';
-
-/** Events for observability (metrics, audit logs). Listeners must not throw. */
-export interface GatewayEvents {
-  authenticated: [{ connection: Connection; method: AuthMethod }];
-  authFailed: [{ stage: AuthStage; reason: string }];
-  ticket: [{ outcome: 'issued' | 'redeemed' | 'rejected' }];
-  expired: [{ connection: Connection; policy: ExpiryPolicy }];
-  reauthenticated: [{ connection: Connection; latencyMs: number | undefined }];
-  replayed: [{ connection: Connection; count: number }];
-  close: [{ connection: Connection; code: number }];
-}
 
 interface Recovery {
   /** Per-stream positions to report, or undefined without history. */
@@ -50,11 +35,6 @@ interface Recovery {
   readonly floors: ReadonlyMap<string, number>;
 }
 
-interface Identity {
-  readonly user: string;
-  readonly claims: JWTPayload;
-  readonly expiresAt: number;
-}
 
 /** The stream of messages addressed to one user. */
 export const userStream = (user: string): string => `user:${user}`;
@@ -85,11 +65,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #deadlines: DeadlineQueue;
   readonly #identity: IdentityVerifier;
   readonly #perMessage: TokenVerifier;
-  readonly #tickets: Tickets;
-  readonly #upgradeLimiter: KeyedRateLimiter | undefined;
-  readonly #sessions = new Set<Session>();
-  readonly #byUser = new Map<string, Set<Session>>();
-  readonly #byTopic = new Map<string, Set<Session>>();
+  readonly #admission: Admission;
+  readonly #registry = new Registry();
   readonly #servers = new Set<Server>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
@@ -103,14 +80,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const now = () => clock.now();
     this.#identity = new IdentityVerifier(verifier, this.#options.revocationStore, now);
     this.#perMessage = createCachedVerifier(verifier, { maxEntries: this.#options.verificationCacheSize }, clock);
-    this.#tickets = new Tickets(this.#options.ticketStore, {
+    const tickets = new Tickets(this.#options.ticketStore, {
       ttlMs: this.#options.ticketTtlMs,
       reusable: this.#options.ticketReuse,
     });
+    this.#admission = new Admission(this.#options, this.#identity, tickets, this);
     this.#deadlines = new DeadlineQueue(clock);
-    this.#upgradeLimiter = this.#options.upgradeRateLimit
-      ? new KeyedRateLimiter(this.#options.upgradeRateLimit)
-      : undefined;
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -131,45 +106,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === TICKET_PATH && this.#options.ticket !== 'off') {
       if (req.method !== 'POST') return sendJson(res, 405, { error: REFUSAL_BODY[405] }, { Allow: 'POST' });
-      void this.#issueTicket(req, res);
+      void this.#admission.issueTicket(req, res);
       return;
     }
     if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       return sendJson(res, this.#closing ? 503 : 200, {
         status: this.#closing ? 'closing' : 'ok',
-        connections: this.#sessions.size,
+        connections: this.#registry.all.size,
       });
     }
     if (next) return next();
     sendJson(res, 404, { error: REFUSAL_BODY[404] });
   };
-
-  async #issueTicket(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const header = req.headers.authorization ?? '';
-    const token = /^Bearer ([^\s]+)$/i.exec(header)?.[1];
-    const unauthorized = () =>
-      sendJson(res, 401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
-    if (!token) {
-      this.emit('authFailed', { stage: 'ticket_endpoint', reason: 'missing' });
-      return unauthorized();
-    }
-    try {
-      const verified = await this.#identity.verify(token);
-      const now = this.#options.clock.now();
-      const issued = await this.#tickets.issue(verified.user, verified.claims, verified.expiresAt, now);
-      this.emit('ticket', { outcome: 'issued' });
-      sendJson(res, 200, issued);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        this.#options.logger.error({ err: error.code }, 'ticket store unavailable');
-        return sendJson(res, 503, { error: REFUSAL_BODY[503] });
-      }
-      this.emit('authFailed', { stage: 'ticket_endpoint', reason: failureReason(error) });
-      if (error instanceof TokenError || error instanceof RevokedError) return unauthorized();
-      this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
-      sendJson(res, 503, { error: REFUSAL_BODY[503] });
-    }
-  }
 
   /** Hooks this gateway into `server`'s upgrades. */
   attach(server: Server): this {
@@ -186,59 +134,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   };
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const options = this.#options;
     if (this.#closing) return refuseUpgrade(socket, 503);
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (options.path !== undefined && url.pathname !== options.path) return refuseUpgrade(socket, 404);
-    const origin = req.headers.origin;
-    if (options.allowedOrigins && (origin === undefined || !options.allowedOrigins.includes(origin))) {
-      // A missing Origin is a non-browser client, which could forge any Origin anyway.
-      if (origin !== undefined) return refuseUpgrade(socket, 403);
-    }
-    const address = req.socket.remoteAddress ?? 'unknown';
-    const wait = this.#upgradeLimiter?.hit(address, options.clock.now()) ?? 0;
-    if (wait > 0) return refuseUpgrade(socket, 429, { 'Retry-After': String(Math.ceil(wait / 1000)) });
-
-    const credentials = readCredentials(req, url);
-    if (typeof credentials === 'string') {
-      options.logger.info({ address, problem: credentials }, 'upgrade refused: bad request');
-      return refuseUpgrade(socket, 400);
-    }
-    if (credentials.token !== undefined && !options.handshakeToken) return refuseUpgrade(socket, 400);
-    if (credentials.ticket !== undefined && options.ticket === 'off') return refuseUpgrade(socket, 400);
-    if (credentials.ticket === undefined && options.ticket === 'required') {
-      this.emit('authFailed', { stage: 'upgrade', reason: 'missing' });
-      return refuseUpgrade(socket, 401);
-    }
-
-    let identity: Identity | undefined;
-    let method: AuthMethod | undefined;
-    try {
-      if (credentials.ticket !== undefined) {
-        const record = await this.#tickets.redeem(credentials.ticket, options.clock.now());
-        if (record) await this.#identity.assertNotRevoked(record.user, record.issuedAt);
-        this.emit('ticket', { outcome: record ? 'redeemed' : 'rejected' });
-        if (!record) return refuseUpgrade(socket, 401);
-        identity = { user: record.user, claims: record.claims, expiresAt: record.tokenExpiresAt };
-        method = 'ticket';
-      }
-      if (credentials.token !== undefined) {
-        const verified = await this.#identity.verify(credentials.token);
-        if (identity && identity.user !== verified.user) return refuseUpgrade(socket, 401);
-        identity = verified;
-        method ??= 'handshake_token';
-      }
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        options.logger.error({ err: error.code }, 'upgrade refused: store unavailable');
-        return refuseUpgrade(socket, 503);
-      }
-      if (error instanceof RevokedError) this.emit('ticket', { outcome: 'rejected' });
-      this.emit('authFailed', { stage: 'upgrade', reason: failureReason(error) });
-      return refuseUpgrade(socket, 401);
-    }
+    const decision = await this.#admission.admit(req);
+    if (decision.status !== 101) return refuseUpgrade(socket, decision.status, decision.headers);
     if (socket.destroyed || this.#closing) return refuseUpgrade(socket, 503);
-    const { resume } = credentials;
+    const { identity, method, resume } = decision;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, identity, method, resume));
   }
 
@@ -254,7 +154,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const session = new Session(this.#nextId++, ws, req.socket.remoteAddress, (target, data) =>
       this.#deliver(target, { payload: encode({ type: MessageType.Message, data }) }, this.#options.clock.now()),
     );
-    this.#sessions.add(session);
+    this.#registry.all.add(session);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(session, data, isBinary));
     ws.on('pong', () => {
       session.alive = true;
@@ -282,18 +182,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #onClose(session: Session, code: number): void {
     if (session.isClosed()) return;
     session.cancelDeadline?.();
-    this.#unbind(session);
+    this.#registry.unbind(session);
     session.state = 'closed';
     session.held = [];
     session.heldInbound = [];
     session.backlog = [];
     session.recovering = undefined;
-    this.#sessions.delete(session);
+    this.#registry.all.delete(session);
     this.emit('close', { connection: session, code: session.closeCode ?? code });
   }
 
   #beat(): void {
-    for (const session of this.#sessions) {
+    for (const session of this.#registry.all) {
       if (!session.alive) {
         this.#options.logger.info({ id: session.id }, 'peer missed a heartbeat: terminated');
         session.socket.terminate();
@@ -397,7 +297,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       case MessageType.Subscribe:
         return this.#onSubscribe(session, frame.topic, frame.id, frame.since);
       case MessageType.Unsubscribe:
-        this.#leaveTopic(session, frame.topic);
+        this.#registry.leaveTopic(session, frame.topic);
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#onPublish(session, frame.topic, frame.data, frame.id);
@@ -459,7 +359,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
     const recovery = await this.#recover(session, new Map([[topicStream(topic), since]]), () =>
-      this.#joinTopic(session, topic),
+      this.#registry.joinTopic(session, topic),
     );
     if (session.user !== user || session.isClosed()) return;
     if (id !== undefined) {
@@ -468,15 +368,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#finishRecovery(session, recovery);
   }
 
-  #joinTopic(session: Session, topic: string): void {
-    let members = this.#byTopic.get(topic);
-    if (!members) {
-      members = new Set();
-      this.#byTopic.set(topic, members);
-    }
-    members.add(session);
-    session.topics.add(topic);
-  }
 
   async #onPublish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
     const user = session.user as string;
@@ -488,7 +379,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   #onLogout(session: Session): void {
-    this.#unbind(session);
+    this.#registry.unbind(session);
     session.state = 'pending';
     session.user = undefined;
     session.claims = undefined;
@@ -621,14 +512,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (session.isClosed()) return;
     }
     const recovery = await this.#recover(session, wanted, () => {
-      let sessions = this.#byUser.get(identity.user);
-      if (!sessions) {
-        sessions = new Set();
-        this.#byUser.set(identity.user, sessions);
-      }
-      sessions.add(session);
+      this.#registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
-        if (stream.startsWith(TOPIC_STREAM_PREFIX)) this.#joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
+        if (stream.startsWith(TOPIC_STREAM_PREFIX)) this.#registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
       }
     });
     if (session.isClosed() || session.user !== identity.user) return;
@@ -712,26 +598,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  #unbind(session: Session): void {
-    if (session.user !== undefined) {
-      const sessions = this.#byUser.get(session.user);
-      sessions?.delete(session);
-      if (sessions?.size === 0) this.#byUser.delete(session.user);
-    }
-    for (const topic of session.topics) {
-      const members = this.#byTopic.get(topic);
-      members?.delete(session);
-      if (members?.size === 0) this.#byTopic.delete(topic);
-    }
-    session.topics.clear();
-  }
 
-  #leaveTopic(session: Session, topic: string): void {
-    const members = this.#byTopic.get(topic);
-    members?.delete(session);
-    if (members?.size === 0) this.#byTopic.delete(topic);
-    session.topics.delete(topic);
-  }
 
   // ---------------------------------------------------------------- expiry
 
@@ -827,25 +694,25 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   async sendToUser(user: string, data: unknown): Promise<number> {
     const out = await this.#append(userStream(user), { data });
-    return this.#deliverAll(this.#byUser.get(user), out);
+    return this.#deliverAll(this.#registry.ofUser(user), out);
   }
 
   /** Sends `data` to every authenticated, unexpired connection. Not kept in history. */
   async broadcast(data: unknown): Promise<number> {
-    return this.#deliverAll(this.#sessions, { payload: encode({ type: MessageType.Message, data }) });
+    return this.#deliverAll(this.#registry.all, { payload: encode({ type: MessageType.Message, data }) });
   }
 
   /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
   async publish(topic: string, data: unknown): Promise<number> {
     const out = await this.#append(topicStream(topic), { topic, data });
-    return this.#deliverAll(this.#byTopic.get(topic), out);
+    return this.#deliverAll(this.#registry.ofTopic(topic), out);
   }
 
   /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */
   async revokeUser(user: string): Promise<number> {
     await this.#options.revocationStore.revoke(user, this.#options.clock.now());
     let count = 0;
-    for (const session of [...this.#sessions]) {
+    for (const session of [...this.#registry.all]) {
       if (session.user === user || session.ticketUser === user) {
         session.close(CloseCode.Forbidden, 'revoked');
         count++;
@@ -856,7 +723,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Open connections of `user`, or of everyone when `user` is omitted. */
   connectionCount(user?: string): number {
-    return user === undefined ? this.#sessions.size : (this.#byUser.get(user)?.size ?? 0);
+    return user === undefined ? this.#registry.all.size : (this.#registry.ofUser(user)?.size ?? 0);
   }
 
   /** Stops accepting, closes every connection with 1001 and releases timers. */
@@ -865,7 +732,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#closing = true;
     for (const server of this.#servers) server.off('upgrade', this.handleUpgrade);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    const closed = [...this.#sessions].map(
+    const closed = [...this.#registry.all].map(
       (session) =>
         new Promise<void>((resolve) => {
           if (session.isClosed()) return resolve();
@@ -874,19 +741,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         }),
     );
     const cut = setTimeout(() => {
-      for (const session of this.#sessions) session.socket.terminate();
+      for (const session of this.#registry.all) session.socket.terminate();
     }, SHUTDOWN_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(cut);
     this.#deadlines.clear();
     this.#wss.close();
   }
-}
-
-function failureReason(error: unknown): string {
-  if (error instanceof TokenError) return error.reason;
-  if (error instanceof RevokedError) return 'revoked';
-  return 'unknown';
 }
 
 /** Creates a gateway; throws `ConfigError` naming the option at fault. */

@@ -8,13 +8,15 @@ export {
   TokenError,
   type TokenFailureReason,
 } from './errors.js';
+export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
+export { createGateway, Gateway, topicStream, userStream } from './gateway.js';
 export {
-  type AuthMethod,
-  type AuthStage,
-  createGateway,
-  Gateway,
-  type GatewayEvents,
-} from './gateway.js';
+  type HistoryEntry,
+  type HistoryRead,
+  type HistoryStore,
+  MemoryHistoryStore,
+  type MemoryHistoryOptions,
+} from './history.js';
 export { RevokedError } from './identity.js';
 export type { Logger } from './logger.js';
 export type {

@@ -1,0 +1,131 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StreamPosition } from '@authsocket/protocol';
+import { readCredentials } from './credentials.js';
+import { StoreUnavailableError, TokenError } from './errors.js';
+import type { AuthMethod, EventSink, Identity } from './events.js';
+import { REFUSAL_BODY, sendJson } from './http-response.js';
+import { type IdentityVerifier, RevokedError } from './identity.js';
+import type { ResolvedOptions } from './options.js';
+import { KeyedRateLimiter } from './rate-limit.js';
+import type { Tickets } from './tickets.js';
+
+/** An upgrade the gateway accepts, with the identity proven at the handshake, if any. */
+export interface Admitted {
+  readonly status: 101;
+  readonly identity: Identity | undefined;
+  readonly method: AuthMethod | undefined;
+  readonly resume: Record<string, StreamPosition> | undefined;
+}
+
+/** An upgrade refused with a real HTTP status, before any socket exists. */
+export interface Refused {
+  readonly status: 400 | 401 | 403 | 404 | 429 | 503;
+  readonly headers?: Record<string, string>;
+}
+
+export function failureReason(error: unknown): string {
+  if (error instanceof TokenError) return error.reason;
+  if (error instanceof RevokedError) return 'revoked';
+  return 'unknown';
+}
+
+/**
+ * The HTTP edge's decisions: who may upgrade (origin, path, rate, credentials) and who gets a
+ * ticket. Knows nothing of open sockets.
+ */
+export class Admission {
+  readonly #options: ResolvedOptions;
+  readonly #identity: IdentityVerifier;
+  readonly #tickets: Tickets;
+  readonly #events: EventSink;
+  readonly #limiter: KeyedRateLimiter | undefined;
+
+  constructor(options: ResolvedOptions, identity: IdentityVerifier, tickets: Tickets, events: EventSink) {
+    this.#options = options;
+    this.#identity = identity;
+    this.#tickets = tickets;
+    this.#events = events;
+    this.#limiter = options.upgradeRateLimit ? new KeyedRateLimiter(options.upgradeRateLimit) : undefined;
+  }
+
+  /** Decides an upgrade request. */
+  async admit(req: IncomingMessage): Promise<Admitted | Refused> {
+    const options = this.#options;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (options.path !== undefined && url.pathname !== options.path) return { status: 404 };
+    const origin = req.headers.origin;
+    // A missing Origin is a non-browser client, which could forge any Origin anyway.
+    if (options.allowedOrigins && origin !== undefined && !options.allowedOrigins.includes(origin)) {
+      return { status: 403 };
+    }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const wait = this.#limiter?.hit(address, options.clock.now()) ?? 0;
+    if (wait > 0) return { status: 429, headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } };
+
+    const credentials = readCredentials(req, url);
+    if (typeof credentials === 'string') {
+      options.logger.info({ address, problem: credentials }, 'upgrade refused: bad request');
+      return { status: 400 };
+    }
+    if (credentials.token !== undefined && !options.handshakeToken) return { status: 400 };
+    if (credentials.ticket !== undefined && options.ticket === 'off') return { status: 400 };
+    if (credentials.ticket === undefined && options.ticket === 'required') {
+      this.#events.emit('authFailed', { stage: 'upgrade', reason: 'missing' });
+      return { status: 401 };
+    }
+
+    let identity: Identity | undefined;
+    let method: AuthMethod | undefined;
+    try {
+      if (credentials.ticket !== undefined) {
+        const record = await this.#tickets.redeem(credentials.ticket, options.clock.now());
+        if (record) await this.#identity.assertNotRevoked(record.user, record.issuedAt);
+        this.#events.emit('ticket', { outcome: record ? 'redeemed' : 'rejected' });
+        if (!record) return { status: 401 };
+        identity = { user: record.user, claims: record.claims, expiresAt: record.tokenExpiresAt };
+        method = 'ticket';
+      }
+      if (credentials.token !== undefined) {
+        const verified = await this.#identity.verify(credentials.token);
+        if (identity && identity.user !== verified.user) return { status: 401 };
+        identity = verified;
+        method ??= 'handshake_token';
+      }
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        options.logger.error({ err: error.code }, 'upgrade refused: store unavailable');
+        return { status: 503 };
+      }
+      if (error instanceof RevokedError) this.#events.emit('ticket', { outcome: 'rejected' });
+      this.#events.emit('authFailed', { stage: 'upgrade', reason: failureReason(error) });
+      return { status: 401 };
+    }
+    return { status: 101, identity, method, resume: credentials.resume };
+  }
+
+  /** `POST /auth/ticket`: a ticket for the bearer of a valid JWT. */
+  async issueTicket(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const unauthorized = () => sendJson(res, 401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
+    if (!token) {
+      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: 'missing' });
+      return unauthorized();
+    }
+    try {
+      const verified = await this.#identity.verify(token);
+      const now = this.#options.clock.now();
+      const issued = await this.#tickets.issue(verified.user, verified.claims, verified.expiresAt, now);
+      this.#events.emit('ticket', { outcome: 'issued' });
+      sendJson(res, 200, issued);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        this.#options.logger.error({ err: error.code }, 'ticket store unavailable');
+        return sendJson(res, 503, { error: REFUSAL_BODY[503] });
+      }
+      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: failureReason(error) });
+      if (error instanceof TokenError || error instanceof RevokedError) return unauthorized();
+      this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
+      sendJson(res, 503, { error: REFUSAL_BODY[503] });
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import type { Session } from './session.js';
+
+/** Who is connected: every session, and indexes by user and by topic. */
+export class Registry {
+  readonly all = new Set<Session>();
+  readonly #byUser = new Map<string, Set<Session>>();
+  readonly #byTopic = new Map<string, Set<Session>>();
+
+  /** Sessions of `user`, if any. */
+  ofUser(user: string): ReadonlySet<Session> | undefined {
+    return this.#byUser.get(user);
+  }
+
+  /** Subscribers of `topic`, if any. */
+  ofTopic(topic: string): ReadonlySet<Session> | undefined {
+    return this.#byTopic.get(topic);
+  }
+
+  /** Indexes `session` under its (just bound) user. */
+  addUser(session: Session, user: string): void {
+    add(this.#byUser, user, session);
+  }
+
+  joinTopic(session: Session, topic: string): void {
+    add(this.#byTopic, topic, session);
+    session.topics.add(topic);
+  }
+
+  leaveTopic(session: Session, topic: string): void {
+    remove(this.#byTopic, topic, session);
+    session.topics.delete(topic);
+  }
+
+  /** Removes `session` from its user's and its topics' indexes (logout, close). */
+  unbind(session: Session): void {
+    if (session.user !== undefined) remove(this.#byUser, session.user, session);
+    for (const topic of session.topics) remove(this.#byTopic, topic, session);
+    session.topics.clear();
+  }
+}
+
+function add(index: Map<string, Set<Session>>, key: string, session: Session): void {
+  let sessions = index.get(key);
+  if (!sessions) {
+    sessions = new Set();
+    index.set(key, sessions);
+  }
+  sessions.add(session);
+}
+
+function remove(index: Map<string, Set<Session>>, key: string, session: Session): void {
+  const sessions = index.get(key);
+  sessions?.delete(session);
+  if (sessions?.size === 0) index.delete(key);
+}
