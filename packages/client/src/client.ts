@@ -10,6 +10,7 @@ import {
   ProtocolError,
   type ReauthReason,
   type ServerMessage,
+  type StreamState,
   SUBPROTOCOL,
   toCloseReason,
 } from '@authsocket/protocol';
@@ -31,6 +32,11 @@ export interface AuthenticatedEvent {
   readonly expiresAt: number;
   /** False for the first authentication of a connection, true for an in-band re-authentication. */
   readonly reauth: boolean;
+  /**
+   * Where each stream this connection reads starts (`auth_ok.streams`). `recovered: false` after a
+   * resume means the server could not replay what was missed: re-sync that stream's state.
+   */
+  readonly streams?: Readonly<Record<string, StreamState>>;
 }
 
 /** Payload of `message`: a server `message` frame without its `type`. Duplicates are never emitted. */
@@ -106,6 +112,8 @@ interface Topic {
   sentOn?: WebSocketLike;
   /** The socket on which the server confirmed it. */
   confirmedOn?: WebSocketLike;
+  /** Streams the server named for this topic (subscribe `ack.streams`, `message.stream`): forgotten on unsubscribe. */
+  readonly streams: Set<string>;
 }
 
 interface Change {
@@ -227,7 +235,7 @@ export class AuthSocket {
     if (this.#state === 'closed') return Promise.reject(new CancelledError('client is closed'));
     let entry = this.#topics.get(topic);
     if (!entry) {
-      entry = { waiters: [] };
+      entry = { waiters: [], streams: new Set() };
       this.#topics.set(topic, entry);
     }
     if (this.#state === 'open' && this.#socket && entry.confirmedOn === this.#socket) return Promise.resolve();
@@ -243,6 +251,7 @@ export class AuthSocket {
     const entry = this.#topics.get(topic);
     if (!entry) return Promise.resolve();
     this.#topics.delete(topic);
+    for (const stream of entry.streams) this.#positions.delete(stream);
     for (const waiter of entry.waiters) waiter.reject(new CancelledError(`unsubscribed from '${topic}' before confirmation`));
     if (this.#state !== 'open' || !this.#socket || entry.sentOn !== this.#socket) return Promise.resolve();
     const done = deferred();
@@ -379,9 +388,15 @@ export class AuthSocket {
   #open(credentials: AuthCredentials): void {
     const { handshakeToken, ticketIn } = this.#options;
     const atHandshake = handshakeToken !== false;
+    const inBandToken = atHandshake ? undefined : credentials.token;
     const target = connectionTarget(
       this.#options.url,
-      { ticket: credentials.ticket, token: atHandshake ? credentials.token : undefined },
+      {
+        ticket: credentials.ticket,
+        token: atHandshake ? credentials.token : undefined,
+        // Resume positions ride in the `auth` frame when there is one, else in the handshake.
+        resume: inBandToken === undefined ? this.#positions.toResume() : undefined,
+      },
       { ticket: ticketIn, token: atHandshake ? handshakeToken : 'protocol' },
     );
     let socket: WebSocketLike;
@@ -399,7 +414,7 @@ export class AuthSocket {
     socket.addEventListener('open', () => {
       if (socket !== this.#socket) return;
       opened = true;
-      this.#onOpen(socket, atHandshake ? undefined : credentials.token);
+      this.#onOpen(socket, inBandToken);
     });
     socket.addEventListener('message', (event) => {
       if (socket === this.#socket) this.#onFrame(socket, event.data);
@@ -439,21 +454,23 @@ export class AuthSocket {
     }
     switch (frame.type) {
       case MessageType.AuthOk:
-        this.#onAuthOk(socket, frame.user, frame.expiresAt);
+        this.#onAuthOk(socket, frame.user, frame.expiresAt, frame.streams);
         break;
       case MessageType.ReauthRequired:
         this.#onReauthRequired(socket, frame.deadline, frame.reason);
         break;
       case MessageType.Message: {
         if (!isAuthenticated(this.#state) || !this.#positions.accept(frame)) return;
+        if (frame.topic !== undefined && frame.stream !== undefined) this.#topics.get(frame.topic)?.streams.add(frame.stream);
         const { type: _type, ...message } = frame;
         this.#emitter.emit('message', message);
         break;
       }
       case MessageType.Ack: {
+        this.#applyStreams(frame.streams);
         const settler = this.#pending.get(frame.id);
         this.#pending.delete(frame.id);
-        settler?.resolve();
+        settler?.resolve(frame.streams);
         break;
       }
       case MessageType.Error: {
@@ -479,9 +496,15 @@ export class AuthSocket {
     }
   }
 
-  #onAuthOk(socket: WebSocketLike, user: string, expiresAt: number): void {
+  #onAuthOk(
+    socket: WebSocketLike,
+    user: string,
+    expiresAt: number,
+    streams: Readonly<Record<string, StreamState>> | undefined,
+  ): void {
     const state = this.#state;
     if (!isAuthenticated(state) && state !== 'authenticating') return; // logged out meanwhile
+    this.#applyStreams(streams);
     this.#user = user;
     this.#expiresAt = expiresAt;
     this.#attempts = 0;
@@ -501,7 +524,19 @@ export class AuthSocket {
     const waiters = this.#authWaiters;
     this.#authWaiters = [];
     for (const waiter of waiters) waiter.resolve();
-    this.#emitter.emit('authenticated', { user, expiresAt, reauth: state !== 'authenticating' });
+    this.#emitter.emit('authenticated', {
+      user,
+      expiresAt,
+      reauth: state !== 'authenticating',
+      ...(streams ? { streams } : {}),
+    });
+  }
+
+  /** Positions the server reports are where this connection starts: later offsets only. */
+  #applyStreams(streams: Readonly<Record<string, StreamState>> | undefined): void {
+    for (const [stream, { epoch, offset }] of Object.entries(streams ?? {})) {
+      if (epoch !== undefined && offset !== undefined) this.#positions.reset(stream, { epoch, offset });
+    }
   }
 
   #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason): void {
@@ -669,7 +704,7 @@ export class AuthSocket {
 
   #transmit({ frame, ack }: Outbound): void {
     const withToken = this.#options.perMessageToken && this.#token !== undefined ? { ...frame, token: this.#token } : frame;
-    if (ack) this.#request(withToken, ack);
+    if (ack) this.#request(withToken, { resolve: () => ack.resolve(), reject: (error) => ack.reject(error) });
     else this.#write(withToken);
   }
 
@@ -705,8 +740,11 @@ export class AuthSocket {
     this.#request(
       { type: MessageType.Subscribe, topic },
       {
-        resolve: () => {
+        resolve: (streams) => {
           entry.confirmedOn = socket;
+          for (const stream of Object.keys(streams ?? {})) entry.streams.add(stream);
+          // Left before the server confirmed: its stream must not be resumed.
+          if (this.#topics.get(topic) !== entry) for (const stream of entry.streams) this.#positions.delete(stream);
           this.#settleTopic(topic, entry);
         },
         reject: (error) => {

@@ -1,6 +1,8 @@
-/** Something waiting for the server: resolved by an `ack`, rejected by an `error` or a close. */
+import type { StreamState } from '@authsocket/protocol';
+
+/** Something waiting for the server: resolved by an `ack` (with its `streams`), rejected by an `error` or a close. */
 export interface Settler {
-  resolve(): void;
+  resolve(streams: Readonly<Record<string, StreamState>> | undefined): void;
   reject(error: Error): void;
 }
 

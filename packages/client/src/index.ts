@@ -25,5 +25,5 @@ export { BoundedQueue } from './queue.js';
 export { singleFlight } from './single-flight.js';
 export { canTransition, type ConnectionState, isAuthenticated, type StateChange, TRANSITIONS } from './state.js';
 export { fetchTicket, type FetchTicketOptions, type Ticket } from './ticket.js';
-export { connectionTarget, type CredentialPlacement, type WebSocketConstructor, type WebSocketLike } from './transport.js';
-export { CloseCode, closeCodeAction, type CloseAction } from '@authsocket/protocol';
+export { base64url, connectionTarget, type CredentialPlacement, type WebSocketConstructor, type WebSocketLike } from './transport.js';
+export { CloseCode, closeCodeAction, type CloseAction, type StreamPosition, type StreamState } from '@authsocket/protocol';

@@ -22,11 +22,29 @@ export class StreamPositions {
     if (last && last.epoch === epoch && offset <= last.offset) return false;
     this.#positions.delete(stream);
     this.#positions.set(stream, { epoch, offset });
-    if (this.#positions.size > LIMITS.resumeStreams) {
-      const oldest = this.#positions.keys().next().value as string;
-      this.#positions.delete(oldest);
-    }
+    this.#trim();
     return true;
+  }
+
+  #trim(): void {
+    if (this.#positions.size <= LIMITS.resumeStreams) return;
+    const oldest = this.#positions.keys().next().value as string;
+    this.#positions.delete(oldest);
+  }
+
+  /**
+   * Sets a stream's position as the server reported it (`auth_ok.streams`, `ack.streams`): the
+   * connection receives exactly the messages after it, even when that moves back or to a new epoch.
+   */
+  reset(stream: string, position: StreamPosition): void {
+    this.#positions.delete(stream);
+    this.#positions.set(stream, { epoch: position.epoch, offset: position.offset });
+    this.#trim();
+  }
+
+  /** Forgets a stream (its topic was left), so it is not resumed. */
+  delete(stream: string): void {
+    this.#positions.delete(stream);
   }
 
   /** The `resume` field of `auth`, or undefined when nothing was received yet. */

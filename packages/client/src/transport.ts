@@ -1,4 +1,6 @@
 import {
+  RESUME_PROTOCOL_PREFIX,
+  type StreamPosition,
   SUBPROTOCOL,
   TICKET_PROTOCOL_PREFIX,
   TICKET_QUERY_PARAM,
@@ -36,6 +38,8 @@ export interface HandshakeCredentials {
   readonly ticket?: string;
   /** A JWT to present at the handshake (only when the server accepts handshake tokens). */
   readonly token?: string;
+  /** Stream positions for a socket authenticated at the upgrade (one with an `auth` frame sends them there). */
+  readonly resume?: Readonly<Record<string, StreamPosition>>;
 }
 
 export interface ConnectionTarget {
@@ -45,7 +49,8 @@ export interface ConnectionTarget {
 
 /**
  * The URL and `Sec-WebSocket-Protocol` list of one connection attempt: always `authsocket.v1` first,
- * then `ticket.<t>` / `token.<jwt>` (or `?ticket=` / `?token=` when placed in the query).
+ * then `ticket.<t>` / `token.<jwt>` (or `?ticket=` / `?token=` when placed in the query), then
+ * `resume.<base64url of JSON>`.
  */
 export function connectionTarget(
   baseUrl: string,
@@ -62,5 +67,13 @@ export function connectionTarget(
     if (placement.token === 'protocol') protocols.push(TOKEN_PROTOCOL_PREFIX + credentials.token);
     else url.searchParams.set(TOKEN_QUERY_PARAM, credentials.token);
   }
+  if (credentials.resume !== undefined) protocols.push(RESUME_PROTOCOL_PREFIX + base64url(JSON.stringify(credentials.resume)));
   return { url: url.toString(), protocols };
+}
+
+/** base64url without padding, with what both browsers and Node have (no `Buffer`). */
+export function base64url(text: string): string {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }

@@ -18,8 +18,8 @@ describe('connecting', () => {
     expect(server.upgrades[0]?.protocols).toEqual([SUBPROTOCOL, expect.stringMatching(/^ticket\.[A-Za-z0-9_-]{43}$/)]);
 
     const pushed = nextEvent(client, 'message');
-    expect(server.gateway.sendToUser('alice', { hello: 'alice' })).toBe(1);
-    expect(await pushed).toEqual({ data: { hello: 'alice' } });
+    expect(await server.gateway.sendToUser('alice', { hello: 'alice' })).toBe(1);
+    expect(await pushed).toEqual({ data: { hello: 'alice' }, stream: 'user:alice', offset: 1, epoch: expect.any(String) });
     expect(client.getSnapshot()).toMatchObject({ state: 'open', user: 'alice' });
   });
 
@@ -39,7 +39,7 @@ describe('connecting', () => {
     expect(await nextEvent(client, 'authenticated')).toMatchObject({ user: 'bob', reauth: false });
     expect(server.upgrades[0]?.protocols).toEqual([SUBPROTOCOL]);
     const pushed = nextEvent(client, 'message');
-    server.gateway.sendToUser('bob', 42);
+    await server.gateway.sendToUser('bob', 42);
     expect((await pushed).data).toBe(42);
   });
 
@@ -57,7 +57,7 @@ describe('connecting', () => {
     expect(authMethods).toEqual(['message']);
     expect(server.upgrades[0]?.protocols[1]).toMatch(/^ticket\./);
     const pushed = nextEvent(client, 'message');
-    server.gateway.sendToUser('alice', 'two-layer');
+    await server.gateway.sendToUser('alice', 'two-layer');
     expect((await pushed).data).toBe('two-layer');
   });
 

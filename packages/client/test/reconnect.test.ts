@@ -34,7 +34,7 @@ describe('reconnecting', () => {
     const log = record(client);
     client.connect();
     await nextEvent(client, 'authenticated');
-    for (let i = 0; i < 5; i++) first.gateway.sendToUser('alice', i);
+    for (let i = 0; i < 5; i++) await first.gateway.sendToUser('alice', i);
     await until(() => log.messages.length === 5, 'the first half of the stream');
 
     const dropped = nextEvent(client, 'close');
@@ -42,7 +42,7 @@ describe('reconnecting', () => {
     expect(await dropped).toEqual({ code: CloseCode.GoingAway, reason: 'server shutting down', action: 'backoff' });
     current = await startServer({ ticket: 'required' }, port);
     await stateReached(client, 'open');
-    for (let i = 5; i < 10; i++) current.gateway.sendToUser('alice', i);
+    for (let i = 5; i < 10; i++) await current.gateway.sendToUser('alice', i);
     await until(() => log.messages.length === 10, 'the second half of the stream');
     expect(log.messages.map((m) => m.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(ticketCalls).toBeGreaterThanOrEqual(2);

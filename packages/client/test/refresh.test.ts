@@ -22,18 +22,18 @@ describe('token refresh', () => {
     client.connect();
     const first = await nextEvent(client, 'authenticated');
     let sent = 0;
-    const push = (count: number) => {
-      for (let i = 0; i < count; i++) expect(server.gateway.sendToUser('alice', sent++)).toBe(1);
+    const push = async (count: number) => {
+      for (let i = 0; i < count; i++) expect(await server.gateway.sendToUser('alice', sent++)).toBe(1);
     };
     const expiries = [first.expiresAt];
     for (let round = 0; round < 5; round++) {
-      push(3);
+      await push(3);
       const refreshed = nextEvent(client, 'authenticated', (e) => e.reauth);
       // Into the window: the server asks for a fresh token and keeps delivering meanwhile.
       server.clock.advance(TOKEN_LIFETIME_S * 1000 - WINDOW_MS + 1_000);
-      push(3);
+      await push(3);
       expiries.push((await refreshed).expiresAt);
-      push(2);
+      await push(2);
     }
     await until(() => log.messages.length === sent, `${sent} messages`);
     expect(log.messages.map((m) => m.data)).toEqual(Array.from({ length: sent }, (_, i) => i));
@@ -66,17 +66,17 @@ describe('token refresh', () => {
     const log = record(client);
     client.connect();
     await nextEvent(client, 'authenticated');
-    server.gateway.sendToUser('alice', 'before');
+    await server.gateway.sendToUser('alice', 'before');
     const expiring = nextEvent(client, 'reauthRequired');
     server.clock.advance(TOKEN_LIFETIME_S * 1000 - WINDOW_MS);
     expect((await expiring).reason).toBe('expiring');
-    server.gateway.sendToUser('alice', 'in window');
+    await server.gateway.sendToUser('alice', 'in window');
     const expired = nextEvent(client, 'reauthRequired', (e) => e.reason === 'expired');
     server.clock.advance(WINDOW_MS + 1);
     await expired;
     // Delivery is held now: these wait on the server until the client proves a fresh token.
-    server.gateway.sendToUser('alice', 'held 1');
-    server.gateway.sendToUser('alice', 'held 2');
+    await server.gateway.sendToUser('alice', 'held 1');
+    await server.gateway.sendToUser('alice', 'held 2');
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(log.messages.map((m) => m.data)).toEqual(['before', 'in window']);
     const reauthenticated = nextEvent(client, 'authenticated', (e) => e.reauth);

@@ -100,11 +100,11 @@ describe('logout', () => {
     await nextEvent(client, 'authenticated');
     await client.logout();
     expect(client.getSnapshot()).toEqual({ state: 'unauthenticated', reason: 'logout' });
-    expect(server.gateway.sendToUser('alice', 'after logout')).toBe(0);
+    expect(await server.gateway.sendToUser('alice', 'after logout')).toBe(0);
     await client.setAuth({ token: await server.token('bob') });
     expect(client.getSnapshot()).toMatchObject({ state: 'open', user: 'bob' });
     const pushed = nextEvent(client, 'message');
-    server.gateway.sendToUser('bob', 'for bob');
+    await server.gateway.sendToUser('bob', 'for bob');
     expect((await pushed).data).toBe('for bob');
     expect(log.messages.map((m) => m.data)).toEqual(['for bob']);
     expect(server.upgrades).toHaveLength(1);
