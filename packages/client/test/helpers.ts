@@ -49,8 +49,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts the real gateway on 127.0.0.1 (port 0 unless given) driven by a ManualClock. */
-export async function startServer(options: Partial<GatewayOptions> = {}, port = 0): Promise<TestServer> {
+export interface ServeOptions {
+  /** Port to listen on (to restart a server where it was); default any free one. */
+  readonly port?: number;
+  /** Static files served beside the gateway's own routes, by path. */
+  readonly files?: Readonly<Record<string, { readonly type: string; readonly body: string }>>;
+}
+
+/** Starts the real gateway on 127.0.0.1 driven by a ManualClock; closed after the test. */
+export async function startServer(options: Partial<GatewayOptions> = {}, { port = 0, files = {} }: ServeOptions = {}): Promise<TestServer> {
   const clock = new ManualClock(Date.now());
   const received: unknown[] = [];
   const onMessage = options.onMessage;
@@ -65,7 +72,11 @@ export async function startServer(options: Partial<GatewayOptions> = {}, port = 
   });
   const closes: number[] = [];
   gateway.on('close', ({ code }) => closes.push(code));
-  const server = http.createServer(gateway.handleRequest);
+  const server = http.createServer((req, res) => {
+    const file = Object.hasOwn(files, req.url ?? '') ? files[req.url ?? ''] : undefined;
+    if (!file) return gateway.handleRequest(req, res);
+    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body);
+  });
   const upgrades: Upgrade[] = [];
   server.on('upgrade', (req: http.IncomingMessage) => {
     const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());

@@ -40,7 +40,7 @@ describe('reconnecting', () => {
     const dropped = nextEvent(client, 'close');
     await first.close();
     expect(await dropped).toEqual({ code: CloseCode.GoingAway, reason: 'server shutting down', action: 'backoff' });
-    current = await startServer({ ticket: 'required' }, port);
+    current = await startServer({ ticket: 'required' }, { port });
     await stateReached(client, 'open');
     for (let i = 5; i < 10; i++) await current.gateway.sendToUser('alice', i);
     await until(() => log.messages.length === 10, 'the second half of the stream');

@@ -83,7 +83,7 @@ describe('resume', () => {
     await first.gateway.sendToUser('alice', 'old');
     await until(() => log.messages.length === 1, 'one message');
     await first.close();
-    current = await startServer({ ticket: 'off' }, first.port);
+    current = await startServer({ ticket: 'off' }, { port: first.port });
     await current.gateway.sendToUser('alice', 'sent before the client is back: not replayed, the epoch is new');
     const back = nextEvent(client, 'authenticated');
     reconnect.release();
