@@ -15,6 +15,7 @@ import {
 import type { JWTPayload } from 'jose';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Admission } from './admission.js';
+import type { Audience, Publication } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
@@ -31,8 +32,17 @@ interface Recovery {
   /** Per-stream positions to report, or undefined without history. */
   readonly states: Record<string, StreamState> | undefined;
   readonly replay: readonly Outbound[];
-  /** Per stream, the last offset the connection has been given: buffered frames up to it are dropped. */
-  readonly floors: ReadonlyMap<string, number>;
+}
+
+/** The `message` frame of a publication, serialized once for all its connections. */
+function outbound(publication: Publication): Outbound {
+  const { data, stream, offset, epoch } = publication;
+  const topic = 'topic' in publication.to ? publication.to.topic : undefined;
+  // Concatenated rather than re-stringified: `data` is already JSON, shared by every node and replay.
+  let frame = `{"type":"message","data":${data}`;
+  if (topic !== undefined) frame += `,"topic":${JSON.stringify(topic)}`;
+  if (stream !== undefined) frame += `,"stream":${JSON.stringify(stream)},"offset":${offset},"epoch":${JSON.stringify(epoch)}`;
+  return { payload: Buffer.from(`${frame}}`), stream, offset };
 }
 
 
@@ -93,6 +103,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       maxPayload: this.#options.maxPayload,
       handleProtocols: () => SUBPROTOCOL,
     });
+    this.#options.broker
+      .start({
+        publication: (publication) => this.#deliverLocally(publication),
+        control: (message) => this.#closeRevoked(message.revoke),
+      })
+      .catch((error: unknown) => this.#options.logger.error({ err: String(error) }, 'broker failed to start'));
     if (this.#options.heartbeatIntervalMs > 0) {
       this.#heartbeat = setInterval(() => this.#beat(), this.#options.heartbeatIntervalMs);
       this.#heartbeat.unref();
@@ -386,6 +402,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.expiresAt = undefined;
     session.held = [];
     session.recovering = undefined;
+    session.floors.clear();
     this.#write(session, { type: MessageType.LoggedOut });
     if (this.#options.closeOnLogout) return session.close(CloseCode.Normal, 'logged out');
     this.#armAuthTimeout(session);
@@ -551,54 +568,46 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     streams: ReadonlyMap<string, StreamPosition | undefined>,
     join: () => void,
   ): Promise<Recovery> {
-    const history = this.#options.historyStore;
-    if (!history) {
+    if (this.#options.history === false) {
       join();
-      return { states: undefined, replay: [], floors: new Map() };
+      return { states: undefined, replay: [] };
     }
+    const broker = this.#options.broker;
     const starts = new Map<string, { position: StreamPosition; requested: boolean }>();
     for (const [stream, requested] of streams) {
-      starts.set(stream, { position: requested ?? (await history.position(stream)), requested: requested !== undefined });
+      starts.set(stream, { position: requested ?? (await broker.position(stream)), requested: requested !== undefined });
     }
     session.recovering ??= [];
     join();
     const states: Record<string, StreamState> = {};
     const replay: Outbound[] = [];
-    const floors = new Map<string, number>();
     for (const [stream, start] of starts) {
-      const read = await history.read(stream, start.position);
+      const read = await broker.read(stream, start.position);
       if (read.recovered) {
-        for (const entry of read.entries) replay.push({ payload: entry.payload, stream, offset: entry.offset });
-        const last = read.entries.at(-1)?.offset ?? start.position.offset;
-        floors.set(stream, last);
+        session.floors.set(stream, start.position.offset);
+        for (const publication of read.publications) replay.push(outbound(publication));
         states[stream] = {
           epoch: read.position.epoch,
           offset: start.position.offset,
           ...(start.requested ? { recovered: true } : {}),
         };
       } else {
-        floors.set(stream, read.position.offset);
+        session.floors.set(stream, read.position.offset);
         states[stream] = { ...read.position, recovered: false };
       }
     }
     if (replay.length > 0) this.emit('replayed', { connection: session, count: replay.length });
-    return { states, replay, floors };
+    return { states, replay };
   }
 
-  /** Writes the replay, then the live frames buffered meanwhile that the replay did not cover. */
+  /** Writes the replay, then the live frames buffered meanwhile; the floors drop what overlaps. */
   #finishRecovery(session: Session, recovery: Recovery): void {
     const buffered = session.recovering ?? [];
     session.recovering = undefined;
     const now = this.#options.clock.now();
     for (const out of recovery.replay) this.#deliver(session, out, now);
-    for (const out of buffered) {
-      const floor = out.stream === undefined ? undefined : recovery.floors.get(out.stream);
-      if (floor !== undefined && (out.offset as number) <= floor) continue;
-      this.#deliver(session, out, now);
-    }
+    for (const out of buffered) this.#deliver(session, out, now);
   }
-
-
 
   // ---------------------------------------------------------------- expiry
 
@@ -651,10 +660,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Delivers a frame to one session, honouring its auth state; true if sent, buffered or held. */
   #deliver(session: Session, out: Outbound, now: number): boolean {
+    if (session.recovering && session.state === 'authenticated') {
+      session.recovering.push(out);
+      return true;
+    }
+    if (out.stream !== undefined) {
+      const floor = session.floors.get(out.stream);
+      if (floor !== undefined && (out.offset as number) <= floor) return false;
+    }
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
-        if (session.recovering) session.recovering.push(out);
-        else session.write(out.payload, this.#options.maxBufferedBytes);
+        session.write(out.payload, this.#options.maxBufferedBytes);
+        if (out.stream !== undefined) session.floors.set(out.stream, out.offset as number);
         return true;
       }
       // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
@@ -666,11 +683,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return false;
     }
     session.held.push(out.payload);
+    if (out.stream !== undefined) session.floors.set(out.stream, out.offset as number);
     return true;
   }
 
-  #deliverAll(sessions: Iterable<Session> | undefined, out: Outbound): number {
+  /** Delivers a publication (from this node or another) to the matching connections on this node. */
+  #deliverLocally(publication: Publication): number {
+    const { to } = publication;
+    const sessions =
+      'user' in to ? this.#registry.ofUser(to.user) : 'topic' in to ? this.#registry.ofTopic(to.topic) : this.#registry.all;
     if (!sessions) return 0;
+    const out = outbound(publication);
     const now = this.#options.clock.now();
     let count = 0;
     // Copy: a delivery can close a session, which edits the set being iterated.
@@ -678,39 +701,40 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return count;
   }
 
-  /** Appends to `stream`'s history (when kept) and encodes the frame with its position. */
-  async #append(stream: string, frame: { data: unknown; topic?: string }): Promise<Outbound> {
-    const history = this.#options.historyStore;
-    if (!history) return { payload: encode({ type: MessageType.Message, ...frame }) };
-    const entry = await history.append(stream, ({ epoch, offset }) =>
-      encode({ type: MessageType.Message, ...frame, stream, offset, epoch }),
-    );
-    return { payload: entry.payload, stream, offset: entry.offset };
+  /** Publishes through the broker, which keeps history and delivers on every node, this one included. */
+  #publish(to: Audience, data: unknown, stream: string | undefined): Promise<number> {
+    const json = JSON.stringify(data) ?? 'null';
+    const kept = this.#options.history === false ? undefined : stream;
+    return this.#options.broker.publish({ to, data: json, ...(kept ? { stream: kept } : {}) });
   }
 
   /**
-   * Sends `data` to every connection of `user` and keeps it in the user's stream history for resume.
-   * Resolves to how many connections got it (or hold it for their reauth).
+   * Sends `data` to every connection of `user`, on every node, and keeps it in the user's stream
+   * history for resume. Resolves once delivered on this node, with how many of this node's
+   * connections got it (or hold it for their reauth).
    */
-  async sendToUser(user: string, data: unknown): Promise<number> {
-    const out = await this.#append(userStream(user), { data });
-    return this.#deliverAll(this.#registry.ofUser(user), out);
+  sendToUser(user: string, data: unknown): Promise<number> {
+    return this.#publish({ user }, data, userStream(user));
   }
 
   /** Sends `data` to every authenticated, unexpired connection. Not kept in history. */
-  async broadcast(data: unknown): Promise<number> {
-    return this.#deliverAll(this.#registry.all, { payload: encode({ type: MessageType.Message, data }) });
+  broadcast(data: unknown): Promise<number> {
+    return this.#publish({ everyone: true }, data, undefined);
   }
 
   /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
-  async publish(topic: string, data: unknown): Promise<number> {
-    const out = await this.#append(topicStream(topic), { topic, data });
-    return this.#deliverAll(this.#registry.ofTopic(topic), out);
+  publish(topic: string, data: unknown): Promise<number> {
+    return this.#publish({ topic }, data, topicStream(topic));
   }
 
   /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */
   async revokeUser(user: string): Promise<number> {
     await this.#options.revocationStore.revoke(user, this.#options.clock.now());
+    await this.#options.broker.control({ revoke: user });
+    return this.#closeRevoked(user);
+  }
+
+  #closeRevoked(user: string): number {
     let count = 0;
     for (const session of [...this.#registry.all]) {
       if (session.user === user || session.ticketUser === user) {

@@ -10,13 +10,8 @@ export {
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
 export { createGateway, Gateway, topicStream, userStream } from './gateway.js';
-export {
-  type HistoryEntry,
-  type HistoryRead,
-  type HistoryStore,
-  MemoryHistoryStore,
-  type MemoryHistoryOptions,
-} from './history.js';
+export type { Audience, Broker, BrokerHandlers, ControlMessage, HistoryRead, Publication } from './broker.js';
+export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { RevokedError } from './identity.js';
 export type { Logger } from './logger.js';
 export type {

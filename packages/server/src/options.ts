@@ -3,7 +3,8 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Connection } from './session.js';
 import { ConfigError } from './errors.js';
-import { type HistoryStore, MemoryHistoryStore } from './history.js';
+import type { Broker } from './broker.js';
+import { MemoryBroker } from './memory-broker.js';
 import { type Logger, silentLogger } from './logger.js';
 import type { RateLimit } from './rate-limit.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
@@ -69,11 +70,12 @@ export interface GatewayOptions {
   heartbeatIntervalMs?: number;
   /**
    * Per-stream history for resume: every `sendToUser` and topic publish is kept, bounded by count and
-   * age, or `false` for none (frames then carry no offsets). Default `{ maxEntries: 1_000, maxAgeMs: 300_000 }`.
+   * age (bounds apply to the default in-memory broker), or `false` for none (frames then carry no
+   * offsets). Default `{ maxEntries: 1_000, maxAgeMs: 300_000 }`.
    */
   history?: { maxEntries?: number; maxAgeMs?: number } | false;
-  /** Where history lives; overrides `history`'s bounds. Default: in memory. */
-  historyStore?: HistoryStore;
+  /** Moves publications between nodes and keeps history. Default: a single-node in-memory broker. */
+  broker?: Broker;
   /** Where tickets live. Default: in memory. */
   ticketStore?: TicketStore;
   /** Where revocations live. Default: in memory. */
@@ -88,8 +90,8 @@ export interface GatewayOptions {
   clock?: Clock;
 }
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage' | 'historyStore'>> &
-  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'> & { historyStore: HistoryStore | undefined };
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>> &
+  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>;
 
 const DEFAULTS = {
   ticket: 'optional',
@@ -141,7 +143,10 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
-    historyStore: undefined,
+    broker: new MemoryBroker({
+      ...(given.history === false ? {} : given.history),
+      now: () => clock.now(),
+    }),
     ...given,
     jwt: options.jwt,
   };
@@ -171,12 +176,6 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (resolved.history) {
     positiveInteger('history.maxEntries', resolved.history.maxEntries ?? 1);
     positiveInteger('history.maxAgeMs', resolved.history.maxAgeMs ?? 1);
-  }
-  if (resolved.history === false && given.historyStore) {
-    throw new ConfigError('historyStore', 'conflicts with history: false');
-  }
-  if (!resolved.historyStore && resolved.history) {
-    resolved.historyStore = new MemoryHistoryStore({ ...resolved.history, now: () => clock.now() });
   }
   rateLimit('messageRateLimit', resolved.messageRateLimit);
   rateLimit('authRateLimit', resolved.authRateLimit);

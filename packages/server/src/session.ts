@@ -55,6 +55,12 @@ export class Session implements Connection {
   held: Buffer[] = [];
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
   recovering: Outbound[] | undefined;
+  /**
+   * Per stream, the highest offset this connection has been given (or told it starts after). A
+   * publication at or below it is a duplicate (a replay overlapping a late cross-node delivery) and
+   * is dropped, so each message reaches a connection once.
+   */
+  readonly floors = new Map<string, number>();
   /** Inbound frames received while `held`, processed in order after reauth. */
   heldInbound: ClientMessage[] = [];
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */

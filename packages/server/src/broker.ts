@@ -1,0 +1,65 @@
+import type { StreamPosition } from '@authsocket/protocol';
+
+/** Who a publication is for. */
+export type Audience = { readonly user: string } | { readonly topic: string } | { readonly everyone: true };
+
+/**
+ * One message on its way to connections, on any node. `data` is the application data already
+ * serialized as JSON, so it is encoded once, not once per node or connection.
+ */
+export interface Publication {
+  readonly to: Audience;
+  readonly data: string;
+  /** The stream it belongs to, when kept in history (user and topic messages). */
+  readonly stream?: string;
+  readonly offset?: number;
+  readonly epoch?: string;
+}
+
+/** What a stream holds after a position. */
+export interface HistoryRead {
+  /** The stream's current epoch and last offset. */
+  readonly position: StreamPosition;
+  /**
+   * True when every message after the requested position is in `publications`: same epoch, and the
+   * history still reaches back to it. When false, `publications` is empty: no partial, silent replay.
+   */
+  readonly recovered: boolean;
+  readonly publications: readonly Publication[];
+}
+
+/** Messages between nodes that are not publications. */
+export type ControlMessage = { readonly revoke: string };
+
+/** What a node does with what the broker delivers. */
+export interface BrokerHandlers {
+  /** Delivers to this node's matching connections; returns how many it reached. */
+  publication(publication: Publication): number;
+  control(message: ControlMessage): void;
+}
+
+/**
+ * Moves publications between gateway nodes and keeps per-stream history (the role Centrifugo's
+ * broker plays). `publish` appends to history and hands the publication to every node — this one
+ * included — through one ordered channel, so every node delivers a stream's publications in offset
+ * order (a node delivering its own publications directly could overtake one still in flight from
+ * another node). An epoch names one continuous life of a stream's history: when history is lost
+ * (restart, flush), the epoch changes, so a client holding an old position learns it cannot be
+ * recovered.
+ */
+export interface Broker {
+  /**
+   * Appends to `publication.stream`'s history (if it has one) and delivers it on every node.
+   * Resolves once this node has delivered it, with what this node's `publication` handler returned.
+   */
+  publish(publication: Publication): Promise<number>;
+  /** Sends a control message to the other nodes. */
+  control(message: ControlMessage): Promise<void>;
+  /** The current position of `stream` (offset 0 in a fresh epoch if it never had a message). */
+  position(stream: string): Promise<StreamPosition>;
+  /** The publications after `after`, or `recovered: false` if they are no longer all there. */
+  read(stream: string, after: StreamPosition): Promise<HistoryRead>;
+  /** Starts receiving from other nodes. */
+  start(handlers: BrokerHandlers): Promise<void>;
+  close(): Promise<void>;
+}

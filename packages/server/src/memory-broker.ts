@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import type { StreamPosition } from '@authsocket/protocol';
+import type { Broker, BrokerHandlers, HistoryRead, Publication } from './broker.js';
+
+export interface MemoryBrokerOptions {
+  /** Publications kept per stream. Default 1_000. */
+  maxEntries?: number;
+  /** Age after which publications are dropped from history, in ms. Default 300_000 (5 minutes). */
+  maxAgeMs?: number;
+  now?: () => number;
+}
+
+interface Stream {
+  readonly epoch: string;
+  offset: number;
+  /** In offset order, with the append time for age-based trimming. */
+  readonly entries: Array<{ readonly publication: Publication; readonly at: number }>;
+}
+
+/**
+ * The single-node broker: history in this process's memory, no other nodes. History is lost on
+ * restart, which the fresh epochs report.
+ */
+export class MemoryBroker implements Broker {
+  readonly #streams = new Map<string, Stream>();
+  readonly #maxEntries: number;
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+  #handlers: BrokerHandlers | undefined;
+
+  constructor({ maxEntries = 1_000, maxAgeMs = 300_000, now = Date.now }: MemoryBrokerOptions = {}) {
+    this.#maxEntries = maxEntries;
+    this.#maxAgeMs = maxAgeMs;
+    this.#now = now;
+  }
+
+  async publish(publication: Publication): Promise<number> {
+    return this.#handlers?.publication(this.#append(publication)) ?? 0;
+  }
+
+  #append(publication: Publication): Publication {
+    if (publication.stream === undefined) return publication;
+    const state = this.#stream(publication.stream);
+    state.offset += 1;
+    const stored = { ...publication, offset: state.offset, epoch: state.epoch };
+    state.entries.push({ publication: stored, at: this.#now() });
+    if (state.entries.length > this.#maxEntries) state.entries.shift();
+    this.#trim(state);
+    return stored;
+  }
+
+  async control(): Promise<void> {}
+
+  async position(stream: string): Promise<StreamPosition> {
+    const state = this.#stream(stream);
+    return { epoch: state.epoch, offset: state.offset };
+  }
+
+  async read(stream: string, after: StreamPosition): Promise<HistoryRead> {
+    const state = this.#stream(stream);
+    this.#trim(state);
+    const position = { epoch: state.epoch, offset: state.offset };
+    if (after.epoch !== state.epoch || after.offset > state.offset) return { position, recovered: false, publications: [] };
+    const first = state.entries[0]?.publication.offset ?? state.offset + 1;
+    // The offsets between `after` and the oldest entry are gone: the history no longer reaches back.
+    if (after.offset + 1 < first) return { position, recovered: false, publications: [] };
+    const publications = state.entries
+      .filter((entry) => (entry.publication.offset as number) > after.offset)
+      .map((entry) => entry.publication);
+    return { position, recovered: true, publications };
+  }
+
+  /** One node only: the handlers are this process's gateway. */
+  async start(handlers: BrokerHandlers): Promise<void> {
+    this.#handlers = handlers;
+  }
+
+  async close(): Promise<void> {
+    this.#handlers = undefined;
+  }
+
+  #stream(name: string): Stream {
+    let state = this.#streams.get(name);
+    if (!state) {
+      state = { epoch: randomBytes(6).toString('base64url'), offset: 0, entries: [] };
+      this.#streams.set(name, state);
+    }
+    return state;
+  }
+
+  #trim(state: Stream): void {
+    const oldest = this.#now() - this.#maxAgeMs;
+    while (state.entries.length > 0 && (state.entries[0] as { at: number }).at < oldest) state.entries.shift();
+  }
+}
