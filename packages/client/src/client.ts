@@ -162,6 +162,10 @@ export class AuthSocket {
   #removeBrowserListeners: (() => void) | undefined;
   /** The socket an in-band refresh is under way on, so a second `reauth_required` does not start another. */
   #refreshingOn: WebSocketLike | undefined;
+  /** An `auth` frame awaits its `auth_ok`: the first of the socket (`connect`) or a refresh (`inband`). */
+  #authInFlight: 'connect' | 'inband' | undefined;
+  /** A `reauth_required` that overtook the `auth_ok` it concerns; handled right after that `auth_ok`. */
+  #deferredReauth: ReauthRequiredEvent | undefined;
 
   constructor(options: AuthSocketOptions) {
     this.#options = resolveOptions(options);
@@ -282,10 +286,10 @@ export class AuthSocket {
     const inband = strategy === 'inband' && auth.token !== undefined && this.#socket?.readyState === OPEN;
     if (inband && isAuthenticated(state)) {
       this.#setState('reauthenticating', { reason: 'setAuth' });
-      this.#write({ type: MessageType.Auth, token: auth.token as string });
+      this.#sendAuth('inband', auth.token as string);
     } else if (inband && state === 'unauthenticated') {
       this.#setState('authenticating', { reason: 'setAuth' });
-      this.#write({ type: MessageType.Auth, token: auth.token as string, resume: this.#positions.toResume() });
+      this.#sendAuth('connect', auth.token as string);
     } else {
       this.#attempts = 0;
       this.#listenToBrowser();
@@ -304,6 +308,7 @@ export class AuthSocket {
     this.#ticket = undefined;
     this.#token = undefined;
     this.#needFresh = false;
+    this.#deferredReauth = undefined;
     this.#positions.clear();
     this.#cancelAll('logged out');
     if (state === 'idle' || state === 'closed') return Promise.resolve();
@@ -410,6 +415,8 @@ export class AuthSocket {
     }
     this.#socket = socket;
     this.#retryAfterMs = undefined;
+    this.#authInFlight = undefined;
+    this.#deferredReauth = undefined;
     let opened = false;
     socket.addEventListener('open', () => {
       if (socket !== this.#socket) return;
@@ -437,7 +444,7 @@ export class AuthSocket {
     this.#emitter.emit('open', undefined);
     if (socket !== this.#socket) return;
     if (inBandToken !== undefined) {
-      this.#write({ type: MessageType.Auth, token: inBandToken, resume: this.#positions.toResume() });
+      this.#sendAuth('connect', inBandToken);
     }
   }
 
@@ -505,6 +512,8 @@ export class AuthSocket {
     const state = this.#state;
     if (!isAuthenticated(state) && state !== 'authenticating') return; // logged out meanwhile
     this.#applyStreams(streams);
+    const answeredInBand = this.#authInFlight === 'inband';
+    this.#authInFlight = undefined;
     this.#user = user;
     this.#expiresAt = expiresAt;
     this.#attempts = 0;
@@ -530,6 +539,13 @@ export class AuthSocket {
       reauth: state !== 'authenticating',
       ...(streams ? { streams } : {}),
     });
+    const overtaken = this.#deferredReauth;
+    this.#deferredReauth = undefined;
+    if (!overtaken || socket !== this.#socket) return;
+    // A token fetched in band that is already inside the warning window: fetching again at once
+    // would only loop. The server's `expired` warning, at `exp`, is answered.
+    const refresh = !(answeredInBand && overtaken.reason === 'expiring');
+    this.#onReauthRequired(socket, overtaken.deadline, overtaken.reason, refresh);
   }
 
   /** Positions the server reports are where this connection starts: later offsets only. */
@@ -539,10 +555,15 @@ export class AuthSocket {
     }
   }
 
-  #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason): void {
+  #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason, refresh = true): void {
+    if (this.#state === 'authenticating' || this.#authInFlight !== undefined) {
+      // About the token whose `auth_ok` is still on its way: answer it once that is confirmed.
+      this.#deferredReauth = { deadline, reason };
+      return;
+    }
     if (!isAuthenticated(this.#state)) return;
     this.#emitter.emit('reauthRequired', { deadline, reason });
-    if (!this.#getToken || socket !== this.#socket) return;
+    if (!refresh || !this.#getToken || socket !== this.#socket) return;
     if (this.#state === 'open') this.#setState('reauthenticating', { reason: `reauth_required: ${reason}` });
     if (socket !== this.#socket || this.#refreshingOn === socket) return;
     this.#refreshingOn = socket;
@@ -560,7 +581,7 @@ export class AuthSocket {
         const token = await getToken();
         if (!current()) return;
         this.#token = token;
-        this.#write({ type: MessageType.Auth, token });
+        this.#sendAuth('inband', token);
         return;
       } catch (error) {
         if (!current()) return;
@@ -713,6 +734,12 @@ export class AuthSocket {
     const id = String(++this.#nextId);
     this.#pending.set(id, settler);
     this.#write({ ...frame, id });
+  }
+
+  /** Sends `auth`; the first one of a socket carries the resume positions. */
+  #sendAuth(kind: 'connect' | 'inband', token: string): void {
+    this.#authInFlight = kind;
+    this.#write({ type: MessageType.Auth, token, resume: kind === 'connect' ? this.#positions.toResume() : undefined });
   }
 
   #write(frame: ClientMessage): void {

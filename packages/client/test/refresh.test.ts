@@ -149,6 +149,38 @@ describe('token refresh', () => {
     ]);
   });
 
+  it('refreshes a token that is already inside the warning window once, not in a loop, and again at expiry', async () => {
+    const server = await startServer({ ticket: 'off', reauthWindowMs: WINDOW_MS, reauthGraceMs: GRACE_MS });
+    // Every token lives 20 s: less than the 30 s window, so each one is "expiring" from the start.
+    let tokenCalls = 0;
+    const client = createClient({
+      url: server.wsUrl,
+      getToken: () => {
+        tokenCalls++;
+        return server.token('alice', 20);
+      },
+    });
+    const log = record(client);
+    client.connect();
+    await nextEvent(client, 'authenticated', (e) => e.reauth);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tokenCalls).toBe(2);
+    expect(log.events.filter(([name]) => name === 'reauthRequired').map(([, e]) => (e as { reason: string }).reason)).toEqual([
+      'expiring',
+      'expiring',
+    ]);
+    // At expiry the server holds delivery and warns `expired`: that one is answered.
+    const refreshed = nextEvent(client, 'authenticated', (e) => e.reauth);
+    server.clock.advance(20_000);
+    await server.gateway.sendToUser('alice', 'held across the refresh');
+    await refreshed;
+    await until(() => log.messages.length === 1, 'the held message');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tokenCalls).toBe(3);
+    expect(client.state).toBe('open');
+    expect(server.upgrades).toHaveLength(1);
+  });
+
   it('ends in unauthenticated after a bounded number of attempts when refreshed tokens are refused', async () => {
     const server = await startServer({ ticket: 'off', reauthWindowMs: WINDOW_MS });
     let tokenCalls = 0;
