@@ -1,0 +1,131 @@
+import { createHmac } from 'node:crypto';
+
+/** One HS256 secret, issuer and audience for every target, so the auth work is the same everywhere. */
+export const SECRET = 'authsocket-bench-hs256-secret-0123456789abcdef';
+export const SECRET_KEY = new TextEncoder().encode(SECRET);
+export const ISSUER = 'https://id.bench.local';
+export const AUDIENCE = 'bench';
+export const HOST = '127.0.0.1';
+
+/**
+ * Microseconds on the machine's monotonic clock (`CLOCK_MONOTONIC` behind `process.hrtime`), which
+ * every process on the box shares: a server stamps a frame, the load generator subtracts.
+ */
+export function nowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const b64 = (value: string | Buffer): string => Buffer.from(value).toString('base64url');
+const HEADER = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+
+/**
+ * Mints an HS256 JWT with node:crypto directly (jose's SignJWT is async and slower; the load
+ * generator mints tens of thousands before it measures anything).
+ */
+export function mintToken(user: string, expiresAtMs: number, issuedAtMs = Date.now()): string {
+  const claims = {
+    sub: user,
+    iss: ISSUER,
+    aud: AUDIENCE,
+    iat: Math.floor(issuedAtMs / 1000),
+    exp: Math.floor(expiresAtMs / 1000),
+  };
+  const body = `${HEADER}.${b64(JSON.stringify(claims))}`;
+  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+}
+
+/** An application payload whose JSON is exactly `size` bytes: `{"s":seq,"t":stamp,"p":"xxx"}`. */
+export interface AppData {
+  s: number;
+  t: number;
+  u?: number;
+  p: string;
+}
+
+export function appData(seq: number, stamp: number, size: number, user?: number): AppData {
+  const data: AppData = user === undefined ? { s: seq, t: stamp, p: '' } : { s: seq, t: stamp, u: user, p: '' };
+  const bare = JSON.stringify(data).length;
+  data.p = 'x'.repeat(Math.max(0, size - bare));
+  return data;
+}
+
+/** Linear-interpolation-free percentile (nearest rank) of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+export interface Distribution {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** p50, p99 and max of `values` (any unit), in the unit given. */
+export function distribution(values: number[]): Distribution {
+  const sorted = Float64Array.from(values).sort();
+  const arr = Array.from(sorted);
+  return { n: arr.length, p50: percentile(arr, 50), p99: percentile(arr, 99), max: arr.at(-1) ?? Number.NaN };
+}
+
+export function median(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return Number.NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+}
+
+/** What the server process reports over its control channel. */
+export interface ServerStats {
+  /** `process.cpuUsage()` user + system, in µs. */
+  cpuUs: number;
+  rss: number;
+  heapUsed: number;
+  external: number;
+  connections: number;
+}
+
+/** Server variants. `ws` is the baseline every ratio is taken against. */
+export type Target =
+  | 'ws'
+  | 'authsocket'
+  | 'authsocket-ticket'
+  | 'authsocket-pma'
+  | 'authsocket-nohistory'
+  | 'socketio';
+
+/** How a load-generator client speaks to a target. */
+export type Dialect = 'ws' | 'authsocket' | 'socketio';
+
+export function dialectOf(target: Target): Dialect {
+  if (target === 'ws') return 'ws';
+  if (target === 'socketio') return 'socketio';
+  return 'authsocket';
+}
+
+/** Configuration handed to a server process (environment variable BENCH_SERVER). */
+export interface ServerConfig {
+  target: Target;
+  /** Expiry churn: warn this long before `exp` (`reauth_required {reason: 'expiring'}`). */
+  reauthWindowMs?: number;
+}
+
+/** Configuration handed to a load-generator process (environment variable BENCH_LOAD). */
+export interface LoadConfig {
+  scenario: ScenarioName;
+  target: Target;
+  port: number;
+  controlPort: number;
+  params: Record<string, number>;
+}
+
+export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'scale';
+
+/** Flat numeric metrics of one run; names carry their unit. */
+export type Metrics = Record<string, number>;

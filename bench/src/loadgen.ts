@@ -1,0 +1,431 @@
+/**
+ * The load generator: one process per run, configured by BENCH_LOAD (JSON), driving one target
+ * server on 127.0.0.1 and reporting flat metrics over IPC. Tokens are minted before any clock
+ * starts; every latency is the shared monotonic clock read here minus the stamp the server wrote.
+ */
+import http from 'node:http';
+import { BenchClient, control, fetchTicket } from './clients.js';
+import {
+  type AppData,
+  dialectOf,
+  distribution,
+  type LoadConfig,
+  type Metrics,
+  mintToken,
+  nowUs,
+  type ServerStats,
+  sleep,
+} from './common.js';
+
+const config = JSON.parse(process.env.BENCH_LOAD ?? '{}') as LoadConfig;
+const { target, port, controlPort, params } = config;
+const dialect = dialectOf(target);
+const HOUR_MS = 3_600_000;
+/** Clients opened at once while a scenario sets up its connections. */
+const SETUP_CONCURRENCY = 200;
+const SIZE = 100;
+
+const stats = (gc = false) => control<ServerStats>(controlPort, 'stats', gc ? { gc: 1 } : {});
+
+/** Source address for the i-th connection: past ~25k connections, spread over 127.0.0.x for ports. */
+function localAddress(i: number, total: number): string | undefined {
+  if (total <= 25_000) return undefined;
+  return `127.0.0.${2 + Math.floor(i / 25_000)}`;
+}
+
+interface Opened {
+  clients: BenchClient[];
+  /** µs from the first byte sent (ticket request or TCP connect) to `auth_ok`, per connection. */
+  latencies: number[];
+  /** µs spent on `POST /auth/ticket`, per connection (ticket mode). */
+  ticketLatencies: number[];
+  elapsedUs: number;
+}
+
+/** Opens `count` authenticated connections, `concurrency` at a time, as users `first..first+count-1`. */
+async function openMany(
+  count: number,
+  concurrency: number,
+  tokenFor: (user: number) => string,
+  options: { ticket?: boolean; first?: number; offset?: number; total?: number } = {},
+): Promise<Opened> {
+  const first = options.first ?? 0;
+  const clients = new Array<BenchClient>(count);
+  const latencies: number[] = [];
+  const ticketLatencies: number[] = [];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  const started = nowUs();
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      const user = first + index;
+      const token = tokenFor(user);
+      const t0 = nowUs();
+      let ticket: string | undefined;
+      if (options.ticket) {
+        ticket = await fetchTicket(agent, port, token);
+        ticketLatencies.push(nowUs() - t0);
+      }
+      const address = localAddress((options.offset ?? 0) + index, options.total ?? count);
+      const client = new BenchClient(dialect, port, user, token, {
+        ...(ticket === undefined ? {} : { ticket }),
+        ...(address === undefined ? {} : { localAddress: address }),
+      });
+      clients[index] = client;
+      const at = await client.ready;
+      latencies.push(at - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  const elapsedUs = nowUs() - started;
+  agent.destroy();
+  return { clients, latencies, ticketLatencies, elapsedUs };
+}
+
+const longLived = (user: number) => mintToken(`u${user}`, Date.now() + HOUR_MS);
+const ms = (us: number) => us / 1000;
+
+function cpuPer(before: ServerStats, after: ServerStats, operations: number): number {
+  return (after.cpuUs - before.cpuUs) / operations;
+}
+
+/** 1. Connect + authenticate: connections/s, latency from first byte to `auth_ok`, server CPU each. */
+async function connect(): Promise<Metrics> {
+  const n = params.connections ?? 3_000;
+  const tokens = Array.from({ length: n }, (_, i) => longLived(i));
+  const before = await stats();
+  const opened = await openMany(n, params.concurrency ?? 100, (i) => tokens[i] as string, {
+    ticket: target === 'authsocket-ticket',
+  });
+  const after = await stats();
+  const latency = distribution(opened.latencies);
+  const metrics: Metrics = {
+    'rate_conn/s': n / (opened.elapsedUs / 1e6),
+    'p50_ms': ms(latency.p50),
+    'p99_ms': ms(latency.p99),
+    'cpu_us/conn': cpuPer(before, after, n),
+  };
+  if (opened.ticketLatencies.length > 0) {
+    const ticket = distribution(opened.ticketLatencies);
+    metrics['ticket_p50_ms'] = ms(ticket.p50);
+    metrics['ticket_p99_ms'] = ms(ticket.p99);
+  }
+  for (const client of opened.clients) client.close();
+  return metrics;
+}
+
+/** 2. Idle memory: server RSS (and heap) per authenticated idle connection, after a full GC. */
+async function idle(): Promise<Metrics> {
+  const n = params.connections ?? 10_000;
+  const before = await stats(true);
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived, { total: n });
+  await sleep(params.settleMs ?? 2_000);
+  const after = await stats(true);
+  if (after.connections < n) throw new Error(`server reports ${after.connections} of ${n} connections`);
+  const metrics: Metrics = {
+    'rss_KiB/conn': (after.rss - before.rss) / n / 1024,
+    'heap_KiB/conn': (after.heapUsed - before.heapUsed) / n / 1024,
+    'rss_MiB': after.rss / 1048576,
+    'cpu_us/conn': cpuPer(before, after, n),
+    'setup_conn/s': n / (opened.elapsedUs / 1e6),
+  };
+  for (const client of opened.clients) client.close();
+  return metrics;
+}
+
+/** Waits until `done()` or `timeoutMs`; true when done. */
+async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > end) return false;
+    await sleep(2);
+  }
+  return true;
+}
+
+/** 3. Broadcast fan-out: every delivery's latency from the server's send call to arrival. */
+async function broadcast(): Promise<Metrics> {
+  const n = params.clients ?? 5_000;
+  const count = params.broadcasts ?? 20;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  const latencies: number[] = [];
+  let received = 0;
+  for (const client of opened.clients) {
+    client.onData = (data, at) => {
+      latencies.push(at - data.t);
+      received++;
+    };
+  }
+  await sleep(500);
+  const before = await stats();
+  let lost = 0;
+  for (let seq = 1; seq <= count; seq++) {
+    const expected = received + n;
+    await control(controlPort, 'broadcast', { seq, size: SIZE });
+    if (!(await until(() => received >= expected, 10_000))) lost += expected - received;
+    await sleep(params.gapMs ?? 50);
+  }
+  const after = await stats();
+  const latency = distribution(latencies);
+  for (const client of opened.clients) client.close();
+  return {
+    'p50_ms': ms(latency.p50),
+    'p99_ms': ms(latency.p99),
+    'max_ms': ms(latency.max),
+    'cpu_us/delivery': cpuPer(before, after, n * count),
+    lost,
+  };
+}
+
+/** 4. Push to user: one message to each of N users per round; throughput and latency. */
+async function push(): Promise<Metrics> {
+  const n = params.users ?? 5_000;
+  const rounds = params.rounds ?? 5;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  const latencies: number[] = [];
+  let received = 0;
+  let last = 0;
+  for (const client of opened.clients) {
+    client.onData = (data, at) => {
+      latencies.push(at - data.t);
+      received++;
+      last = at;
+    };
+  }
+  await sleep(500);
+  const before = await stats();
+  const throughputs: number[] = [];
+  let lost = 0;
+  for (let round = 0; round < rounds; round++) {
+    const expected = received + n;
+    const start = nowUs();
+    await control(controlPort, 'push', { users: n, perUser: 1, size: SIZE });
+    if (!(await until(() => received >= expected, 10_000))) lost += expected - received;
+    throughputs.push(n / ((last - start) / 1e6));
+    await sleep(100);
+  }
+  const after = await stats();
+  const latency = distribution(latencies);
+  for (const client of opened.clients) client.close();
+  throughputs.sort((a, b) => a - b);
+  return {
+    'push/s': throughputs[throughputs.length >> 1] as number,
+    'p50_ms': ms(latency.p50),
+    'p99_ms': ms(latency.p99),
+    'max_ms': ms(latency.max),
+    'cpu_us/push': cpuPer(before, after, n * rounds),
+    lost,
+  };
+}
+
+/** 5. Echo: closed-loop round trips from every client for a fixed time. */
+async function echo(): Promise<Metrics> {
+  const n = params.clients ?? 100;
+  const durationMs = params.durationMs ?? 5_000;
+  const tokens = Array.from({ length: n }, (_, i) => longLived(i));
+  const opened = await openMany(n, SETUP_CONCURRENCY, (i) => tokens[i] as string);
+  const perMessageToken = target === 'authsocket-pma';
+  const rtts: number[] = [];
+  let end = Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  const send = (client: BenchClient, seq: number) => {
+    inFlight++;
+    client.sendData({ s: seq, t: nowUs(), p: 'x'.repeat(60) }, perMessageToken ? tokens[client.user] : undefined);
+  };
+  for (const client of opened.clients) {
+    client.onData = (data: AppData, at) => {
+      inFlight--;
+      rtts.push(at - data.t);
+      if (at < end) send(client, data.s + 1);
+    };
+  }
+  // Warm-up: a few round trips per client, not counted (JIT, caches).
+  for (const client of opened.clients) send(client, 0);
+  await sleep(Math.min(500, durationMs / 4));
+  rtts.length = 0;
+  const before = await stats();
+  const start = nowUs();
+  const counted = rtts.length;
+  end = start + durationMs * 1000;
+  await sleep(durationMs);
+  const total = rtts.length - counted;
+  const after = await stats();
+  await until(() => inFlight === 0, 2_000);
+  const rtt = distribution(rtts);
+  for (const client of opened.clients) client.close();
+  return {
+    'rt/s': total / (durationMs / 1000),
+    'p50_ms': ms(rtt.p50),
+    'p99_ms': ms(rtt.p99),
+    'cpu_us/rt': cpuPer(before, after, total),
+  };
+}
+
+/**
+ * 6. Expiry churn: every token expires within the same `spreadMs` window and is refreshed in band
+ * (`auth` on the live socket) while the server keeps pushing to every user once a second. Counts
+ * what each user was sent against what arrived, in order, exactly once.
+ */
+async function churn(): Promise<Metrics> {
+  const n = params.users ?? 5_000;
+  const leadMs = params.leadMs ?? 12_000;
+  const spreadMs = params.spreadMs ?? 10_000;
+  const lateFraction = params.lateFraction ?? 0.2;
+  const warnMs = params.warnMs ?? 2_000;
+  const t0 = Date.now();
+  // JWT `exp` is in whole seconds: the expiries land on the seconds of [t0+lead, t0+lead+spread).
+  const expiring = Array.from({ length: n }, (_, i) => mintToken(`u${i}`, t0 + leadMs + (i / n) * spreadMs, t0));
+  const fresh = Array.from({ length: n }, (_, i) => mintToken(`u${i}`, t0 + HOUR_MS, t0));
+  const opened = await openMany(n, SETUP_CONCURRENCY, (i) => expiring[i] as string);
+  const lastSeq = new Array<number>(n).fill(0);
+  let outOfOrder = 0;
+  const latencies: number[] = [];
+  const stormLatencies: number[] = [];
+  const reauthLatencies: number[] = [];
+  const stormStart = nowUs() + (t0 + leadMs - warnMs - Date.now()) * 1000;
+  const stormEnd = stormStart + (spreadMs + warnMs + 2_000) * 1000;
+  let refreshed = 0;
+  for (const client of opened.clients) {
+    const user = client.user;
+    // Under authsocket a share of clients ignores the early warning and refreshes only once
+    // expired, so their deliveries are held and flushed; the other servers only warn.
+    const late = dialect === 'authsocket' && user % Math.round(1 / lateFraction) === 0;
+    let asked = 0;
+    client.onReauth = (reason) => {
+      if (late && reason !== 'expired') return;
+      if (asked !== 0) return;
+      asked = nowUs();
+      client.sendAuth(fresh[user] as string);
+    };
+    client.onReauthOk = () => {
+      refreshed++;
+      if (asked !== 0) reauthLatencies.push(nowUs() - asked);
+    };
+    client.onData = (data, at) => {
+      if (data.s !== lastSeq[user]! + 1) outOfOrder++;
+      lastSeq[user] = data.s;
+      const latency = at - data.t;
+      latencies.push(latency);
+      if (at >= stormStart && at <= stormEnd) stormLatencies.push(latency);
+    };
+  }
+  const pushForMs = t0 + leadMs + spreadMs + 2_000 - Date.now();
+  await control(controlPort, 'churn-start', { users: n, tickMs: 100, durationMs: pushForMs, size: SIZE });
+  // CPU of the storm: from the first warning to two seconds after the last expiry.
+  await sleep(Math.max(0, (stormStart - nowUs()) / 1000));
+  const before = await stats();
+  await sleep(Math.max(0, (stormEnd - nowUs()) / 1000));
+  const after = await stats();
+  await sleep(Math.max(0, t0 + leadMs + spreadMs + 2_500 - Date.now()));
+  const result = await control<{ sent: number[]; undelivered: number; reauths: number }>(controlPort, 'churn-result');
+  const received = (): number => lastSeq.reduce((sum, seq) => sum + seq, 0);
+  const sentTotal = result.sent.reduce((sum, count) => sum + count, 0);
+  await until(() => received() >= sentTotal, 3_000);
+  let lost = 0;
+  result.sent.forEach((count, user) => {
+    lost += Math.max(0, count - (lastSeq[user] as number));
+  });
+  const closed = opened.clients.filter((client) => client.closedWith !== undefined).length;
+  const all = distribution(latencies);
+  const storm = distribution(stormLatencies);
+  const reauth = distribution(reauthLatencies);
+  for (const client of opened.clients) client.close();
+  return {
+    sent: sentTotal,
+    lost,
+    out_of_order: outOfOrder,
+    closed,
+    refreshed,
+    'storm_p50_ms': ms(storm.p50),
+    'storm_p99_ms': ms(storm.p99),
+    'storm_max_ms': ms(storm.max),
+    'all_p99_ms': ms(all.p99),
+    'reauth_p50_ms': ms(reauth.p50),
+    'reauth_p99_ms': ms(reauth.p99),
+    'storm_cpu_%': ((after.cpuUs - before.cpuUs) / (stormEnd - stormStart)) * 100,
+    'cpu_us/reauth': cpuPer(before, after, Math.max(1, refreshed)),
+  };
+}
+
+/**
+ * 7. The cost of history (authsocket, default history vs `history: false`): push throughput
+ * (`perUser` messages to each of N users) and publish throughput (topics with N/topics subscribers).
+ */
+async function history(): Promise<Metrics> {
+  const n = params.users ?? 1_000;
+  const perUser = params.perUser ?? 20;
+  const topics = params.topics ?? 10;
+  const publishes = params.publishes ?? 2_000;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  let acks = 0;
+  for (const client of opened.clients) {
+    client.onAck = () => acks++;
+    client.subscribe(`room${client.user % topics}`, 's');
+  }
+  await until(() => acks >= n, 10_000);
+  let received = 0;
+  let last = 0;
+  for (const client of opened.clients) {
+    client.onData = (_data, at) => {
+      received++;
+      last = at;
+    };
+  }
+  await sleep(300);
+  // Push: N × perUser sendToUser calls.
+  let before = await stats();
+  let start = nowUs();
+  let expected = n * perUser;
+  await control(controlPort, 'push', { users: n, perUser, size: SIZE });
+  const pushLost = (await until(() => received >= expected, 20_000)) ? 0 : expected - received;
+  const pushRate = expected / ((last - start) / 1e6);
+  let after = await stats();
+  const pushCpu = cpuPer(before, after, expected);
+  await sleep(200);
+  // Publish: each publish reaches n / topics subscribers.
+  received = 0;
+  before = await stats();
+  start = nowUs();
+  expected = publishes * (n / topics);
+  await control(controlPort, 'publish', { topics, count: publishes, size: SIZE });
+  const publishLost = (await until(() => received >= expected, 20_000)) ? 0 : expected - received;
+  const publishRate = publishes / ((last - start) / 1e6);
+  after = await stats();
+  const publishCpu = cpuPer(before, after, publishes);
+  for (const client of opened.clients) client.close();
+  return {
+    'push/s': pushRate,
+    'cpu_us/push': pushCpu,
+    'publish/s': publishRate,
+    'cpu_us/publish': publishCpu,
+    'rss_MiB': after.rss / 1048576,
+    lost: pushLost + publishLost,
+  };
+}
+
+/** Scale: hold as many idle authenticated connections as asked, from `first` (one of several generators). */
+async function scale(): Promise<Metrics> {
+  const n = params.connections ?? 10_000;
+  const first = params.first ?? 0;
+  const opened = await openMany(n, params.concurrency ?? SETUP_CONCURRENCY, longLived, {
+    first,
+    offset: first,
+    total: params.total ?? n,
+  });
+  process.send?.({ holding: true, metrics: { 'setup_conn/s': n / (opened.elapsedUs / 1e6) } });
+  // Held until the orchestrator has read the server's RSS and ends this process.
+  await sleep(params.holdMs ?? 600_000);
+  return {};
+}
+
+const scenarios = { connect, idle, broadcast, push, echo, churn, history, scale } as const;
+
+scenarios[config.scenario]().then(
+  (metrics) => {
+    process.send?.({ metrics }, () => process.exit(0));
+  },
+  (error: unknown) => {
+    process.send?.({ error: error instanceof Error ? error.message : String(error) }, () => process.exit(1));
+  },
+);

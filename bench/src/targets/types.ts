@@ -1,0 +1,17 @@
+import type { Server } from 'node:http';
+import type { AppData } from '../common.js';
+
+/** What the benchmark drives on each server, the same calls a backend would make. */
+export interface TargetServer {
+  readonly http: Server;
+  /** Sends `data` to every authenticated connection. */
+  broadcast(data: AppData): void | Promise<unknown>;
+  /** Sends `data` to every connection of `user`; resolves to how many got it (or hold it). */
+  push(user: string, data: AppData): number | Promise<number>;
+  /** Sends `data` to the subscribers of `topic` (authsocket only). */
+  publish?(topic: string, data: AppData): Promise<number>;
+  /** Authenticated connections now. */
+  connections(): number;
+  /** Reauths answered in band so far (expiry churn). */
+  reauths(): number;
+}

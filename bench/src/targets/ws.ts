@@ -1,0 +1,108 @@
+import http from 'node:http';
+import { jwtVerify } from 'jose';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { type AppData, AUDIENCE, ISSUER, SECRET_KEY, type ServerConfig } from '../common.js';
+import type { TargetServer } from './types.js';
+
+const AUTH_TIMEOUT_MS = 10_000;
+
+interface Client {
+  user: string | undefined;
+  expiresAt: number;
+  authTimer: NodeJS.Timeout | undefined;
+  reauthTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The seeds' approach, written as a careful developer would by hand: `ws`, first message
+ * `{type: 'auth', token}` verified with jose HS256, a user -> sockets map, `auth_ok`, a timer per
+ * socket for the auth deadline (and, under expiry churn, for the refresh warning).
+ */
+export function startWs(config: ServerConfig): TargetServer {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 65_536, clientTracking: false });
+  const byUser = new Map<string, Set<WebSocket>>();
+  const authed = new Set<WebSocket>();
+  let reauths = 0;
+
+  const verify = async (token: unknown) => {
+    if (typeof token !== 'string') throw new Error('no token');
+    const { payload } = await jwtVerify(token, SECRET_KEY, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
+    if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new Error('claims');
+    return { user: payload.sub, expiresAt: payload.exp * 1000 };
+  };
+
+  const scheduleWarning = (ws: WebSocket, client: Client) => {
+    if (config.reauthWindowMs === undefined) return;
+    clearTimeout(client.reauthTimer);
+    const delay = Math.max(0, client.expiresAt - config.reauthWindowMs - Date.now());
+    client.reauthTimer = setTimeout(() => {
+      ws.send(JSON.stringify({ type: 'reauth_required', reason: 'expiring', deadline: client.expiresAt }));
+    }, delay);
+  };
+
+  wss.on('connection', (ws) => {
+    const client: Client = { user: undefined, expiresAt: 0, authTimer: undefined, reauthTimer: undefined };
+    client.authTimer = setTimeout(() => ws.close(4408, 'authentication timed out'), AUTH_TIMEOUT_MS);
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      clearTimeout(client.authTimer);
+      clearTimeout(client.reauthTimer);
+      if (client.user === undefined) return;
+      authed.delete(ws);
+      const sockets = byUser.get(client.user);
+      sockets?.delete(ws);
+      if (sockets?.size === 0) byUser.delete(client.user);
+    });
+    ws.on('message', (raw: RawData) => {
+      let msg: { type?: unknown; token?: unknown; data?: unknown };
+      try {
+        msg = JSON.parse(raw.toString()) as typeof msg;
+      } catch {
+        return ws.close(4400, 'bad json');
+      }
+      if (msg.type === 'auth') {
+        verify(msg.token).then(
+          ({ user, expiresAt }) => {
+            if (client.user !== undefined && client.user !== user) return ws.close(4403, 'different user');
+            if (client.user === undefined) {
+              client.user = user;
+              clearTimeout(client.authTimer);
+              client.authTimer = undefined;
+              let sockets = byUser.get(user);
+              if (!sockets) byUser.set(user, (sockets = new Set()));
+              sockets.add(ws);
+              authed.add(ws);
+            } else {
+              reauths++;
+            }
+            client.expiresAt = expiresAt;
+            scheduleWarning(ws, client);
+            ws.send(JSON.stringify({ type: 'auth_ok', user, expiresAt }));
+          },
+          () => ws.close(4401, 'invalid token'),
+        );
+        return;
+      }
+      if (client.user === undefined) return ws.close(4401, 'authenticate first');
+      if (msg.type === 'message') ws.send(JSON.stringify({ type: 'message', data: msg.data }));
+    });
+  });
+
+  return {
+    http: server,
+    broadcast(data: AppData) {
+      const frame = Buffer.from(JSON.stringify({ type: 'message', data }));
+      for (const ws of authed) ws.send(frame, { binary: false });
+    },
+    push(user: string, data: AppData) {
+      const sockets = byUser.get(user);
+      if (!sockets) return 0;
+      const frame = Buffer.from(JSON.stringify({ type: 'message', data }));
+      for (const ws of sockets) ws.send(frame, { binary: false });
+      return sockets.size;
+    },
+    connections: () => authed.size,
+    reauths: () => reauths,
+  };
+}

@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A smoke check only: the benchmark's numbers are never asserted here, just that a tiny run of
+// every scenario completes and reports numbers for each target.
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dir = mkdtempSync(path.join(tmpdir(), 'authsocket-bench-'));
+const out = path.join(dir, 'smoke.json');
+
+interface Result {
+  scenarios: Array<{ name: string; targets: string[] }>;
+  medians: Record<string, Record<string, Record<string, number>>>;
+}
+
+describe('bench --smoke', () => {
+  beforeAll(() => {
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-b', 'bench'], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs every scenario against raw ws, authsocket and Socket.IO and reports numbers for each', () => {
+    execFileSync(process.execPath, [path.join(root, 'bench/dist/run.js'), '--smoke', '--out', out], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 110_000,
+    });
+    const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
+    const names = result.scenarios.map((scenario) => scenario.name);
+    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history']);
+    for (const scenario of result.scenarios) {
+      for (const target of scenario.targets) {
+        const metrics = Object.values(result.medians[scenario.name]?.[target] ?? {});
+        expect(metrics.length, `${scenario.name}/${target}`).toBeGreaterThan(0);
+        expect(metrics.every((value) => Number.isFinite(value)), `${scenario.name}/${target}`).toBe(true);
+      }
+    }
+    const targets = new Set(result.scenarios.flatMap((scenario) => scenario.targets));
+    for (const target of ['ws', 'authsocket', 'socketio']) expect(targets).toContain(target);
+  }, 120_000);
+});
