@@ -439,13 +439,13 @@ export class AuthSocket {
       this.#fail(new ProtocolError(`server selected subprotocol '${socket.protocol.slice(0, 32)}', not '${SUBPROTOCOL}'`));
       return;
     }
+    // Listeners may close or log out from here on: after each of them, only go on if nothing changed.
+    const current = (): boolean => socket === this.#socket && this.#state === 'authenticating';
     this.#setState('authenticating');
-    if (socket !== this.#socket) return;
+    if (!current()) return;
     this.#emitter.emit('open', undefined);
-    if (socket !== this.#socket) return;
-    if (inBandToken !== undefined) {
-      this.#sendAuth('connect', inBandToken);
-    }
+    if (!current()) return;
+    if (inBandToken !== undefined) this.#sendAuth('connect', inBandToken);
   }
 
   // --- inbound ------------------------------------------------------------------------------------
@@ -528,7 +528,7 @@ export class AuthSocket {
     }
     if (state === 'open') this.#publishSnapshot({});
     else this.#setState('open');
-    if (socket !== this.#socket) return;
+    if (socket !== this.#socket || this.#state !== 'open') return;
     if (state === 'reauthenticating') this.#resubscribe(socket);
     const waiters = this.#authWaiters;
     this.#authWaiters = [];

@@ -32,14 +32,13 @@ export async function fetchTicket(baseUrl: string, token: string, options: Fetch
   const response = await fetchImpl(url, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
   if (response.status === HTTP_UNAUTHORIZED) throw new UnauthorizedError('ticket request refused');
   if (!response.ok) throw new TicketRequestError(response.status);
-  const body: unknown = await response.json();
-  if (
-    typeof body !== 'object' ||
-    body === null ||
-    typeof (body as Ticket).ticket !== 'string' ||
-    typeof (body as Ticket).expiresAt !== 'number'
-  ) {
-    throw new TicketRequestError(response.status);
-  }
-  return { ticket: (body as Ticket).ticket, expiresAt: (body as Ticket).expiresAt };
+  const body: unknown = await response.json().catch(() => undefined);
+  if (!isTicket(body)) throw new TicketRequestError(response.status);
+  return { ticket: body.ticket, expiresAt: body.expiresAt };
+}
+
+function isTicket(value: unknown): value is Ticket {
+  if (typeof value !== 'object' || value === null) return false;
+  const { ticket, expiresAt } = value as Record<string, unknown>;
+  return typeof ticket === 'string' && ticket.length > 0 && typeof expiresAt === 'number';
 }

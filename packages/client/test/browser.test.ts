@@ -156,7 +156,7 @@ describe('in Chromium', () => {
   );
 
   it(
-    "reconnects at once when the browser fires 'online' instead of sitting out its backoff",
+    "reconnects at once when the browser comes back online or the page becomes visible, instead of sitting out its backoff",
     async () => {
       const server = await serveClient({ ticket: 'off' });
       let connection: Connection | undefined;
@@ -188,9 +188,15 @@ describe('in Chromium', () => {
         await page.waitForFunction(() => (window as unknown as PageGlobals).client.state === 'reconnecting');
         await page.evaluate(() => window.dispatchEvent(new Event('online')));
         await page.waitForFunction(() => (window as unknown as PageGlobals).client.state === 'open', undefined, { timeout: 5_000 });
+        connection?.close(CloseCode.InternalError, 'drop again');
+        await page.waitForFunction(() => (window as unknown as PageGlobals).client.state === 'reconnecting');
+        expect(await page.evaluate(() => document.visibilityState)).toBe('visible');
+        await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+        await page.waitForFunction(() => (window as unknown as PageGlobals).client.state === 'open', undefined, { timeout: 5_000 });
         const states = await page.evaluate(() => (window as unknown as PageGlobals).log.states);
-        expect(states).toEqual(['connecting', 'authenticating', 'open', 'reconnecting', 'connecting', 'authenticating', 'open']);
-        expect(server.upgrades).toHaveLength(2);
+        const cycle = ['reconnecting', 'connecting', 'authenticating', 'open'];
+        expect(states).toEqual(['connecting', 'authenticating', 'open', ...cycle, ...cycle]);
+        expect(server.upgrades).toHaveLength(3);
         await page.evaluate(() => (window as unknown as PageGlobals).client.close());
       } finally {
         await page.close();
