@@ -1,0 +1,43 @@
+export {
+  type ActionKey,
+  type ActionTypeNames,
+  DEFAULT_ACTION_TYPES,
+  type DefaultActionTypes,
+  type ResolvedActionTypes,
+} from './action-types.js';
+export {
+  type ActionCreator,
+  type AuthenticatedAction,
+  type AuthSocketActions,
+  type AuthSocketLifecycleAction,
+  type ClosedAction,
+  type ConnectAction,
+  type DisconnectAction,
+  type ErrorAction,
+  isAction,
+  isServerAction,
+  isWebSocketAction,
+  type LoggedInAction,
+  type LoggedOutAction,
+  type LogoutAction,
+  type OpenAction,
+  type ReauthRequiredAction,
+  type SerializedError,
+  serializeError,
+  type ServerAction,
+  type ServerActionMeta,
+  type StateChangedAction,
+  type WebSocketAction,
+  type WebSocketAuthAction,
+  type WebSocketLogoutAction,
+  type WebSocketMeta,
+} from './actions.js';
+export {
+  type AuthSocketMiddleware,
+  type AuthSocketMiddlewareOptions,
+  type ClientMiddlewareOptions,
+  type CommonMiddlewareOptions,
+  createAuthSocketMiddleware,
+  type UrlMiddlewareOptions,
+} from './middleware.js';
+export { type AuthSocketReducer, type AuthSocketState, createAuthSocketReducer, initialAuthSocketState } from './reducer.js';
