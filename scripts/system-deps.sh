@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (Chromium for browser tests), when missing.
+# Installs the Debian packages the test suite runs for real (Chromium for browser tests, redis-server for
+# the Redis engine's tests), when missing.
 # A missing package is a failure, never a skip: without root to install it, this exits non-zero.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,162 @@
+import { ConfigError, type Logger } from '@authsocket/server';
+import { Redis, type RedisOptions } from 'ioredis';
+import { type BrokerStatus, RedisBroker } from './broker.js';
+import { Keys } from './keys.js';
+import { RedisRevocationStore } from './revocation-store.js';
+import { RedisTicketStore } from './ticket-store.js';
+
+export interface RedisEngineOptions {
+  /** Prefix of every key and channel; no `{` or `}`. Default `'authsocket:'`. */
+  keyPrefix?: string;
+  /**
+   * History bounds per stream, as the gateway's `history` option: publications kept (exact `MAXLEN`)
+   * and their maximum age. Default `{ maxEntries: 1_000, maxAgeMs: 300_000 }`.
+   */
+  history?: { maxEntries?: number; maxAgeMs?: number };
+  /**
+   * How long an idle stream keeps its epoch and offset, in ms. After that its next message starts a
+   * new epoch (a client resuming from before gets `recovered: false`). At least `history.maxAgeMs`.
+   * Default 86_400_000 (24 h).
+   */
+  streamTtlMs?: number;
+  /**
+   * How long a revocation is remembered, in ms: set it to at least the longest lifetime of the JWTs
+   * you accept, or a token issued before the revocation is accepted again once it is forgotten.
+   * Default 86_400_000 (24 h).
+   */
+  revocationTtlMs?: number;
+  /**
+   * Shard channels (and hash-tag slots) streams are spread over. Every node subscribes to all of
+   * them; on Redis Cluster they spread publications over up to this many shards. Every node of a
+   * deployment must use the same value. Default 16.
+   */
+  shards?: number;
+  /** Bound on any one Redis command, in ms: past it the operation fails with `StoreUnavailableError`. Default 2_000. */
+  commandTimeoutMs?: number;
+  /** Bound on one connection attempt, in ms. Default 5_000. */
+  connectTimeoutMs?: number;
+  /** Longest wait between reconnection attempts, in ms (exponential with jitter up to it). Default 2_000. */
+  maxReconnectDelayMs?: number;
+  /** Extra ioredis options for both connections, e.g. `tls: { ca }` for a private CA. */
+  redis?: RedisOptions;
+  /** pino-compatible logger. Default: silent. */
+  logger?: Logger;
+}
+
+/** Everything the gateway needs from Redis, on one command and one subscriber connection. */
+export interface RedisEngine {
+  readonly broker: RedisBroker;
+  readonly ticketStore: RedisTicketStore;
+  readonly revocationStore: RedisRevocationStore;
+  /** The broker's health (`ready` | `connecting` | `reconnecting` | `closed`), for `/healthz`. */
+  readonly status: BrokerStatus;
+  /** Resolves when connected and subscribed; rejects with `StoreUnavailableError` after `timeoutMs` (default `connectTimeoutMs`). */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Closes the broker and both connections. */
+  close(): Promise<void>;
+}
+
+const noop = (): void => {};
+const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+const DEFAULTS = {
+  keyPrefix: 'authsocket:',
+  maxEntries: 1_000,
+  maxAgeMs: 300_000,
+  streamTtlMs: 86_400_000,
+  revocationTtlMs: 86_400_000,
+  shards: 16,
+  commandTimeoutMs: 2_000,
+  connectTimeoutMs: 5_000,
+  maxReconnectDelayMs: 2_000,
+} as const;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(name, `expected a positive integer, got ${value}`);
+  return value;
+}
+
+/** Reconnection delay: exponential from 50 ms, capped, with full jitter so nodes do not reconnect in lockstep. */
+export function reconnectDelay(attempt: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, 50 * 2 ** Math.min(attempt, 16));
+  return Math.max(10, Math.round(ceiling * random()));
+}
+
+/**
+ * Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS) and
+ * returns the gateway's broker, ticket store and revocation store over two shared connections.
+ * Pass them to `createGateway({ broker, ticketStore, revocationStore, ... })` on every node.
+ */
+export function createRedisEngine(url: string, options: RedisEngineOptions = {}): RedisEngine {
+  if (typeof url !== 'string' || !/^rediss?:\/\//i.test(url)) {
+    throw new ConfigError('url', "expected a 'redis://' or 'rediss://' URL");
+  }
+  const logger = options.logger ?? silentLogger;
+  const maxEntries = positiveInteger('history.maxEntries', options.history?.maxEntries ?? DEFAULTS.maxEntries);
+  const maxAgeMs = positiveInteger('history.maxAgeMs', options.history?.maxAgeMs ?? DEFAULTS.maxAgeMs);
+  const streamTtlMs = positiveInteger('streamTtlMs', options.streamTtlMs ?? DEFAULTS.streamTtlMs);
+  if (streamTtlMs < maxAgeMs) throw new ConfigError('streamTtlMs', `must be at least history.maxAgeMs (${maxAgeMs})`);
+  const revocationTtlMs = positiveInteger('revocationTtlMs', options.revocationTtlMs ?? DEFAULTS.revocationTtlMs);
+  const commandTimeoutMs = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs);
+  const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
+  const maxDelay = positiveInteger('maxReconnectDelayMs', options.maxReconnectDelayMs ?? DEFAULTS.maxReconnectDelayMs);
+  const keys = new Keys(options.keyPrefix ?? DEFAULTS.keyPrefix, options.shards ?? DEFAULTS.shards);
+
+  const connectionOptions: RedisOptions = {
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
+    // Commands wait for the first connection; once it is lost they fail at the next failed attempt
+    // (or at once, see `attempt`), never wait for Redis indefinitely.
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 0,
+    // A command in flight when the connection dropped is failed, not sent again: a publish script
+    // run twice would publish twice.
+    autoResendUnfulfilledCommands: false,
+    // The broker resubscribes itself on every 'ready', and only then reports ready.
+    autoResubscribe: false,
+    retryStrategy: (attempt: number) => reconnectDelay(attempt, maxDelay),
+    ...options.redis,
+  };
+  const command = new Redis(url, connectionOptions);
+  const subscriber = new Redis(url, connectionOptions);
+  for (const [role, connection] of [
+    ['command', command],
+    ['subscriber', subscriber],
+  ] as const) {
+    // Without a listener ioredis prints every connection error; the broker's status says what matters.
+    connection.on('error', (error: Error) => logger.debug({ role, err: error.message }, 'redis connection error'));
+  }
+
+  const broker = new RedisBroker(command, subscriber, {
+    keys,
+    maxEntries,
+    maxAgeMs,
+    streamTtlMs,
+    deliveryTimeoutMs: commandTimeoutMs,
+    startTimeoutMs: connectTimeoutMs,
+    logger,
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    broker,
+    ticketStore: new RedisTicketStore(command, keys),
+    revocationStore: new RedisRevocationStore(command, keys, revocationTtlMs),
+    get status() {
+      return broker.status;
+    },
+    ready: (timeoutMs?: number) => broker.ready(timeoutMs),
+    close() {
+      closing ??= (async () => {
+        await broker.close();
+        await Promise.all(
+          [command, subscriber].map(async (connection) => {
+            // QUIT when connected (replies flushed first); a down connection is just dropped.
+            if (connection.status === 'ready') await connection.quit().catch(() => connection.disconnect());
+            else connection.disconnect();
+          }),
+        );
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { ConfigError } from '@authsocket/server';
+
+/** FNV-1a over the UTF-8 bytes: a stable, cheap spread of stream names over shards. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/**
+ * Every Redis key and channel the engine uses, in one place. A stream's keys and the channel its
+ * publications travel on share one hash tag (`{<shard>}`), so the publish script touches one slot
+ * and stays valid on Redis Cluster.
+ *
+ * | name | type | holds |
+ * |---|---|---|
+ * | `<prefix>t:<sha256 of ticket>` | string | a ticket record (JSON), `PX` = ticket TTL |
+ * | `<prefix>r:<user>` | string | when `user` was last revoked (ms), `PX` = revocation TTL |
+ * | `<prefix>{<shard>}:m:<stream>` | hash | the stream's `epoch` and last `offset`, `PX` = stream TTL |
+ * | `<prefix>{<shard>}:h:<stream>` | stream | the history, entry id `<offset>-0`, fields `t` (ms) and `p` (payload) |
+ * | `<prefix>{<shard>}:p` | shard channel | publications of the shard's streams (and broadcasts on shard 0) |
+ * | `<prefix>control` | shard channel | control messages (revocations) |
+ */
+export class Keys {
+  readonly prefix: string;
+  readonly shards: number;
+  readonly control: string;
+  readonly channels: readonly string[];
+
+  constructor(prefix: string, shards: number) {
+    if (/[{}]/.test(prefix)) throw new ConfigError('keyPrefix', `must not contain '{' or '}', got '${prefix}'`);
+    if (!Number.isSafeInteger(shards) || shards < 1 || shards > 1024) {
+      throw new ConfigError('shards', `expected an integer from 1 to 1024, got ${shards}`);
+    }
+    this.prefix = prefix;
+    this.shards = shards;
+    this.control = `${prefix}control`;
+    this.channels = Array.from({ length: shards }, (_, shard) => this.channel(shard));
+  }
+
+  ticket(hash: string): string {
+    return `${this.prefix}t:${hash}`;
+  }
+
+  revoked(user: string): string {
+    return `${this.prefix}r:${user}`;
+  }
+
+  /** The shard a stream lives on; broadcasts (no stream) go to shard 0. */
+  shardOf(stream: string | undefined): number {
+    return stream === undefined ? 0 : fnv1a(stream) % this.shards;
+  }
+
+  channel(shard: number): string {
+    return `${this.prefix}{${shard}}:p`;
+  }
+
+  /** The stream's meta hash and history stream (same slot). */
+  stream(stream: string): { meta: string; history: string; channel: string } {
+    const shard = this.shardOf(stream);
+    const tag = `${this.prefix}{${shard}}`;
+    return { meta: `${tag}:m:${stream}`, history: `${tag}:h:${stream}`, channel: this.channel(shard) };
+  }
+}
