@@ -101,6 +101,7 @@ describe('in Chromium', () => {
 
   it('bundles without any Node built-in', () => {
     expect(bundle).not.toMatch(/from ['"]node:|require\(|__vite-browser-external/);
+    expect(bundle).not.toMatch(/\bBuffer\.|\bprocess\./);
     expect(bundle).toMatch(/export \{[^}]*\bAuthSocket\b/);
     // The protocol package is inlined: one file, nothing else to resolve.
     expect(bundle).not.toMatch(/from ['"]@authsocket/);
