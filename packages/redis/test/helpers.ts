@@ -96,6 +96,11 @@ export class RedisServer {
     if (child) await killGroup(child);
   }
 
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the server: connections stay open but nothing answers. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void {
+    if (this.#process?.pid !== undefined) process.kill(this.#process.pid, signal);
+  }
+
   async stop(): Promise<void> {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
