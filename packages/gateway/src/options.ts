@@ -1,0 +1,246 @@
+import type { ExpiryPolicy, TicketMode } from '@authsocket/server';
+import * as parse from './parsers.js';
+import type { Parser } from './parsers.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The gateway process's configuration, as `loadConfig` resolves it from flags, environment and defaults. */
+export interface GatewayConfig {
+  readonly port: number;
+  /** Interface to listen on; undefined: every interface. */
+  readonly host: string | undefined;
+  readonly jwtSecret: string | undefined;
+  /** PEM text (read from the file when the option named a path). */
+  readonly jwtPublicKey: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly audience: string | undefined;
+  /** Exact `Origin` values allowed to open a WebSocket; undefined: any. */
+  readonly allowedOrigins: readonly string[] | undefined;
+  readonly ticketMode: TicketMode;
+  readonly ticketTtlMs: number;
+  readonly expiryPolicy: ExpiryPolicy;
+  readonly reauthWindowMs: number;
+  readonly reauthGraceMs: number;
+  /** Path WebSocket upgrades are served on. */
+  readonly wsPath: string;
+  /** Accepted and validated; not used yet (the Redis stores come with a later issue). */
+  readonly redisUrl: string | undefined;
+  /** Bearer key of the HTTP API; undefined outside demo mode disables the API. */
+  readonly apiKey: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly demo: boolean;
+  /** Directory of static assets served at `/`; undefined: the built demo app in demo mode, if present. */
+  readonly staticDir: string | undefined;
+}
+
+export type ConfigKey = keyof GatewayConfig;
+
+/** One option: its flag `--<flag>`, its variable `AUTHSOCKET_<FLAG>`, its default and its parser. */
+export interface OptionSpec<K extends ConfigKey = ConfigKey> {
+  readonly key: K;
+  readonly flag: string;
+  readonly env: string;
+  /** Variables read after `env`, e.g. `PORT`. */
+  readonly fallbackEnv: readonly string[];
+  /** `boolean` options are bare flags on the command line. */
+  readonly type: 'string' | 'boolean';
+  /** Placeholder in `--help`, e.g. `<duration>`. */
+  readonly valueName: string;
+  readonly defaultValue: GatewayConfig[K];
+  /** How the default reads in `--help` and the README. */
+  readonly defaultLabel: string;
+  readonly description: string;
+  readonly parse: Parser<NonNullable<GatewayConfig[K]>>;
+}
+
+type Definition<K extends ConfigKey> = Omit<OptionSpec<K>, 'env' | 'fallbackEnv' | 'type' | 'defaultLabel'> &
+  Partial<Pick<OptionSpec<K>, 'fallbackEnv' | 'type' | 'defaultLabel'>>;
+
+export const envName = (flag: string): string => `AUTHSOCKET_${flag.toUpperCase().replaceAll('-', '_')}`;
+
+function option<K extends ConfigKey>(definition: Definition<K>): OptionSpec {
+  const spec: OptionSpec<K> = {
+    env: envName(definition.flag),
+    fallbackEnv: [],
+    type: 'string',
+    defaultLabel: definition.defaultValue === undefined ? '' : String(definition.defaultValue),
+    ...definition,
+  };
+  return spec as unknown as OptionSpec;
+}
+
+const duration = (ms: number) => ({ valueName: '<duration>', defaultLabel: parse.formatDuration(ms) });
+
+/** Every option of `authsocket serve`, declared once: parsing, `--help` and the README follow this table. */
+export const OPTIONS: readonly OptionSpec[] = [
+  option({
+    key: 'port',
+    flag: 'port',
+    fallbackEnv: ['PORT'],
+    valueName: '<port>',
+    defaultValue: 8080,
+    description: 'TCP port to listen on (0: any free port)',
+    parse: parse.port,
+  }),
+  option({
+    key: 'host',
+    flag: 'host',
+    valueName: '<host>',
+    defaultValue: undefined,
+    defaultLabel: 'every interface',
+    description: 'interface to listen on, e.g. 127.0.0.1',
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'jwtSecret',
+    flag: 'jwt-secret',
+    valueName: '<secret>',
+    defaultValue: undefined,
+    defaultLabel: 'generated in --demo',
+    description: 'HS256 secret, at least 32 bytes',
+    parse: parse.secret(32, 'bytes'),
+  }),
+  option({
+    key: 'jwtPublicKey',
+    flag: 'jwt-public-key',
+    valueName: '<pem|path>',
+    defaultValue: undefined,
+    description: 'PEM SPKI public key (RS*, PS*, ES*, EdDSA), inline or a file path',
+    parse: parse.publicKey,
+  }),
+  option({
+    key: 'jwksUrl',
+    flag: 'jwks-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    description: 'JWKS endpoint of your identity provider',
+    parse: parse.url(['https:', 'http:']),
+  }),
+  option({
+    key: 'issuer',
+    flag: 'issuer',
+    valueName: '<iss>',
+    defaultValue: undefined,
+    defaultLabel: 'not checked',
+    description: 'required `iss` claim',
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'audience',
+    flag: 'audience',
+    valueName: '<aud>',
+    defaultValue: undefined,
+    defaultLabel: 'not checked',
+    description: 'required `aud` claim',
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'allowedOrigins',
+    flag: 'allowed-origins',
+    valueName: '<origins>',
+    defaultValue: undefined,
+    defaultLabel: 'any origin',
+    description: 'comma-separated exact origins allowed to open a WebSocket (403 otherwise)',
+    parse: parse.origins,
+  }),
+  option({
+    key: 'ticketMode',
+    flag: 'ticket-mode',
+    valueName: '<off|optional|required>',
+    defaultValue: 'optional',
+    description: 'whether upgrades take a ticket from POST /auth/ticket',
+    parse: parse.oneOf(['off', 'optional', 'required']),
+  }),
+  option({
+    key: 'ticketTtlMs',
+    flag: 'ticket-ttl',
+    ...duration(30_000),
+    defaultValue: 30_000,
+    description: 'ticket lifetime',
+    parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'expiryPolicy',
+    flag: 'expiry-policy',
+    valueName: '<reauth|close|ignore>',
+    defaultValue: 'reauth',
+    description: 'what happens when a connection’s token expires',
+    parse: parse.oneOf(['reauth', 'close', 'ignore']),
+  }),
+  option({
+    key: 'reauthWindowMs',
+    flag: 'reauth-window',
+    ...duration(30_000),
+    defaultValue: 30_000,
+    description: 'reauth policy: ask for a fresh token this long before `exp`',
+    parse: parse.duration(),
+  }),
+  option({
+    key: 'reauthGraceMs',
+    flag: 'reauth-grace',
+    ...duration(10_000),
+    defaultValue: 10_000,
+    description: 'reauth policy: hold messages this long after `exp`, then close 4419',
+    parse: parse.duration(),
+  }),
+  option({
+    key: 'wsPath',
+    flag: 'ws-path',
+    valueName: '<path>',
+    defaultValue: '/ws',
+    description: 'path WebSocket upgrades are served on',
+    parse: parse.urlPath,
+  }),
+  option({
+    key: 'redisUrl',
+    flag: 'redis-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'in memory',
+    description: 'Redis for tickets, revocations and fan-out: validated, not supported yet',
+    parse: parse.url(['redis:', 'rediss:'], { hideValue: true }),
+  }),
+  option({
+    key: 'apiKey',
+    flag: 'api-key',
+    valueName: '<key>',
+    defaultValue: undefined,
+    defaultLabel: 'API off; generated in --demo',
+    description: 'bearer key of the /api endpoints, at least 16 characters',
+    parse: parse.secret(16, 'characters'),
+  }),
+  option({
+    key: 'logLevel',
+    flag: 'log-level',
+    valueName: `<${LOG_LEVELS.join('|')}>`,
+    defaultValue: 'info',
+    description: 'level of the JSON logs on stdout',
+    parse: parse.oneOf(LOG_LEVELS),
+  }),
+  option({
+    key: 'demo',
+    flag: 'demo',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: false,
+    description: 'demo identity (POST /auth/login), chat:* topics, generated secrets',
+    parse: parse.boolean,
+  }),
+  option({
+    key: 'staticDir',
+    flag: 'static-dir',
+    valueName: '<dir>',
+    defaultValue: undefined,
+    defaultLabel: 'the built demo app in --demo',
+    description: 'directory of static assets served at /',
+    parse: parse.directory,
+  }),
+];
+
+export function optionFor(key: ConfigKey): OptionSpec {
+  const spec = OPTIONS.find((candidate) => candidate.key === key);
+  if (!spec) throw new Error(`no option declared for ${key}`);
+  return spec;
+}

@@ -1,0 +1,152 @@
+import { readFileSync, statSync } from 'node:fs';
+
+/**
+ * A raw option value that does not parse. The message completes "invalid option --x (ENV): ..."
+ * and never repeats a secret value.
+ */
+export class ValueError extends Error {
+  override readonly name = 'ValueError';
+}
+
+/** Parses one raw string (from a flag or an environment variable) into an option's value. */
+export type Parser<T> = (raw: string) => T;
+
+const quote = (raw: string): string => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}...` : raw);
+
+const DURATION = /^(\d{1,9})(ms|s|m|h)$/;
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+/** Node timers overflow past 2^31-1 ms; a day is far beyond any sensible TTL or window. */
+const MAX_DURATION_MS = 86_400_000;
+
+/** `500ms`, `30s`, `2m`, `1h` (or `0`) to milliseconds. */
+export function duration({ min = 0 }: { min?: number } = {}): Parser<number> {
+  return (raw) => {
+    const match = DURATION.exec(raw);
+    const ms = raw === '0' ? 0 : match ? Number(match[1]) * (UNIT_MS[match[2] as string] as number) : undefined;
+    if (ms === undefined) throw new ValueError(`expected a duration like 30s, got ${quote(raw)}`);
+    if (ms < min) throw new ValueError(`expected a duration of at least ${formatDuration(min)}, got ${quote(raw)}`);
+    if (ms > MAX_DURATION_MS) throw new ValueError(`expected a duration of at most 24h, got ${quote(raw)}`);
+    return ms;
+  };
+}
+
+/** The shortest exact spelling of `ms` that `duration()` parses back. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+export const port: Parser<number> = (raw) => {
+  const value = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 0 && value <= 65_535)) throw new ValueError(`expected a port number from 0 to 65535, got ${quote(raw)}`);
+  return value;
+};
+
+export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ValueError(`expected one of ${values.join(', ')}, got ${quote(raw)}`);
+    }
+    return raw as T;
+  };
+}
+
+export const nonEmpty: Parser<string> = (raw) => {
+  if (raw.trim() === '') throw new ValueError('expected a non-empty value');
+  return raw;
+};
+
+/** For environment variables; on the command line a boolean is a bare flag. */
+export const boolean: Parser<boolean> = (raw) => {
+  const value = raw.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ValueError(`expected true or false, got ${quote(raw)}`);
+};
+
+/** A secret at least `minLength` long; its value never appears in a message. */
+export function secret(minLength: number, unit: 'bytes' | 'characters'): Parser<string> {
+  return (raw) => {
+    const length = unit === 'bytes' ? Buffer.byteLength(raw) : raw.length;
+    if (length < minLength) throw new ValueError(`expected at least ${minLength} ${unit}, got ${length}`);
+    return raw;
+  };
+}
+
+/** An absolute URL with one of `protocols`; with `hideValue` (credentials inside) it is never echoed. */
+export function url(protocols: readonly string[], { hideValue = false } = {}): Parser<string> {
+  const expected = `an absolute ${protocols.map((p) => `${p}//`).join(' or ')} URL`;
+  return (raw) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !protocols.includes(parsed.protocol)) {
+      throw new ValueError(hideValue ? `expected ${expected}` : `expected ${expected}, got ${quote(raw)}`);
+    }
+    return raw;
+  };
+}
+
+/** `https://app.example.com,http://localhost:5173`: exact origins, as browsers send them. */
+export const origins: Parser<string[]> = (raw) => {
+  const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw new ValueError('expected a comma-separated list of origins like https://app.example.com');
+  for (const entry of list) {
+    if (originOf(entry) !== entry) {
+      throw new ValueError(`expected origins like https://app.example.com (scheme, host, optional port), got ${quote(entry)}`);
+    }
+  }
+  return list;
+};
+
+function originOf(entry: string): string | undefined {
+  try {
+    const parsed = new URL(entry);
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----/;
+
+/** A PEM public key given inline, or the path of a file holding one. Returns the PEM text. */
+export const publicKey: Parser<string> = (raw) => {
+  if (raw.trimStart().startsWith('-----BEGIN')) {
+    if (!PEM_PUBLIC_KEY.test(raw)) throw new ValueError("expected a PEM public key ('-----BEGIN PUBLIC KEY-----')");
+    return raw;
+  }
+  let text: string;
+  try {
+    text = readFileSync(raw, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ValueError(`expected a PEM public key or the path of a file holding one; cannot read ${quote(raw)} (${code})`);
+  }
+  if (!PEM_PUBLIC_KEY.test(text)) {
+    throw new ValueError(`expected ${quote(raw)} to hold a PEM public key ('-----BEGIN PUBLIC KEY-----')`);
+  }
+  return text;
+};
+
+export const directory: Parser<string> = (raw) => {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(raw).isDirectory();
+  } catch {
+    isDirectory = false;
+  }
+  if (!isDirectory) throw new ValueError(`expected an existing directory, got ${quote(raw)}`);
+  return raw;
+};
+
+export const urlPath: Parser<string> = (raw) => {
+  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(raw)) throw new ValueError(`expected a path starting with /, got ${quote(raw)}`);
+  return raw;
+};

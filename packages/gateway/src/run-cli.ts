@@ -1,0 +1,76 @@
+import { type Environment, InvalidOptionError, loadConfig } from './config.js';
+import { serveHelp, USAGE } from './help.js';
+import { type RunningGateway, startGateway } from './start.js';
+
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  /** Where SIGINT/SIGTERM arrive. Default: `process`. */
+  readonly signals: Pick<NodeJS.Process, 'once' | 'off'>;
+}
+
+const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr, signals: process };
+
+/** Exit codes: 0 done, 1 failed to start or to stop, 2 bad usage or configuration. */
+export async function runCli(args: readonly string[], env: Environment, io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (command !== 'serve') {
+    io.stderr.write(`authsocket: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(serveHelp());
+    return 0;
+  }
+
+  let running: RunningGateway;
+  try {
+    const { config, warnings } = loadConfig(rest, env);
+    running = await startGateway(config, { warnings, processMetrics: true });
+  } catch (error) {
+    io.stderr.write(`authsocket: ${error instanceof Error ? error.message : String(error)}\n`);
+    return error instanceof InvalidOptionError ? 2 : 1;
+  }
+  io.stderr.write(banner(running));
+  return untilSignal(running, io);
+}
+
+/** For the person at the terminal, on stderr: stdout carries only JSON log lines. */
+function banner({ url, wsUrl, generatedApiKey }: RunningGateway): string {
+  const lines = [`authsocket gateway on ${url} (WebSocket ${wsUrl})`];
+  if (generatedApiKey !== undefined) {
+    lines.push(
+      `demo API key for this run: ${generatedApiKey}`,
+      `  try: curl -H 'Authorization: Bearer ${generatedApiKey}' ${url}/api/users/alice/connections`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Resolves with the exit code once a signal has closed the gateway (a second signal: at once). */
+function untilSignal(running: RunningGateway, io: CliIo): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return resolve(1);
+      stopping = true;
+      running.close().then(
+        () => {
+          io.signals.off('SIGINT', onSignal);
+          io.signals.off('SIGTERM', onSignal);
+          resolve(0);
+        },
+        (error: unknown) => {
+          io.stderr.write(`authsocket: shutdown failed: ${String(error)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    io.signals.once('SIGINT', onSignal);
+    io.signals.once('SIGTERM', onSignal);
+  });
+}

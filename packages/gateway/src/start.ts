@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Clock,
+  createGateway,
+  type Gateway,
+  type JwtOptions,
+  MemoryRevocationStore,
+  systemClock,
+} from '@authsocket/server';
+import { createApp } from './app.js';
+import { fromServerConfigError } from './config.js';
+import { DEMO_TOPIC_PREFIX } from './demo-users.js';
+import { createLogger, type DestinationStream, type Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import type { GatewayConfig } from './options.js';
+
+export interface StartOptions {
+  /** Where JSON logs go. Default: stdout. */
+  readonly logDestination?: DestinationStream;
+  /** Add prom-client's process metrics (they observe the process for the rest of its life). Default false. */
+  readonly processMetrics?: boolean;
+  /** Lines to log at `warn` once the logger exists (from `loadConfig`). */
+  readonly warnings?: readonly string[];
+  /** Time source of the gateway and the demo identity. Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+export interface RunningGateway {
+  /** `http://host:port`, with the port actually bound. */
+  readonly url: string;
+  /** Where WebSocket clients connect. */
+  readonly wsUrl: string;
+  /** The API key generated for this demo run, if one was (to be shown once, never logged). */
+  readonly generatedApiKey: string | undefined;
+  /** Closes every WebSocket with 1001, then the HTTP server. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the gateway process's server in this process: `config` as `loadConfig` returns it. */
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
+  const logger = createLogger(config.logLevel, options.logDestination);
+  const clock = options.clock ?? systemClock;
+  for (const warning of options.warnings ?? []) logger.warn({}, warning);
+  if (config.redisUrl !== undefined) {
+    logger.warn({}, "redis-url is not supported yet: tickets and revocations stay in this process's memory");
+  }
+
+  const jwtSecret = config.jwtSecret ?? (config.demo && !config.jwtPublicKey && !config.jwksUrl ? generated() : undefined);
+  if (jwtSecret !== undefined && config.jwtSecret === undefined) {
+    logger.warn({}, 'demo: generated a random JWT secret for this run; set AUTHSOCKET_JWT_SECRET to keep tokens valid across restarts');
+  }
+  const generatedApiKey = config.apiKey === undefined && config.demo ? generated() : undefined;
+  const apiKey = config.apiKey ?? generatedApiKey;
+  if (generatedApiKey !== undefined) logger.info({}, 'demo: generated an API key for this run (shown once on stderr)');
+  if (apiKey === undefined) logger.info({}, 'no api-key: the HTTP API under /api is off');
+
+  const revocations = new MemoryRevocationStore();
+  const gateway = buildGateway(config, { jwtSecret, revocations, clock, logger });
+  const metrics = createMetrics(gateway, { processMetrics: options.processMetrics ?? false });
+  const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, revocations, clock });
+  const server = http.createServer(app);
+  gateway.attach(server);
+
+  try {
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    await gateway.close();
+    throw error;
+  }
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://${displayHost(config.host)}:${port}`;
+  const wsUrl = `ws://${displayHost(config.host)}:${port}${config.wsPath}`;
+  logger.info(
+    { url: origin, wsUrl, demo: config.demo, ticketMode: config.ticketMode, expiryPolicy: config.expiryPolicy },
+    'gateway listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info({}, 'gateway shutting down');
+      await gateway.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      logger.info({}, 'gateway stopped');
+    })());
+  return { url: origin, wsUrl, generatedApiKey, close };
+}
+
+interface GatewayParts {
+  readonly jwtSecret: string | undefined;
+  readonly revocations: MemoryRevocationStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+function buildGateway(config: GatewayConfig, { jwtSecret, revocations, clock, logger }: GatewayParts): Gateway {
+  const jwt: JwtOptions = {
+    secret: jwtSecret,
+    publicKey: config.jwtPublicKey,
+    jwksUrl: config.jwksUrl,
+    issuer: config.issuer,
+    audience: config.audience,
+  };
+  try {
+    return createGateway({
+      jwt,
+      ticket: config.ticketMode,
+      ticketTtlMs: config.ticketTtlMs,
+      expiryPolicy: config.expiryPolicy,
+      reauthWindowMs: config.reauthWindowMs,
+      reauthGraceMs: config.reauthGraceMs,
+      path: config.wsPath,
+      allowedOrigins: config.allowedOrigins,
+      revocationStore: revocations,
+      // Demo: every authenticated user may use the chat topics, and nothing else.
+      authorize: config.demo ? (_user, _action, topic) => topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
+      logger: logger.child({ component: 'gateway' }),
+      clock,
+    });
+  } catch (error) {
+    throw fromServerConfigError(error);
+  }
+}
+
+function generated(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function listen(server: http.Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot listen on ${host ?? '*'}:${port}: ${error.code ?? error.message}`, { cause: error }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** A host for URLs: `localhost` for the wildcard addresses, brackets around IPv6 literals. */
+function displayHost(host: string | undefined): string {
+  if (host === undefined || host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
