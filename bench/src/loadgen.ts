@@ -130,6 +130,7 @@ async function idle(): Promise<Metrics> {
     'cpu_us/conn': cpuPer(before, after, n),
     'setup_conn/s': n / (opened.elapsedUs / 1e6),
   };
+  if (params.snapshot === 1) await control(controlPort, 'heap-snapshot');
   for (const client of opened.clients) client.close();
   return metrics;
 }

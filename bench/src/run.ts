@@ -184,7 +184,10 @@ interface ServerHandle {
 }
 
 async function startServer(config: ServerConfig, profileDir: string | undefined): Promise<ServerHandle> {
-  const nodeArgs = ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+  const nodeArgs = [
+    '--expose-gc',
+    ...(profileDir ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${profileDir}`] : []),
+  ];
   const child = startNode(SERVER_JS, { BENCH_SERVER: JSON.stringify(config) }, nodeArgs);
   const ready = await firstMessage<Ready>(child, `server ${config.target}`, 15_000);
   return { child, ready };
@@ -272,6 +275,8 @@ interface Options {
   out: string | undefined;
   cpuProf: boolean;
   connections: number | undefined;
+  targets: Target[] | undefined;
+  snapshot: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -283,6 +288,8 @@ function parseArgs(argv: string[]): Options {
     out: undefined,
     cpuProf: false,
     connections: undefined,
+    targets: undefined,
+    snapshot: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -298,7 +305,9 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--only') options.only = new Set(value().split(','));
     else if (arg === '--out') options.out = value();
     else if (arg === '--cpu-prof') options.cpuProf = true;
+    else if (arg === '--snapshot') options.snapshot = true;
     else if (arg === '--connections') options.connections = Number(value());
+    else if (arg === '--targets') options.targets = value().split(',') as Target[];
     else throw new Error(`unknown argument ${arg}`);
   }
   return options;
@@ -319,9 +328,9 @@ function meta(mode: string) {
 }
 
 async function benchmark(options: Options): Promise<void> {
-  const scenarios = plan(options.mode, options.rounds).filter(
-    (scenario) => !options.only || options.only.has(scenario.name),
-  );
+  const scenarios = plan(options.mode, options.rounds)
+    .filter((scenario) => !options.only || options.only.has(scenario.name))
+    .map((scenario) => (options.targets ? { ...scenario, targets: options.targets } : scenario));
   const info = meta(options.mode);
   print(`authsocket bench (${options.mode}) — node ${info.node}, ${info.cpus} cores, commit ${info.commit}${info.dirtyServer ? ' (server sources modified)' : ''}`);
   print(`load average at start: ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);
@@ -334,7 +343,10 @@ async function benchmark(options: Options): Promise<void> {
     loads[scenario.name] = [os.loadavg()[0] as number];
     for (let round = 1; round <= scenario.rounds; round++) {
       for (const target of scenario.targets) {
-        const server = await startServer({ target, ...scenario.server }, profileDir);
+        const server = await startServer(
+          { target, ...scenario.server },
+          profileDir && path.join(profileDir, `${scenario.name}-${target}`),
+        );
         try {
           const metrics = await runLoad(
             {
@@ -342,7 +354,7 @@ async function benchmark(options: Options): Promise<void> {
               target,
               port: server.ready.port,
               controlPort: server.ready.controlPort,
-              params: scenario.params,
+              params: { ...scenario.params, ...(options.snapshot ? { snapshot: 1 } : {}) },
             },
             180_000,
           );

@@ -4,9 +4,12 @@
  * 127.0.0.1 (stats with `process.cpuUsage()` and RSS, broadcast, push, publish, churn pushes).
  * The control server is separate from the target's port, so it never shares its listener.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import { appData, HOST, nowUs, type ServerConfig, type ServerStats } from './common.js';
 import { startAuthsocket } from './targets/authsocket.js';
 import { startSocketio } from './targets/socketio.js';
@@ -99,6 +102,13 @@ async function command(name: string, body: Record<string, number>): Promise<unkn
       for (let i = 0; i < count; i++) pending.push(target.publish(`room${i % topics}`, appData(i + 1, nowUs(), size)));
       const delivered = (await Promise.all(pending)).reduce((sum, n) => sum + n, 0);
       return { delivered };
+    }
+    case 'heap-snapshot': {
+      // Beside the results, named after the target; for `bench/dist/heap.js` to break down.
+      const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results/heap');
+      mkdirSync(dir, { recursive: true });
+      if (gc) gc();
+      return { file: writeHeapSnapshot(path.join(dir, `${config.target}-${process.pid}.heapsnapshot`)) };
     }
     case 'churn-start':
       startChurn(body.users ?? 0, body.tickMs ?? 100, body.durationMs ?? 10_000, body.size ?? 100);

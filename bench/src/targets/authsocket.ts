@@ -1,7 +1,15 @@
 import http from 'node:http';
-import { createGateway } from '@authsocket/server';
+import type { createGateway as CreateGateway } from '@authsocket/server';
 import { type AppData, AUDIENCE, ISSUER, SECRET, type ServerConfig } from '../common.js';
 import type { TargetServer } from './types.js';
+
+/**
+ * BENCH_AUTHSOCKET_MODULE points at another build of the server (an experiment with a proposed
+ * change, measured against the workspace build without touching it); default: the workspace package.
+ */
+const { createGateway } = (await import(process.env.BENCH_AUTHSOCKET_MODULE ?? '@authsocket/server')) as {
+  createGateway: typeof CreateGateway;
+};
 
 /**
  * authsocket's gateway with the options that matter for a fair comparison: no per-address upgrade
