@@ -164,8 +164,6 @@ export class AuthSocket {
   #refreshingOn: WebSocketLike | undefined;
   /** An `auth` frame awaits its `auth_ok`: the first of the socket (`connect`) or a refresh (`inband`). */
   #authInFlight: 'connect' | 'inband' | undefined;
-  /** A `reauth_required` that overtook the `auth_ok` it concerns; handled right after that `auth_ok`. */
-  #deferredReauth: ReauthRequiredEvent | undefined;
 
   constructor(options: AuthSocketOptions) {
     this.#options = resolveOptions(options);
@@ -308,7 +306,6 @@ export class AuthSocket {
     this.#ticket = undefined;
     this.#token = undefined;
     this.#needFresh = false;
-    this.#deferredReauth = undefined;
     this.#positions.clear();
     this.#cancelAll('logged out');
     if (state === 'idle' || state === 'closed') return Promise.resolve();
@@ -416,7 +413,6 @@ export class AuthSocket {
     this.#socket = socket;
     this.#retryAfterMs = undefined;
     this.#authInFlight = undefined;
-    this.#deferredReauth = undefined;
     let opened = false;
     socket.addEventListener('open', () => {
       if (socket !== this.#socket) return;
@@ -512,7 +508,6 @@ export class AuthSocket {
     const state = this.#state;
     if (!isAuthenticated(state) && state !== 'authenticating') return; // logged out meanwhile
     this.#applyStreams(streams);
-    const answeredInBand = this.#authInFlight === 'inband';
     this.#authInFlight = undefined;
     this.#user = user;
     this.#expiresAt = expiresAt;
@@ -539,13 +534,6 @@ export class AuthSocket {
       reauth: state !== 'authenticating',
       ...(streams ? { streams } : {}),
     });
-    const overtaken = this.#deferredReauth;
-    this.#deferredReauth = undefined;
-    if (!overtaken || socket !== this.#socket) return;
-    // A token fetched in band that is already inside the warning window: fetching again at once
-    // would only loop. The server's `expired` warning, at `exp`, is answered.
-    const refresh = !(answeredInBand && overtaken.reason === 'expiring');
-    this.#onReauthRequired(socket, overtaken.deadline, overtaken.reason, refresh);
   }
 
   /** Positions the server reports are where this connection starts: later offsets only. */
@@ -555,15 +543,12 @@ export class AuthSocket {
     }
   }
 
-  #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason, refresh = true): void {
-    if (this.#state === 'authenticating' || this.#authInFlight !== undefined) {
-      // About the token whose `auth_ok` is still on its way: answer it once that is confirmed.
-      this.#deferredReauth = { deadline, reason };
-      return;
-    }
+  #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason): void {
+    // A warning about the token an `auth` in flight replaces: that `auth` answers it.
+    if (this.#state === 'authenticating' || this.#authInFlight !== undefined) return;
     if (!isAuthenticated(this.#state)) return;
     this.#emitter.emit('reauthRequired', { deadline, reason });
-    if (!refresh || !this.#getToken || socket !== this.#socket) return;
+    if (!this.#getToken || socket !== this.#socket) return;
     if (this.#state === 'open') this.#setState('reauthenticating', { reason: `reauth_required: ${reason}` });
     if (socket !== this.#socket || this.#refreshingOn === socket) return;
     this.#refreshingOn = socket;

@@ -27,3 +27,12 @@ export const LIMITS = Object.freeze({
   resumeStreams: 64,
   depth: 32,
 });
+
+/** The stream of messages addressed to one user (PROTOCOL.md, "Streams, offsets and resume"). */
+export const userStream = (user: string): string => `user:${user}`;
+
+/** Prefix of topic stream names. */
+export const TOPIC_STREAM_PREFIX = 'topic:';
+
+/** The stream of messages published on one topic. */
+export const topicStream = (topic: string): string => `${TOPIC_STREAM_PREFIX}${topic}`;

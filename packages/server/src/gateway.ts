@@ -10,7 +10,10 @@ import {
   type ServerMessage,
   type StreamPosition,
   type StreamState,
+  TOPIC_STREAM_PREFIX,
   parseClientMessage,
+  topicStream,
+  userStream,
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -46,11 +49,6 @@ function outbound(publication: Publication): Outbound {
 }
 
 
-/** The stream of messages addressed to one user. */
-export const userStream = (user: string): string => `user:${user}`;
-/** The stream of messages published on one topic. */
-export const topicStream = (topic: string): string => `topic:${topic}`;
-const TOPIC_STREAM_PREFIX = 'topic:';
 
 const HEALTH_PATH = '/healthz';
 const TICKET_PATH = '/auth/ticket';
@@ -505,11 +503,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.expiresAt = identity.expiresAt;
     session.ticketUser = undefined;
     session.state = 'authenticated';
-    this.#scheduleExpiry(session);
     const authOk = { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt } as const;
     if (!isNew) {
       // In band: this socket missed nothing, what it did not get is in its held queue.
       this.#write(session, authOk);
+      // After auth_ok, so a warning for a short-lived token follows the confirmation it is about.
+      this.#scheduleExpiry(session);
       if (wasHeld) this.#release(session);
       this.emit('reauthenticated', { connection: session, latencyMs: this.#reauthLatency(session, wasHeld) });
       this.emit('authenticated', { connection: session, method });
@@ -537,6 +536,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (session.isClosed() || session.user !== identity.user) return;
     const streams = recovery.states ? { ...recovery.states, ...forbidden } : undefined;
     this.#write(session, { ...authOk, ...(streams ? { streams } : {}) });
+    this.#scheduleExpiry(session);
     this.#finishRecovery(session, recovery);
     this.emit('authenticated', { connection: session, method });
   }
@@ -621,18 +621,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
       return;
     }
-    const warnAt = expiresAt - reauthWindowMs;
-    const warn = () => {
+    if (reauthWindowMs === 0) {
+      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
+      return;
+    }
+    // A token born inside the window (shorter-lived than it) is warned halfway through its life,
+    // not at once: a warning per fresh token would make clients refresh in a loop.
+    const now = clock.now();
+    const warnAt =
+      expiresAt - reauthWindowMs > now ? expiresAt - reauthWindowMs : now + Math.floor((expiresAt - now) / 2);
+    session.cancelDeadline = this.#deadlines.schedule(warnAt, () => {
       this.#write(session, { type: MessageType.ReauthRequired, deadline: expiresAt, reason: 'expiring' });
       session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
-    };
-    if (reauthWindowMs > 0 && warnAt > clock.now()) {
-      session.cancelDeadline = this.#deadlines.schedule(warnAt, warn);
-    } else if (reauthWindowMs > 0) {
-      warn();
-    } else {
-      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
-    }
+    });
   }
 
   /** The token of an authenticated session has run out: apply the policy. */

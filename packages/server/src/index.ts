@@ -9,7 +9,7 @@ export {
   type TokenFailureReason,
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
-export { createGateway, Gateway, topicStream, userStream } from './gateway.js';
+export { createGateway, Gateway } from './gateway.js';
 export type { Audience, Broker, BrokerHandlers, ControlMessage, HistoryRead, Publication } from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { RevokedError } from './identity.js';

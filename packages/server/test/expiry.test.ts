@@ -39,6 +39,21 @@ describe('expiry policy: reauth', () => {
     socket.close();
   });
 
+  it('warns a token born inside the window halfway through its life, after its auth_ok', async () => {
+    server = await startServer({ reauthWindowMs: 30_000 });
+    const socket = await TestSocket.open(server.wsUrl);
+    socket.send({ type: 'auth', token: await server.token('alice', { expiresIn: 20 }) });
+    const { expiresAt } = await socket.next('auth_ok');
+    const half = Math.floor((expiresAt - server.clock.now()) / 2);
+    server.clock.advance(half - 1);
+    await socket.settle();
+    expect(socket.frames.some((frame) => frame.type === 'reauth_required')).toBe(false);
+    server.clock.advance(1);
+    expect(await socket.next('reauth_required')).toEqual({ type: 'reauth_required', deadline: expiresAt, reason: 'expiring' });
+    expect(socket.frames.map((frame) => frame.type).filter((type) => type !== 'pong')).toEqual(['auth_ok', 'reauth_required']);
+    socket.close();
+  });
+
   it('holds messages sent during expiry and flushes them after a late reauth, in order, exactly once', async () => {
     server = await startServer({ reauthWindowMs: 10_000, reauthGraceMs: 20_000 });
     const { socket, exp } = await authenticate(server, 'alice', 30);
