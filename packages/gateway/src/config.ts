@@ -63,12 +63,12 @@ function readFlags(args: readonly string[]): Record<string, string | boolean | u
     });
     return values as Record<string, string | boolean | undefined>;
   } catch (error) {
-    throw argumentError(error, args);
+    throw argumentError(error);
   }
 }
 
 /** node:util's messages are written for programmers; these name the option the way the docs do. */
-function argumentError(error: unknown, args: readonly string[]): InvalidOptionError {
+function argumentError(error: unknown): InvalidOptionError {
   const { code, message } = error as { code?: string; message?: string };
   const named = /'(-[^' ]+)/.exec(message ?? '')?.[1] ?? '';
   const name = named.replace(/^-+/, '').split('=', 1)[0] ?? '';
@@ -82,7 +82,7 @@ function argumentError(error: unknown, args: readonly string[]): InvalidOptionEr
       break;
     }
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
-      const stray = args.find((arg) => !arg.startsWith('-')) ?? '';
+      const stray = /'([^']*)'/.exec(message ?? '')?.[1] ?? '';
       return new InvalidOptionError('', `unexpected argument ${JSON.stringify(stray)}: options are --<name> <value>`);
     }
     default:

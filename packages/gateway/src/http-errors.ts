@@ -34,7 +34,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (error instanceof HttpError) return void res.status(error.status).json({ error: error.message });
     const bodyError = BODY_ERRORS[(error as { type?: string } | null)?.type ?? ''];
     if (bodyError) return void res.status(bodyError[0]).json({ error: bodyError[1] });
-    logger.error({ method: req.method, path: req.path, err: String(error) }, 'request failed');
+    logger.error({ method: req.method, path: req.originalUrl.split('?', 1)[0], err: String(error) }, 'request failed');
     res.status(500).json({ error: 'internal error' });
   };
 }

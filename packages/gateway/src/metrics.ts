@@ -54,6 +54,11 @@ export function createMetrics(gateway: Gateway, { processMetrics = false } = {})
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers,
   });
+  const replayed = new Counter({
+    name: 'authsocket_replayed_messages_total',
+    help: 'Messages replayed from history to connections that resumed from a stream position.',
+    registers,
+  });
   const closes = new Counter({
     name: 'authsocket_connections_closed_total',
     help: 'Closed WebSocket connections by close code.',
@@ -99,6 +104,7 @@ export function createMetrics(gateway: Gateway, { processMetrics = false } = {})
     reauths.inc({ when: latencyMs === undefined ? 'before_expiry' : 'after_expiry' });
     if (latencyMs !== undefined) reauthLatency.observe(latencyMs / 1000);
   });
+  gateway.on('replayed', ({ count }) => replayed.inc(count));
   gateway.on('close', ({ connection, code }) => {
     maybeHeld.delete(connection);
     closes.inc({ code: String(code) });

@@ -1,0 +1,145 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CliIo, OPTIONS, runCli } from '../src/index.js';
+import { TestClient } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+function fakeIo(): CliIo & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout: { write: (text: string) => (io.out += text) },
+    stderr: { write: (text: string) => (io.err += text) },
+    signals: { once: () => io.signals, off: () => io.signals } as unknown as CliIo['signals'],
+  };
+  return io;
+}
+
+describe('runCli', () => {
+  it('prints the usage without a command', async () => {
+    const io = fakeIo();
+    expect(await runCli([], {}, io)).toBe(0);
+    expect(io.out).toBe('usage: authsocket serve [options]   (authsocket serve --help lists them)\n');
+  });
+
+  it('lists every option with its variable in serve --help', async () => {
+    const io = fakeIo();
+    expect(await runCli(['serve', '--help'], {}, io)).toBe(0);
+    for (const spec of OPTIONS) {
+      expect(io.out).toContain(`--${spec.flag}`);
+      expect(io.out).toContain(`env ${spec.env}`);
+    }
+    expect(io.out).toContain('--reauth-window <duration>\n      reauth policy: ask for a fresh token this long before `exp` [default: 30s]');
+  });
+
+  it('refuses an unknown command with exit code 2', async () => {
+    const io = fakeIo();
+    expect(await runCli(['server'], {}, io)).toBe(2);
+    expect(io.err).toBe('authsocket: unknown command "server"\nusage: authsocket serve [options]   (authsocket serve --help lists them)\n');
+  });
+
+  it('refuses invalid configuration with exit code 2 and the option named, before listening', async () => {
+    const io = fakeIo();
+    expect(await runCli(['serve', '--demo', '--port', '0'], { AUTHSOCKET_EXPIRY_POLICY: 'later' }, io)).toBe(2);
+    expect(io.err).toBe(
+      'authsocket: invalid option --expiry-policy (AUTHSOCKET_EXPIRY_POLICY): expected one of reauth, close, ignore, got "later"\n',
+    );
+    expect(io.out).toBe('');
+  });
+});
+
+/** The environment without this machine's AUTHSOCKET_* and PORT, so the spawned CLI sees only the test's. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('AUTHSOCKET_') && name !== 'PORT'),
+  );
+  return { ...env, ...extra };
+}
+
+describe('the built authsocket CLI', () => {
+  const children = new Set<ChildProcess>();
+
+  beforeAll(() => {
+    // The CLI runs as plain JavaScript in a child process: build it (and what it imports) first.
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'packages/gateway'], {
+      cwd: ROOT,
+      stdio: 'pipe',
+    });
+  }, 120_000);
+
+  afterEach(() => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    children.clear();
+  });
+
+  function run(args: string[], env: Record<string, string> = {}) {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    const output = { stdout: '', stderr: '' };
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
+    const exited = once(child, 'exit').then(([code]) => code as number | null);
+    return { child, output, exited };
+  }
+
+  it('fails fast on bad configuration: exit code 2, the option named on stderr, nothing on stdout', async () => {
+    const { output, exited } = run(['serve', '--demo', '--reauth-window', 'abc']);
+    expect(await exited).toBe(2);
+    expect(output.stderr).toBe(
+      'authsocket: invalid option --reauth-window (AUTHSOCKET_REAUTH_WINDOW): expected a duration like 30s, got "abc"\n',
+    );
+    expect(output.stdout).toBe('');
+  });
+
+  it('fails fast without a JWT key outside demo mode', async () => {
+    const { output, exited } = run(['serve'], { AUTHSOCKET_API_KEY: 'an-api-key-of-16-chars' });
+    expect(await exited).toBe(2);
+    expect(output.stderr).toMatch(/^authsocket: missing option: a JWT key is required: set --jwt-secret \(AUTHSOCKET_JWT_SECRET\)/);
+  });
+
+  it('serves the demo and shuts down gracefully on SIGTERM: sockets get 1001, exit code 0', async () => {
+    const { child, output, exited } = run(['serve', '--demo', '--host', '127.0.0.1'], { PORT: '0' });
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner; stderr: ${output.stderr}`)), 15_000);
+      child.stderr?.on('data', () => {
+        const found = /authsocket gateway on (http:\/\/127\.0\.0\.1:\d+) \(WebSocket (ws:\S+)\)/.exec(output.stderr);
+        if (found?.[1]) {
+          clearTimeout(timer);
+          resolve(found[1]);
+        }
+      });
+    });
+    const apiKey = /demo API key for this run: (\S+)/.exec(output.stderr)?.[1] as string;
+    expect(apiKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(output.stdout).not.toContain(apiKey);
+
+    const login = await fetch(`${url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: 'wonderland' }),
+    });
+    const { token } = (await login.json()) as { token: string };
+    const issued = await fetch(`${url}/auth/ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const { ticket } = (await issued.json()) as { ticket: string };
+    const client = new TestClient(`${url.replace('http', 'ws')}/ws`, [SUBPROTOCOL, `${TICKET_PROTOCOL_PREFIX}${ticket}`]);
+    await client.next((frame) => frame.type === 'auth_ok');
+    const count = await fetch(`${url}/api/users/alice/connections`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(await count.json()).toEqual({ count: 1 });
+
+    child.kill('SIGTERM');
+    expect(await client.closed).toEqual({ code: 1001, reason: 'server shutting down' });
+    expect(await exited).toBe(0);
+    const messages = output.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toContain('gateway listening');
+    expect(messages.at(-1)).toBe('gateway stopped');
+  });
+});

@@ -1,0 +1,184 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type Environment, type GatewayConfig, InvalidOptionError, loadConfig, OPTIONS, startGateway } from '../src/index.js';
+import { SECRET } from './helpers.js';
+
+/** A key source, so that each case is about its own option. */
+const WITH_SECRET = { AUTHSOCKET_JWT_SECRET: SECRET };
+const config = (args: string[], env: Environment = {}): GatewayConfig => loadConfig(args, env).config;
+
+function failure(args: string[], env: Environment = {}): InvalidOptionError {
+  try {
+    loadConfig(args, env);
+  } catch (error) {
+    if (error instanceof InvalidOptionError) return error;
+    throw error;
+  }
+  throw new Error(`expected ${JSON.stringify({ args, env })} to be refused`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'authsocket-gateway-config-'));
+const rsa = (bits: number) =>
+  generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const goodPemPath = join(dir, 'good.pem');
+writeFileSync(goodPemPath, rsa(2048));
+const notPemPath = join(dir, 'not.pem');
+writeFileSync(notPemPath, 'hello');
+
+describe('loadConfig', () => {
+  it('applies the declared defaults in demo mode', () => {
+    expect(config(['--demo'])).toEqual({
+      port: 8080,
+      host: undefined,
+      jwtSecret: undefined,
+      jwtPublicKey: undefined,
+      jwksUrl: undefined,
+      issuer: undefined,
+      audience: undefined,
+      allowedOrigins: undefined,
+      ticketMode: 'optional',
+      ticketTtlMs: 30_000,
+      expiryPolicy: 'reauth',
+      reauthWindowMs: 30_000,
+      reauthGraceMs: 10_000,
+      wsPath: '/ws',
+      redisUrl: undefined,
+      apiKey: undefined,
+      logLevel: 'info',
+      demo: true,
+      staticDir: undefined,
+    });
+  });
+
+  const valid: [string, string[], Environment, Partial<GatewayConfig>][] = [
+    ['durations in ms', ['--reauth-window', '500ms'], {}, { reauthWindowMs: 500 }],
+    ['durations in seconds', ['--reauth-window', '45s'], {}, { reauthWindowMs: 45_000 }],
+    ['durations in minutes', ['--ticket-ttl', '2m'], {}, { ticketTtlMs: 120_000 }],
+    ['durations in hours', ['--reauth-grace', '1h'], {}, { reauthGraceMs: 3_600_000 }],
+    ['a zero window', ['--reauth-window', '0'], {}, { reauthWindowMs: 0 }],
+    ['--name=value', ['--expiry-policy=close'], {}, { expiryPolicy: 'close' }],
+    ['a list of origins', ['--allowed-origins', 'https://a.example, http://localhost:5173'], {}, { allowedOrigins: ['https://a.example', 'http://localhost:5173'] }],
+    ['AUTHSOCKET_PORT', [], { AUTHSOCKET_PORT: '9000' }, { port: 9000 }],
+    ['PORT', [], { PORT: '7000' }, { port: 7000 }],
+    ['AUTHSOCKET_PORT over PORT', [], { AUTHSOCKET_PORT: '9000', PORT: '7000' }, { port: 9000 }],
+    ['--port over both', ['--port', '0'], { AUTHSOCKET_PORT: '9000', PORT: '7000' }, { port: 0 }],
+    ['--issuer over AUTHSOCKET_ISSUER', ['--issuer', 'flag'], { AUTHSOCKET_ISSUER: 'env' }, { issuer: 'flag' }],
+    ['AUTHSOCKET_ISSUER without a flag', [], { AUTHSOCKET_ISSUER: 'env' }, { issuer: 'env' }],
+    ['an empty variable as unset', [], { AUTHSOCKET_ISSUER: '', AUTHSOCKET_PORT: '' }, { issuer: undefined, port: 8080 }],
+    ['AUTHSOCKET_DEMO=false', [], { AUTHSOCKET_DEMO: 'false' }, { demo: false }],
+    ['AUTHSOCKET_DEMO=1', [], { AUTHSOCKET_DEMO: '1' }, { demo: true }],
+    ['--demo over AUTHSOCKET_DEMO=false', ['--demo'], { AUTHSOCKET_DEMO: 'false' }, { demo: true }],
+    ['a redis URL', ['--redis-url', 'redis://:pw@127.0.0.1:6380/0'], {}, { redisUrl: 'redis://:pw@127.0.0.1:6380/0' }],
+    ['a log level', [], { AUTHSOCKET_LOG_LEVEL: 'debug' }, { logLevel: 'debug' }],
+    ['a WebSocket path', ['--ws-path', '/realtime'], {}, { wsPath: '/realtime' }],
+  ];
+  for (const [name, args, env, expected] of valid) {
+    it(`accepts ${name}`, () => {
+      expect(config(args, { ...WITH_SECRET, ...env })).toMatchObject(expected);
+    });
+  }
+
+  it('reads --jwt-public-key from a file path', () => {
+    expect(config(['--jwt-public-key', goodPemPath]).jwtPublicKey).toBe(readFileSync(goodPemPath, 'utf8'));
+  });
+
+  it('accepts --jwt-public-key as inline PEM from the environment', () => {
+    const pem = readFileSync(goodPemPath, 'utf8');
+    expect(config([], { AUTHSOCKET_JWT_PUBLIC_KEY: pem }).jwtPublicKey).toBe(pem);
+  });
+
+  const invalid: [string[], Environment, string][] = [
+    [['--reauth-window', 'abc'], {}, 'invalid option --reauth-window (AUTHSOCKET_REAUTH_WINDOW): expected a duration like 30s, got "abc"'],
+    [[], { AUTHSOCKET_REAUTH_WINDOW: 'abc' }, 'invalid option --reauth-window (AUTHSOCKET_REAUTH_WINDOW): expected a duration like 30s, got "abc"'],
+    [['--reauth-grace', '10'], {}, 'invalid option --reauth-grace (AUTHSOCKET_REAUTH_GRACE): expected a duration like 30s, got "10"'],
+    [['--ticket-ttl', '0'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at least 1ms, got "0"'],
+    [['--ticket-ttl', '25h'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at most 24h, got "25h"'],
+    [['--port', '70000'], {}, 'invalid option --port (AUTHSOCKET_PORT): expected a port number from 0 to 65535, got "70000"'],
+    [[], { PORT: 'http' }, 'invalid option --port (PORT): expected a port number from 0 to 65535, got "http"'],
+    [['--expiry-policy', 'sometimes'], {}, 'invalid option --expiry-policy (AUTHSOCKET_EXPIRY_POLICY): expected one of reauth, close, ignore, got "sometimes"'],
+    [['--ticket-mode', 'maybe'], {}, 'invalid option --ticket-mode (AUTHSOCKET_TICKET_MODE): expected one of off, optional, required, got "maybe"'],
+    [[], { AUTHSOCKET_LOG_LEVEL: 'loud' }, 'invalid option --log-level (AUTHSOCKET_LOG_LEVEL): expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+    [['--jwt-secret', 'too-short'], {}, 'invalid option --jwt-secret (AUTHSOCKET_JWT_SECRET): expected at least 32 bytes, got 9'],
+    [[], { AUTHSOCKET_API_KEY: 'abc' }, 'invalid option --api-key (AUTHSOCKET_API_KEY): expected at least 16 characters, got 3'],
+    [['--jwks-url', 'ftp://keys.example'], {}, 'invalid option --jwks-url (AUTHSOCKET_JWKS_URL): expected an absolute https:// or http:// URL, got "ftp://keys.example"'],
+    [['--redis-url', 'http://user:hunter2@cache'], {}, 'invalid option --redis-url (AUTHSOCKET_REDIS_URL): expected an absolute redis:// or rediss:// URL'],
+    [['--allowed-origins', 'https://a.example,https://b.example/app'], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected origins like https://app.example.com (scheme, host, optional port), got "https://b.example/app"'],
+    [['--allowed-origins', ' , '], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected a comma-separated list of origins like https://app.example.com'],
+    [['--jwt-public-key', '/nonexistent/key.pem'], {}, 'invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): expected a PEM public key or the path of a file holding one; cannot read "/nonexistent/key.pem" (ENOENT)'],
+    [['--jwt-public-key', notPemPath], {}, `invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): expected ${JSON.stringify(notPemPath)} to hold a PEM public key ('-----BEGIN PUBLIC KEY-----')`],
+    [[], { AUTHSOCKET_DEMO: 'maybe' }, 'invalid option --demo (AUTHSOCKET_DEMO): expected true or false, got "maybe"'],
+    [['--demo=yes'], {}, 'invalid option --demo (AUTHSOCKET_DEMO): takes no value on the command line'],
+    [['--port'], {}, 'invalid option --port (AUTHSOCKET_PORT): expected a value after --port'],
+    [['--port', '--demo'], {}, 'invalid option --port (AUTHSOCKET_PORT): expected a value after --port'],
+    [['--ws-path', 'ws'], {}, 'invalid option --ws-path (AUTHSOCKET_WS_PATH): expected a path starting with /, got "ws"'],
+    [['--static-dir', '/nonexistent/site'], {}, 'invalid option --static-dir (AUTHSOCKET_STATIC_DIR): expected an existing directory, got "/nonexistent/site"'],
+    [['--issuer', ' '], {}, 'invalid option --issuer (AUTHSOCKET_ISSUER): expected a non-empty value'],
+    [['--nope', '1'], {}, 'unknown option --nope: see authsocket serve --help'],
+    [['--issuer', 'x', 'extra'], {}, 'unexpected argument "extra": options are --<name> <value>'],
+  ];
+  for (const [args, env, message] of invalid) {
+    it(`refuses ${JSON.stringify(args.length > 0 ? args : env)}`, () => {
+      const error = failure(args, { ...WITH_SECRET, ...env });
+      expect(error.message).toBe(message);
+      expect(error.code).toBe('ERR_INVALID_OPTION');
+    });
+  }
+
+  it('never repeats a secret in its message', () => {
+    expect(failure(['--jwt-secret', 'hunter2-is-short']).message).not.toContain('hunter2');
+    expect(failure([], { AUTHSOCKET_API_KEY: 'hunter2' }).message).not.toContain('hunter2');
+    expect(failure(['--redis-url', 'http://user:hunter2@cache']).message).not.toContain('hunter2');
+  });
+
+  it('requires a JWT key source outside demo mode', () => {
+    const error = failure([]);
+    expect(error.option).toBe('jwt-secret');
+    expect(error.message).toBe(
+      'missing option: a JWT key is required: set --jwt-secret (AUTHSOCKET_JWT_SECRET), ' +
+        '--jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY) or --jwks-url (AUTHSOCKET_JWKS_URL), or run with --demo',
+    );
+  });
+
+  it('refuses two JWT key sources, naming the second', () => {
+    const error = failure(['--jwt-secret', SECRET], { AUTHSOCKET_JWKS_URL: 'https://id.example/jwks' });
+    expect(error.option).toBe('jwks-url');
+    expect(error.message).toBe(
+      'invalid option --jwks-url (AUTHSOCKET_JWKS_URL): conflicts with --jwt-secret: set exactly one JWT key source',
+    );
+  });
+
+  it('refuses a public key in demo mode, whose login signs with a secret', () => {
+    expect(failure(['--demo', '--jwt-public-key', goodPemPath]).message).toBe(
+      'invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): --demo signs its own tokens, so it needs --jwt-secret (or none: it generates one)',
+    );
+  });
+
+  it('warns about unknown AUTHSOCKET_ variables and ignores others', () => {
+    const { warnings } = loadConfig(['--demo'], { AUTHSOCKET_JWT_SECRT: 'typo', HOME: '/root' });
+    expect(warnings).toEqual(['unknown environment variable AUTHSOCKET_JWT_SECRT ignored']);
+  });
+});
+
+describe('startGateway configuration errors', () => {
+  it("rewrites the server library's refusal in terms of the CLI option", async () => {
+    const weak = join(dir, 'weak.pem');
+    writeFileSync(weak, rsa(1024));
+    const { config: loaded } = loadConfig(['--jwt-public-key', weak, '--port', '0', '--log-level', 'silent'], {});
+    await expect(startGateway(loaded)).rejects.toThrow(
+      new InvalidOptionError('jwt-public-key', 'invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): RSA keys must be at least 2048 bits'),
+    );
+  });
+});
+
+describe('the README', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  for (const spec of OPTIONS) {
+    it(`documents --${spec.flag} and ${spec.env}`, () => {
+      expect(readme).toMatch(new RegExp(`\`--${spec.flag}[ \`]`));
+      expect(readme).toContain(`\`${spec.env}\``);
+    });
+  }
+});
