@@ -42,20 +42,26 @@ class GatewayNode {
     });
     let output = '';
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`node ${name} did not start:\n${output}`)), 10_000);
-      child.once('exit', (code) => reject(new Error(`node ${name} exited with ${code}:\n${output}`)));
-      child.stderr?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
-      child.stdout?.on('data', (chunk: Buffer) => {
+      const onExit = (code: number | null) => settle(new Error(`node ${name} exited with ${code}:\n${output}`));
+      const onOutput = (chunk: Buffer) => {
         output += chunk.toString();
         const line = /\{"port":(\d+)\}/.exec(output);
-        if (line) {
-          clearTimeout(timer);
-          child.removeAllListeners('exit');
-          resolve(new GatewayNode(name, child, Number(line[1])));
-        }
-      });
+        if (line) settle(undefined, Number(line[1]));
+      };
+      const timer = setTimeout(() => settle(new Error(`node ${name} did not start:\n${output}`)), 10_000);
+      const settle = (error: Error | undefined, port?: number) => {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        child.stdout?.off('data', onOutput);
+        child.stderr?.off('data', onOutput);
+        child.stdout?.resume();
+        child.stderr?.resume();
+        if (port === undefined) reject(error);
+        else resolve(new GatewayNode(name, child, port));
+      };
+      child.once('exit', onExit);
+      child.stdout?.on('data', onOutput);
+      child.stderr?.on('data', onOutput);
     });
   }
 
@@ -251,7 +257,16 @@ describe('3 gateway processes on one Redis', () => {
     expect(state).toMatchObject({ recovered: false, offset: 0 });
     expect(state?.epoch).not.toBe(position.epoch);
     expect((await a.send('hank', 'fresh')).status).toBe(200);
-    await hank.messagesUntil(1);
-    expect(hank.messages.find((m) => m.data === 'fresh')).toMatchObject({ offset: 1 });
+    await until(() => hank.messages.find((m) => m.data === 'fresh'), 3_000, 'push after restart');
+    expect(hank.messages.find((m) => m.data === 'fresh')).toMatchObject({ offset: 1, stream: 'user:hank' });
+  });
+
+  // Known gap, on the gateway's side: `gina` on node A saw offset 1 of the old epoch before the
+  // restart above; the new epoch starts again at 1, and the connection's offset floor (per stream, not
+  // per epoch) drops it. Flip `it.fails` to `it` once the gateway keeps floors per epoch (README, "Known gaps").
+  it.fails('after Redis lost its data, still pushes to a connection that saw offsets of the old epoch', async () => {
+    const socket = clients.find((client) => client.messages.some((m) => m.data === 'before'))!;
+    expect((await a.send('gina', 'new epoch')).status).toBe(200);
+    await until(() => socket.data.includes('new epoch'), 1_000, 'delivery in the new epoch');
   });
 });

@@ -9,13 +9,18 @@ import { WebSocket } from 'ws';
 
 export const SECRET = 'redis-test-secret-that-is-at-least-32-bytes!';
 
-/** A port nothing listens on right now (never 6379, never `--port 0`). */
+/** `count` distinct ports nothing listens on right now (never 6379, never `--port 0`). */
+export async function freePorts(count: number): Promise<number[]> {
+  // Held open together, so the OS cannot hand out the same port twice.
+  const servers = Array.from({ length: count }, () => net.createServer());
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports;
+}
+
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return (await freePorts(1))[0]!;
 }
 
 /** Kills a process started with `detached: true` (its whole group) and waits for it to exit. */
@@ -65,27 +70,35 @@ export class RedisServer {
     this.#process = child;
     let output = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`redis-server did not start in 5 s:\n${output}`)), 5_000);
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        this.#process = undefined;
-        reject(error);
-      };
-      child.once('error', (error) =>
-        fail(new Error(`cannot run redis-server (${error.message}); install it with scripts/system-deps.sh`)),
-      );
-      child.once('exit', (code) => fail(new Error(`redis-server exited with ${code}:\n${output}`)));
-      child.stdout?.on('data', (chunk: Buffer) => {
+      const onError = (error: Error) =>
+        settle(new Error(`cannot run redis-server (${error.message}); install it with scripts/system-deps.sh`));
+      const onExit = (code: number | null) => settle(new Error(`redis-server exited with ${code}:\n${output}`));
+      const onOutput = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          child.removeAllListeners('exit');
+        if (output.includes('Ready to accept connections')) settle();
+      };
+      const timer = setTimeout(() => settle(new Error(`redis-server did not start in 5 s:\n${output}`)), 5_000);
+      // Listeners are removed once settled: later output must not touch anyone else's 'exit' listener.
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        child.off('error', onError);
+        child.off('exit', onExit);
+        child.stdout?.off('data', onOutput);
+        child.stderr?.off('data', onOutput);
+        // Keep draining the pipes so a chatty server never blocks on a full one.
+        child.stdout?.resume();
+        child.stderr?.resume();
+        if (error) {
+          this.#process = undefined;
+          reject(error);
+        } else {
           resolve();
         }
-      });
-      child.stderr?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
+      };
+      child.once('error', onError);
+      child.once('exit', onExit);
+      child.stdout?.on('data', onOutput);
+      child.stderr?.on('data', onOutput);
     });
   }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type Publication, StoreUnavailableError, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
-import { freePort, RedisServer, until } from './helpers.js';
+import { freePorts, RedisServer, until } from './helpers.js';
 
 /**
  * The least an application user needs: its keys and channels, the commands the stores and scripts
@@ -104,7 +104,8 @@ describe('a Redis over TLS (rediss://)', () => {
       '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
       '-keyout', path.join(certs, 'key.pem'), '-out', path.join(certs, 'cert.pem'),
     ], { stdio: 'ignore' });
-    tlsPort = await freePort();
+    const [plainPort, port] = await freePorts(2);
+    tlsPort = port!;
     redis = await RedisServer.start([
       '--tls-port', String(tlsPort),
       '--tls-cert-file', path.join(certs, 'cert.pem'),
@@ -112,7 +113,7 @@ describe('a Redis over TLS (rediss://)', () => {
       '--tls-ca-cert-file', path.join(certs, 'cert.pem'),
       '--tls-auth-clients', 'no',
       '--user', 'app', ...ACL_RULES,
-    ]);
+    ], plainPort);
   });
   afterAll(async () => {
     await redis.stop();
