@@ -24,7 +24,7 @@ export class InvalidOptionError extends Error {
 
 export interface LoadedConfig {
   readonly config: GatewayConfig;
-  /** Things worth a log line that do not stop the start (unknown variables, unsupported options). */
+  /** Things worth a log line that do not stop the start (unknown `AUTHSOCKET_*` variables). */
   readonly warnings: readonly string[];
 }
 
@@ -43,9 +43,6 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   checkKeySource(config);
 
   const warnings: string[] = [];
-  if (config.redisUrl !== undefined) {
-    warnings.push("redis-url is not supported yet: tickets and revocations stay in this process's memory");
-  }
   const known = new Set(OPTIONS.map((spec) => spec.env));
   for (const name of Object.keys(env)) {
     if (name.startsWith(ENV_PREFIX) && !known.has(name)) warnings.push(`unknown environment variable ${name} ignored`);

@@ -166,7 +166,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'expiry-policy',
     valueName: '<reauth|close|ignore>',
     defaultValue: 'reauth',
-    description: 'what happens when a connection’s token expires',
+    description: "what happens when a connection's token expires",
     parse: parse.oneOf(['reauth', 'close', 'ignore']),
   }),
   option({

@@ -1,5 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
@@ -101,6 +103,19 @@ describe('the built authsocket CLI', () => {
     const { output, exited } = run(['serve'], { AUTHSOCKET_API_KEY: 'an-api-key-of-16-chars' });
     expect(await exited).toBe(2);
     expect(output.stderr).toMatch(/^authsocket: missing option: a JWT key is required: set --jwt-secret \(AUTHSOCKET_JWT_SECRET\)/);
+  });
+
+  it('exits 1 with the reason when the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const { output, exited } = run(['serve', '--demo', '--host', '127.0.0.1', '--port', String(port)]);
+      expect(await exited).toBe(1);
+      expect(output.stderr).toBe(`authsocket: cannot listen on 127.0.0.1:${port}: EADDRINUSE\n`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('serves the demo and shuts down gracefully on SIGTERM: sockets get 1001, exit code 0', async () => {
