@@ -9,9 +9,10 @@ import { POSITION, PUBLISH, READ } from './scripts.js';
 
 /**
  * The broker's health. `ready`: the command connection is up and this node is subscribed, so it
- * publishes and receives. `connecting`: not ready yet since it was created. `reconnecting`: it was
- * ready and lost Redis; it reconnects and resubscribes by itself (publish and read fail fast with
- * `StoreUnavailableError` meanwhile). `closed`: `close()` was called.
+ * publishes and receives. `connecting`: created, no connection attempt has failed yet (publish waits
+ * for it, bounded). `reconnecting`: a connection was lost or an attempt failed (refused, wrong
+ * password, TLS); it reconnects and resubscribes by itself, and publish and read fail fast with
+ * `StoreUnavailableError` meanwhile. `closed`: `close()` was called.
  */
 export type BrokerStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
@@ -108,6 +109,8 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   #generation = 0;
   #sequence = 0;
   #closed = false;
+  /** A connection closed or failed since this broker was created: not ready means reconnecting. */
+  #lost = false;
 
   constructor(command: Redis, subscriber: Redis, options: RedisBrokerOptions) {
     super();
@@ -118,7 +121,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     subscriber.on('ready', this.#onSubscriberReady);
     subscriber.on('close', this.#onSubscriberClose);
     command.on('ready', this.#update);
-    command.on('close', this.#update);
+    command.on('close', this.#onCommandClose);
     if (subscriber.status === 'ready') this.#onSubscriberReady();
   }
 
@@ -232,7 +235,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     this.#subscriber.off('ready', this.#onSubscriberReady);
     this.#subscriber.off('close', this.#onSubscriberClose);
     this.#command.off('ready', this.#update);
-    this.#command.off('close', this.#update);
+    this.#command.off('close', this.#onCommandClose);
     this.#failPending(new Error('broker closed'));
     this.#update();
     if (this.#subscribed && !isDown(this.#subscriber)) {
@@ -265,7 +268,13 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     );
   };
 
+  readonly #onCommandClose = (): void => {
+    this.#lost = true;
+    this.#update();
+  };
+
   readonly #onSubscriberClose = (): void => {
+    this.#lost = true;
     this.#generation++;
     this.#subscribed = false;
     // Publications in flight may never come back on this connection: their publishers fail.
@@ -341,7 +350,8 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     let next: BrokerStatus;
     if (this.#closed) next = 'closed';
     else if (this.#subscribed && this.#command.status === 'ready') next = 'ready';
-    else next = previous === 'connecting' ? 'connecting' : 'reconnecting';
+    // Before the first failure, still connecting; after it (refused, wrong password, lost): reconnecting.
+    else next = this.#lost ? 'reconnecting' : 'connecting';
     if (next === previous) return;
     this.#status = next;
     const log = next === 'reconnecting' ? this.#options.logger.warn : this.#options.logger.info;
