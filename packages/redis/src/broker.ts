@@ -32,6 +32,8 @@ export interface RedisBrokerOptions {
   readonly deliveryTimeoutMs: number;
   /** How long `start` waits for the broker to be ready, in ms. */
   readonly startTimeoutMs: number;
+  /** Streams whose last position this node remembers to detect and repair gaps (least recently used go first). */
+  readonly trackedStreams: number;
   readonly logger: Logger;
 }
 
@@ -80,6 +82,8 @@ export function decode(payload: string): { header: Header; publication: Publicat
 /** A fresh random epoch, offered to Redis on every call; used only when the stream has none. */
 const newEpoch = (): string => randomBytes(9).toString('base64url');
 
+type Decoded = NonNullable<ReturnType<typeof decode>>;
+
 interface Pending {
   resolve(count: number): void;
   reject(error: unknown): void;
@@ -102,6 +106,10 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   readonly #subscriber: Redis;
   readonly #options: RedisBrokerOptions;
   readonly #pending = new Map<number, Pending>();
+  /** Per stream, the last position this node delivered or started connections from (LRU order). */
+  readonly #seen = new Map<string, StreamPosition>();
+  /** Streams being repaired from history, with the publications that arrived meanwhile, in order. */
+  readonly #repairs = new Map<string, Decoded[]>();
   #handlers: BrokerHandlers | undefined;
   #status: BrokerStatus = 'connecting';
   #subscribed = false;
@@ -202,7 +210,9 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     const reply = (await attempt(command, () =>
       POSITION.run(command, [keys.meta, keys.history], [newEpoch(), this.#options.streamTtlMs]),
     )) as [string, number];
-    return { epoch: String(reply[0]), offset: Number(reply[1]) };
+    const position = { epoch: String(reply[0]), offset: Number(reply[1]) };
+    this.#start(stream, position);
+    return position;
   }
 
   async read(stream: string, after: StreamPosition): Promise<HistoryRead> {
@@ -215,6 +225,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
       READ.run(command, [keys.meta, keys.history], [newEpoch(), streamTtlMs, maxAgeMs, String(after.epoch), offset]),
     )) as [string, number, number, ...string[]];
     const position = { epoch: String(reply[0]), offset: Number(reply[1]) };
+    this.#start(stream, position);
     if (reply[2] !== 1) return { position, recovered: false, publications: [] };
     const publications: Publication[] = [];
     for (const payload of reply.slice(3) as string[]) {
@@ -289,14 +300,82 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
       this.#options.logger.warn({ channel }, 'redis broker ignored a malformed publication');
       return;
     }
-    let count = 0;
+    const { stream, epoch, offset } = decoded.publication;
+    if (stream !== undefined) {
+      const waiting = this.#repairs.get(stream);
+      if (waiting) {
+        waiting.push(decoded);
+        return;
+      }
+      const last = this.#seen.get(stream);
+      // The channel is ordered: a skipped offset means this node's subscription was interrupted.
+      if (last && last.epoch === epoch && (offset as number) > last.offset + 1) return this.#repair(stream, last, decoded);
+    }
+    this.#dispatch(decoded);
+  };
+
+  /** Hands a publication to this node's handler; settles this node's own publish. */
+  #dispatch({ header, publication }: Decoded): void {
+    const count = this.#deliver(publication);
+    if (header.n === this.nodeId) this.#settle(header.s, { count });
+  }
+
+  #deliver(publication: Publication): number {
+    const { stream, epoch, offset } = publication;
+    if (stream !== undefined) this.#track(stream, { epoch: epoch as string, offset: offset as number }, true);
     try {
-      count = this.#handlers?.publication(decoded.publication) ?? 0;
+      return this.#handlers?.publication(publication) ?? 0;
     } catch (error) {
       this.#options.logger.error({ err: String(error) }, 'publication handler failed');
+      return 0;
     }
-    if (decoded.header.n === this.nodeId) this.#settle(decoded.header.s, { count });
-  };
+  }
+
+  /**
+   * Delivers what this node missed of `stream` between `last` and `next` from history, then `next`
+   * and whatever arrived meanwhile, in order. If history no longer has it, connections that need it
+   * learn on their next resume (`recovered: false`); the live ones carry on.
+   */
+  #repair(stream: string, last: StreamPosition, next: Decoded): void {
+    const queue = [next];
+    this.#repairs.set(stream, queue);
+    const missed = { stream, after: last.offset, before: next.publication.offset };
+    this.#options.logger.warn(missed, 'redis broker missed publications: repairing from history');
+    this.read(stream, last)
+      .then(
+        (read) => {
+          if (!read.recovered) return this.#options.logger.warn(missed, 'redis broker could not repair: history is gone');
+          for (const publication of read.publications) {
+            if (publication.epoch === last.epoch && (publication.offset as number) < (missed.before as number)) {
+              this.#deliver(publication);
+            }
+          }
+        },
+        (error: unknown) => this.#options.logger.warn({ ...missed, err: String(error) }, 'redis broker could not repair'),
+      )
+      .finally(() => {
+        this.#repairs.delete(stream);
+        if (!this.#closed) for (const decoded of queue) this.#dispatch(decoded);
+      })
+      .catch(() => {});
+  }
+
+  /** A connection starts from `position` (position/read): remembered unless this node knows better. */
+  #start(stream: string, position: StreamPosition): void {
+    const last = this.#seen.get(stream);
+    if (!last || last.epoch !== position.epoch) this.#track(stream, position, false);
+  }
+
+  /** Remembers the last position of `stream` (never lowered within an epoch), most recent last. */
+  #track(stream: string, position: StreamPosition, delivered: boolean): void {
+    const { trackedStreams } = this.#options;
+    if (trackedStreams === 0) return;
+    const last = this.#seen.get(stream);
+    if (delivered && last && last.epoch === position.epoch && last.offset > position.offset) return;
+    this.#seen.delete(stream);
+    this.#seen.set(stream, position);
+    if (this.#seen.size > trackedStreams) this.#seen.delete(this.#seen.keys().next().value as string);
+  }
 
   #onControl(message: string): void {
     let parsed: { n?: unknown; revoke?: unknown };

@@ -35,6 +35,12 @@ export interface RedisEngineOptions {
   commandTimeoutMs?: number;
   /** Bound on one connection attempt, in ms. Default 5_000. */
   connectTimeoutMs?: number;
+  /**
+   * Streams whose last position each node remembers, to notice publications it missed while its
+   * subscriber connection was down and deliver them from history, in order. 0 turns that off.
+   * Default 10_000.
+   */
+  trackedStreams?: number;
   /** Longest wait between reconnection attempts, in ms (exponential with jitter up to it). Default 2_000. */
   maxReconnectDelayMs?: number;
   /** Extra ioredis options for both connections, e.g. `tls: { ca }` for a private CA. */
@@ -69,6 +75,7 @@ const DEFAULTS = {
   commandTimeoutMs: 2_000,
   connectTimeoutMs: 5_000,
   maxReconnectDelayMs: 2_000,
+  trackedStreams: 10_000,
 } as const;
 
 function positiveInteger(name: string, value: number): number {
@@ -100,6 +107,10 @@ export function createRedisEngine(url: string, options: RedisEngineOptions = {})
   const commandTimeoutMs = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs);
   const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
   const maxDelay = positiveInteger('maxReconnectDelayMs', options.maxReconnectDelayMs ?? DEFAULTS.maxReconnectDelayMs);
+  const trackedStreams = options.trackedStreams ?? DEFAULTS.trackedStreams;
+  if (!Number.isSafeInteger(trackedStreams) || trackedStreams < 0) {
+    throw new ConfigError('trackedStreams', `expected a non-negative integer, got ${trackedStreams}`);
+  }
   const keys = new Keys(options.keyPrefix ?? DEFAULTS.keyPrefix, options.shards ?? DEFAULTS.shards);
 
   const connectionOptions: RedisOptions = {
@@ -134,6 +145,7 @@ export function createRedisEngine(url: string, options: RedisEngineOptions = {})
     streamTtlMs,
     deliveryTimeoutMs: commandTimeoutMs,
     startTimeoutMs: connectTimeoutMs,
+    trackedStreams,
     logger,
   });
   let closing: Promise<void> | undefined;

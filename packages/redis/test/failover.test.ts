@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type Publication, StoreUnavailableError, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BrokerStatus, createRedisEngine, type RedisEngine } from '../src/index.js';
-import { RedisServer, until } from './helpers.js';
+import { RedisServer, TcpProxy, until } from './helpers.js';
 
 let redis: RedisServer;
 let engines: RedisEngine[] = [];
@@ -25,8 +25,8 @@ interface Node {
   readonly statuses: BrokerStatus[];
 }
 
-async function node(): Promise<Node> {
-  const engine = createRedisEngine(redis.url, { commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
+async function node(url = redis.url): Promise<Node> {
+  const engine = createRedisEngine(url, { commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
   engines.push(engine);
   const self: Node = { engine, received: [], statuses: [] };
   engine.broker.on('status', (status) => self.statuses.push(status));
@@ -94,6 +94,32 @@ describe('Redis going away', () => {
     const key = newKey();
     await a!.engine.ticketStore.put(key, record(), 10_000);
     expect(await b!.engine.ticketStore.take(key, true)).toMatchObject({ user: 'alice' });
+  });
+
+  it('delivers from history, in order, what one node missed while only its own link to Redis was down', async () => {
+    const proxy = await TcpProxy.start(redis.port);
+    try {
+      const a = await node();
+      const b = await node(proxy.url);
+      const stream = 'user:partitioned';
+      const publish = (data: number) => a.engine.broker.publish({ to: { user: 'partitioned' }, data: String(data), stream });
+      await publish(1);
+      await publish(2);
+      await until(() => b.received.length === 2, 3_000, 'before the partition');
+      proxy.cut();
+      await until(() => b.engine.status === 'reconnecting', 3_000, 'b reconnecting');
+      // A and Redis carry on without B.
+      for (let i = 3; i <= 6; i++) await publish(i);
+      proxy.heal();
+      await b.engine.ready(5_000);
+      await publish(7);
+      await publish(8);
+      await until(() => b.received.length >= 8, 3_000, 'repaired deliveries');
+      expect(b.received.map((p) => p.offset)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(b.received.map((p) => p.data)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('settles every publication in flight when Redis dies under it', async () => {

@@ -120,6 +120,55 @@ export class RedisServer {
   }
 }
 
+/** A TCP proxy in front of Redis whose link can be cut, to partition one node from Redis. */
+export class TcpProxy {
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  #cut = false;
+
+  private constructor(targetPort: number) {
+    this.#server = net.createServer((client) => {
+      if (this.#cut) return client.destroy();
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          this.#sockets.delete(socket);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  }
+
+  static async start(targetPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(targetPort);
+    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
+  }
+
+  /** Drops every proxied connection and refuses new ones until `heal()`. */
+  cut(): void {
+    this.#cut = true;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  heal(): void {
+    this.#cut = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
 /** An HS256 JWT for `sub`, valid for `expiresIn` seconds. */
 export function signToken(sub: string, expiresIn = 300): Promise<string> {
   const iat = Math.floor(Date.now() / 1000);
