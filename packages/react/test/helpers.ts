@@ -109,7 +109,35 @@ export function tick(ms = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Node timers alive right now (`setTimeout`/`setInterval` handles), whoever started them. */
-export function activeTimers(): number {
-  return process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+/**
+ * Records every `setTimeout` started from now on that has neither fired nor been cleared, by delay,
+ * until `restore()` (called after the test at the latest). The client looks timers up as globals,
+ * so its reconnect waits are seen.
+ */
+export function trackTimers(): { live(): number[]; restore(): void } {
+  const realSetTimeout = globalThis.setTimeout;
+  const realClearTimeout = globalThis.clearTimeout;
+  const live = new Map<unknown, number>();
+  const tracked = (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]): unknown => {
+    const handle: unknown = realSetTimeout(() => {
+      live.delete(handle);
+      callback(...args);
+    }, ms);
+    live.set(handle, ms ?? 0);
+    return handle;
+  };
+  globalThis.setTimeout = tracked as typeof setTimeout;
+  globalThis.clearTimeout = ((handle: Parameters<typeof clearTimeout>[0]) => {
+    live.delete(handle);
+    realClearTimeout(handle);
+  }) as typeof clearTimeout;
+  let restored = false;
+  const restore = (): void => {
+    if (restored) return;
+    restored = true;
+    globalThis.setTimeout = realSetTimeout;
+    globalThis.clearTimeout = realClearTimeout;
+  };
+  cleanups.push(restore);
+  return { live: () => [...live.values()], restore };
 }

@@ -5,7 +5,7 @@ import { StrictMode, useEffect } from 'react';
 import { describe, expect, test, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { AuthSocketProvider, useAuthSocket, type UseAuthSocketOptions } from '../src/index.js';
-import { activeTimers, onCleanup, startServer, tick, until } from './helpers.js';
+import { onCleanup, startServer, tick, trackTimers, until } from './helpers.js';
 
 /** A component as an app writes it: shows the connection, sends, logs out, logs in. */
 function Status({ name = 'status', record, onClient, ...options }: UseAuthSocketOptions & {
@@ -119,7 +119,7 @@ describe('useAuthSocket with its own connection', () => {
 
   test('unmounting while credentials are on their way opens no socket and leaves no timer', async () => {
     const server = await startServer();
-    const timersBefore = activeTimers();
+    const timers = trackTimers();
     let release!: (token: string) => void;
     const pending = new Promise<string>((resolve) => {
       release = resolve;
@@ -133,12 +133,12 @@ describe('useAuthSocket with its own connection', () => {
     expect(client.state).toBe('closed');
     expect(server.upgrades).toBe(0);
     expect(server.gateway.connectionCount()).toBe(0);
-    expect(activeTimers()).toBeLessThanOrEqual(timersBefore);
+    expect(timers.live()).toEqual([]);
   });
 
   test('unmounting while the upgrade is in flight leaves no socket on the server and no timer', async () => {
     const server = await startServer({ holdUpgrades: true });
-    const timersBefore = activeTimers();
+    const timers = trackTimers();
     let client!: AuthSocket;
     const { unmount } = render(
       <Status url={server.wsUrl} WebSocket={WebSocket} getToken={() => server.token('alice')} onClient={(c) => (client = c)} />,
@@ -152,12 +152,12 @@ describe('useAuthSocket with its own connection', () => {
     await tick(100);
     expect(server.gateway.connectionCount()).toBe(0);
     expect(server.upgrades).toBe(1);
-    expect(activeTimers()).toBeLessThanOrEqual(timersBefore);
+    expect(timers.live()).toEqual([]);
   });
 
   test('unmounting while waiting to reconnect clears the wait', async () => {
     const server = await startServer();
-    const timersBefore = activeTimers();
+    const timers = trackTimers();
     let client!: AuthSocket;
     const { unmount } = render(
       <Status
@@ -175,12 +175,12 @@ describe('useAuthSocket with its own connection', () => {
       await server.gateway.close(); // 1001: the client backs off for ~30 s
     });
     await waitFor(() => expect(text('status-state')).toBe('reconnecting'));
-    expect(activeTimers()).toBeGreaterThan(timersBefore);
+    expect(timers.live()).toContain(60_000);
 
     unmount();
     expect(client.state).toBe('closed');
     await tick();
-    expect(activeTimers()).toBeLessThanOrEqual(timersBefore);
+    expect(timers.live()).toEqual([]);
   });
 
   test('without a url, a client or a provider it throws a clear error', () => {
