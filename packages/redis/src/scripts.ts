@@ -47,9 +47,11 @@ end
 
 -- Drops the entries appended before cutoff (ms); returns the offset of the oldest entry left, or nil.
 local function trim(history, cutoff)
-  local start, skipped = '-', false
+  local start, skipped, count = '-', false, 1
   while true do
-    local batch = redis.call('XRANGE', history, start, '+', 'COUNT', 128)
+    -- Usually the oldest entry is fresh: look at it alone first, then in batches.
+    local batch = redis.call('XRANGE', history, start, '+', 'COUNT', count)
+    count = 128
     if #batch == 0 then
       if skipped then redis.call('DEL', history) end
       return nil
