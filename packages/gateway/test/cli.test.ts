@@ -86,7 +86,8 @@ describe('the built authsocket CLI', () => {
     const output = { stdout: '', stderr: '' };
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
-    const exited = once(child, 'exit').then(([code]) => code as number | null);
+    // 'close', not 'exit': only then has all of the child's output been read.
+    const exited = once(child, 'close').then(([code]) => code as number | null);
     return { child, output, exited };
   }
 
