@@ -18,7 +18,7 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
-    files: ['**/*.test.ts', 'examples/**', 'scripts/**'],
+    files: ['**/*.test.ts', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -1,4 +1,4 @@
-import type { Clock, Gateway, RevocationStore } from '@authsocket/server';
+import type { Clock, Gateway } from '@authsocket/server';
 import express, { type Express } from 'express';
 import { createDemoIdentity } from './demo-identity.js';
 import { createHttpApi } from './http-api.js';
@@ -18,7 +18,6 @@ export interface AppParts {
   readonly apiKey: string | undefined;
   /** The HS256 secret in force, for the demo identity's tokens. */
   readonly jwtSecret: string | undefined;
-  readonly revocations: RevocationStore;
   readonly clock: Clock;
 }
 
@@ -43,7 +42,7 @@ export function createApp(parts: AppParts): Express {
         secret: jwtSecret,
         issuer: config.issuer,
         audience: config.audience,
-        revocations: parts.revocations,
+        gateway,
         logger,
         clock: parts.clock,
       }),

@@ -1,4 +1,4 @@
-import { createTokenVerifier, type Clock, type RevocationStore, TokenError } from '@authsocket/server';
+import { type Clock, type Gateway, RevokedError, TokenError } from '@authsocket/server';
 import express, { type Request, type Response, Router } from 'express';
 import { SignJWT } from 'jose';
 import { DEMO_USERS, UNKNOWN_USER_HASH } from './demo-users.js';
@@ -15,8 +15,8 @@ export interface DemoIdentityOptions {
   readonly secret: string;
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
-  /** The gateway's revocation store, so a revoked user's current token cannot be refreshed. */
-  readonly revocations: RevocationStore;
+  /** The gateway, whose token check (revocation included) decides what may be refreshed. */
+  readonly gateway: Pick<Gateway, 'verifyToken'>;
   readonly logger: Logger;
   readonly clock: Clock;
 }
@@ -33,9 +33,8 @@ interface IssuedToken {
  * issues a 2-minute HS256 JWT; `POST /auth/refresh` trades a still-valid one for a fresh one.
  */
 export function createDemoIdentity(options: DemoIdentityOptions): Router {
-  const { secret, issuer, audience, revocations, logger, clock } = options;
+  const { secret, issuer, audience, gateway, logger, clock } = options;
   const key = new TextEncoder().encode(secret);
-  const verifier = createTokenVerifier({ secret, issuer, audience }, clock);
 
   async function issue(user: string): Promise<IssuedToken> {
     const iat = Math.floor(clock.now() / 1000);
@@ -74,26 +73,16 @@ export function createDemoIdentity(options: DemoIdentityOptions): Router {
 
   /** The user of a valid, unexpired, unrevoked token of a demo user; undefined otherwise. */
   async function refreshableUser(token: string): Promise<string | undefined> {
-    let verified;
     try {
-      verified = await verifier.verify(token);
+      const verified = await gateway.verifyToken(token);
+      return DEMO_USERS.has(verified.user) ? verified.user : undefined;
     } catch (error) {
-      if (error instanceof TokenError) {
-        logger.info({ reason: error.reason }, 'demo refresh refused');
+      if (error instanceof TokenError || error instanceof RevokedError) {
+        logger.info({ reason: error instanceof TokenError ? error.reason : 'revoked' }, 'demo refresh refused');
         return undefined;
       }
       throw error;
     }
-    // The verifier tolerates a few seconds past `exp`; refresh wants a token that is still valid.
-    if (verified.expiresAt <= clock.now() || !DEMO_USERS.has(verified.user)) return undefined;
-    // The gateway's rule: a credential issued at or before the revocation is refused.
-    const revokedAt = await revocations.revokedAt(verified.user);
-    const issuedAt = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
-    if (revokedAt !== undefined && issuedAt <= revokedAt) {
-      logger.info({ user: verified.user, reason: 'revoked' }, 'demo refresh refused');
-      return undefined;
-    }
-    return verified.user;
   }
 
   return router;

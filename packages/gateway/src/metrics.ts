@@ -1,4 +1,4 @@
-import type { Connection, Gateway } from '@authsocket/server';
+import type { Gateway } from '@authsocket/server';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface GatewayMetrics {
@@ -80,33 +80,33 @@ export function createMetrics(gateway: Gateway, { processMetrics = false } = {})
     },
   });
 
-  // Connections that expired under the reauth policy; the gauge counts those still held at scrape time.
-  const maybeHeld = new Set<Connection>();
   new Gauge({
     name: 'authsocket_held_connections',
     help: 'Connections whose token expired and whose deliveries are held awaiting reauth.',
     registers,
     collect() {
-      for (const connection of maybeHeld) if (connection.state !== 'held') maybeHeld.delete(connection);
-      this.set(maybeHeld.size);
+      this.set(gateway.stats().held);
+    },
+  });
+  new Gauge({
+    name: 'authsocket_held_messages',
+    help: 'Messages held for connections awaiting reauth (the held-queue depth, all connections).',
+    registers,
+    collect() {
+      this.set(gateway.stats().heldMessages);
     },
   });
 
   gateway.on('ticket', ({ outcome }) => tickets.inc({ outcome }));
   gateway.on('authFailed', ({ stage, reason }) => authFailures.inc({ stage, reason }));
   gateway.on('authenticated', ({ method }) => authentications.inc({ method }));
-  gateway.on('expired', ({ connection, policy }) => {
-    expiries.inc({ policy });
-    if (policy === 'reauth') maybeHeld.add(connection);
-  });
-  gateway.on('reauthenticated', ({ connection, latencyMs }) => {
-    maybeHeld.delete(connection);
+  gateway.on('expired', ({ policy }) => expiries.inc({ policy }));
+  gateway.on('reauthenticated', ({ latencyMs }) => {
     reauths.inc({ when: latencyMs === undefined ? 'before_expiry' : 'after_expiry' });
     if (latencyMs !== undefined) reauthLatency.observe(latencyMs / 1000);
   });
   gateway.on('replayed', ({ count }) => replayed.inc(count));
-  gateway.on('close', ({ connection, code }) => {
-    maybeHeld.delete(connection);
+  gateway.on('close', ({ code }) => {
     closes.inc({ code: String(code) });
   });
 

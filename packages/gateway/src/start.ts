@@ -6,7 +6,6 @@ import {
   createGateway,
   type Gateway,
   type JwtOptions,
-  MemoryRevocationStore,
   systemClock,
 } from '@authsocket/server';
 import { createApp } from './app.js';
@@ -56,10 +55,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   if (generatedApiKey !== undefined) logger.info({}, 'demo: generated an API key for this run (shown once on stderr)');
   if (apiKey === undefined) logger.info({}, 'no api-key: the HTTP API under /api is off');
 
-  const revocations = new MemoryRevocationStore();
-  const gateway = buildGateway(config, { jwtSecret, revocations, clock, logger });
+  const gateway = buildGateway(config, { jwtSecret, clock, logger });
   const metrics = createMetrics(gateway, { processMetrics: options.processMetrics ?? false });
-  const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, revocations, clock });
+  const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
   const server = http.createServer(app);
   gateway.attach(server);
 
@@ -93,12 +91,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
 interface GatewayParts {
   readonly jwtSecret: string | undefined;
-  readonly revocations: MemoryRevocationStore;
   readonly clock: Clock;
   readonly logger: Logger;
 }
 
-function buildGateway(config: GatewayConfig, { jwtSecret, revocations, clock, logger }: GatewayParts): Gateway {
+function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger }: GatewayParts): Gateway {
   const jwt: JwtOptions = {
     secret: jwtSecret,
     publicKey: config.jwtPublicKey,
@@ -116,7 +113,6 @@ function buildGateway(config: GatewayConfig, { jwtSecret, revocations, clock, lo
       reauthGraceMs: config.reauthGraceMs,
       path: config.wsPath,
       allowedOrigins: config.allowedOrigins,
-      revocationStore: revocations,
       // Demo: every authenticated user may use the chat topics, and nothing else.
       authorize: config.demo ? (_user, _action, topic) => topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
       logger: logger.child({ component: 'gateway' }),

@@ -64,6 +64,14 @@ describe('GET /metrics', () => {
     let lines = await samples(gateway);
     expect(lines).toContain('authsocket_expiries_total{policy="reauth"} 1');
     expect(lines).toContain('authsocket_held_connections 1');
+    expect(lines).toContain('authsocket_held_messages 0');
+    const push = await fetch(`${gateway.url}/api/users/alice/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gateway.generatedApiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ data: 'held while expired' }),
+    });
+    expect(push.status).toBe(200);
+    expect(await samples(gateway)).toContain('authsocket_held_messages 1');
 
     clock.advance(1_500);
     client.send({ type: 'auth', token: await login(gateway, 'alice') });
@@ -74,6 +82,7 @@ describe('GET /metrics', () => {
     expect(lines).toContain('authsocket_reauth_latency_seconds_bucket{le="2.5"} 1');
     expect(lines).toContain('authsocket_reauth_latency_seconds_sum 1.5');
     expect(lines).toContain('authsocket_held_connections 0');
+    expect(lines).toContain('authsocket_held_messages 0');
   });
 
   it('uses its own registry: two gateways in one process count separately', async () => {

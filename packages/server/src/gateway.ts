@@ -746,6 +746,29 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return count;
   }
 
+  /**
+   * Verifies a JWT exactly as every entry point does (signature, algorithm, claims, expiry,
+   * revocation): for the application's own HTTP routes, e.g. a token refresh endpoint.
+   * Throws `TokenError`, `RevokedError` or `StoreUnavailableError`.
+   */
+  verifyToken(token: string): Promise<VerifiedToken> {
+    return this.#identity.verify(token);
+  }
+
+  /** Counts for health and metrics: connections by state and messages held awaiting reauth. */
+  stats(): { connections: number; authenticated: number; held: number; heldMessages: number } {
+    const result = { connections: 0, authenticated: 0, held: 0, heldMessages: 0 };
+    for (const session of this.#registry.all) {
+      result.connections++;
+      if (session.state === 'authenticated') result.authenticated++;
+      if (session.state === 'held') {
+        result.held++;
+        result.heldMessages += session.held.length;
+      }
+    }
+    return result;
+  }
+
   /** Open connections of `user`, or of everyone when `user` is omitted. */
   connectionCount(user?: string): number {
     return user === undefined ? this.#registry.all.size : (this.#registry.ofUser(user)?.size ?? 0);
