@@ -181,13 +181,13 @@ describe('RedisBroker history', () => {
   });
 
   it('drops publications older than maxAgeMs from history', async () => {
-    const { engine } = await node({ history: { maxAgeMs: 300 } });
+    const { engine } = await node({ history: { maxAgeMs: 1_000 } });
     const stream = `user:${fresh()}`;
     await engine.broker.publish({ to: { user: 'x' }, data: '1', stream });
     await engine.broker.publish({ to: { user: 'x' }, data: '2', stream });
     const { epoch } = await engine.broker.position(stream);
     expect((await engine.broker.read(stream, { epoch, offset: 0 })).recovered).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await engine.broker.publish({ to: { user: 'x' }, data: '3', stream });
     // 1 and 2 are gone: from before them nothing is replayed; from 2 on, 3 is.
     expect(await engine.broker.read(stream, { epoch, offset: 0 })).toEqual({
@@ -198,7 +198,7 @@ describe('RedisBroker history', () => {
     const from2 = await engine.broker.read(stream, { epoch, offset: 2 });
     expect(from2.recovered).toBe(true);
     expect(from2.publications.map((p) => p.data)).toEqual(['3']);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     // Everything aged out: a client that saw it all still recovers (nothing), an older one does not.
     expect(await engine.broker.read(stream, { epoch, offset: 3 })).toEqual({
       position: { epoch, offset: 3 },
