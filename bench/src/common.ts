@@ -98,7 +98,17 @@ export type Target =
   | 'authsocket-ticket'
   | 'authsocket-pma'
   | 'authsocket-nohistory'
+  /** authsocket loaded from BENCH_AUTHSOCKET_EXPERIMENT: a proposed change, measured side by side. */
+  | 'authsocket-exp'
   | 'socketio';
+
+/**
+ * The variant a target behaves as: `authsocket-exp` takes the options of BENCH_EXP_AS (default
+ * `authsocket`), so an experiment can stand in for any authsocket variant.
+ */
+export function behaviour(target: Target): Target {
+  return target === 'authsocket-exp' ? ((process.env.BENCH_EXP_AS as Target | undefined) ?? 'authsocket') : target;
+}
 
 /** How a load-generator client speaks to a target. */
 export type Dialect = 'ws' | 'authsocket' | 'socketio';

@@ -7,6 +7,7 @@ import http from 'node:http';
 import { BenchClient, control, fetchTicket } from './clients.js';
 import {
   type AppData,
+  behaviour,
   dialectOf,
   distribution,
   type LoadConfig,
@@ -27,10 +28,14 @@ const SIZE = 100;
 
 const stats = (gc = false) => control<ServerStats>(controlPort, 'stats', gc ? { gc: 1 } : {});
 
-/** Source address for the i-th connection: past ~25k connections, spread over 127.0.0.x for ports. */
-function localAddress(i: number, total: number): string | undefined {
-  if (total <= 25_000) return undefined;
-  return `127.0.0.${2 + Math.floor(i / 25_000)}`;
+/**
+ * Source address for the i-th connection: the first 25,000 let the kernel pick (connect-time
+ * autobind, fast); beyond, 127.0.0.2, .3, ... each add ~28k ports (an explicit bind is slower).
+ */
+function localAddress(i: number): string | undefined {
+  const PER_ADDRESS = 25_000;
+  if (i < PER_ADDRESS) return undefined;
+  return `127.0.0.${1 + Math.floor(i / PER_ADDRESS)}`;
 }
 
 interface Opened {
@@ -47,7 +52,7 @@ async function openMany(
   count: number,
   concurrency: number,
   tokenFor: (user: number) => string,
-  options: { ticket?: boolean; first?: number; offset?: number; total?: number } = {},
+  options: { ticket?: boolean; first?: number; offset?: number } = {},
 ): Promise<Opened> {
   const first = options.first ?? 0;
   const clients = new Array<BenchClient>(count);
@@ -67,7 +72,7 @@ async function openMany(
         ticket = await fetchTicket(agent, port, token);
         ticketLatencies.push(nowUs() - t0);
       }
-      const address = localAddress((options.offset ?? 0) + index, options.total ?? count);
+      const address = localAddress((options.offset ?? 0) + index);
       const client = new BenchClient(dialect, port, user, token, {
         ...(ticket === undefined ? {} : { ticket }),
         ...(address === undefined ? {} : { localAddress: address }),
@@ -96,7 +101,7 @@ async function connect(): Promise<Metrics> {
   const tokens = Array.from({ length: n }, (_, i) => longLived(i));
   const before = await stats();
   const opened = await openMany(n, params.concurrency ?? 100, (i) => tokens[i] as string, {
-    ticket: target === 'authsocket-ticket',
+    ticket: behaviour(target) === 'authsocket-ticket',
   });
   const after = await stats();
   const latency = distribution(opened.latencies);
@@ -119,7 +124,7 @@ async function connect(): Promise<Metrics> {
 async function idle(): Promise<Metrics> {
   const n = params.connections ?? 10_000;
   const before = await stats(true);
-  const opened = await openMany(n, SETUP_CONCURRENCY, longLived, { total: n });
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
   await sleep(params.settleMs ?? 2_000);
   const after = await stats(true);
   if (after.connections < n) throw new Error(`server reports ${after.connections} of ${n} connections`);
@@ -226,7 +231,7 @@ async function echo(): Promise<Metrics> {
   const durationMs = params.durationMs ?? 5_000;
   const tokens = Array.from({ length: n }, (_, i) => longLived(i));
   const opened = await openMany(n, SETUP_CONCURRENCY, (i) => tokens[i] as string);
-  const perMessageToken = target === 'authsocket-pma';
+  const perMessageToken = behaviour(target) === 'authsocket-pma';
   const rtts: number[] = [];
   let end = Number.POSITIVE_INFINITY;
   let inFlight = 0;
@@ -412,7 +417,6 @@ async function scale(): Promise<Metrics> {
   const opened = await openMany(n, params.concurrency ?? SETUP_CONCURRENCY, longLived, {
     first,
     offset: first,
-    total: params.total ?? n,
   });
   process.send?.({ holding: true, metrics: { 'setup_conn/s': n / (opened.elapsedUs / 1e6) } });
   // Held until the orchestrator has read the server's RSS and ends this process.

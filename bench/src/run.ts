@@ -46,11 +46,11 @@ const THREE: Target[] = ['ws', 'authsocket', 'socketio'];
 function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const size = <T>(full: T, quick: T, smoke: T): T => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
   const r = (full: number, quick: number) => rounds ?? size(full, quick, 1);
-  const connections = size(3_000, 1_000, 200);
-  const idle = size(10_000, 3_000, 300);
-  const fanout = size(5_000, 2_000, 200);
+  const connections = size(3_000, 800, 200);
+  const idle = size(10_000, 2_000, 300);
+  const fanout = size(5_000, 1_500, 200);
   const churnUsers = size(5_000, 1_000, 100);
-  const historyUsers = size(1_000, 500, 100);
+  const historyUsers = size(1_000, 400, 100);
   return [
     {
       name: 'connect',
@@ -65,7 +65,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       title: `idle memory: ${idle} authenticated connections`,
       targets: THREE,
       baseline: 'ws',
-      params: { connections: idle, settleMs: size(2_000, 500, 200) },
+      params: { connections: idle, settleMs: size(2_000, 300, 200) },
       rounds: r(5, 2),
     },
     {
@@ -73,7 +73,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       title: `broadcast fan-out: ${fanout} clients, 100-byte payload`,
       targets: THREE,
       baseline: 'ws',
-      params: { clients: fanout, broadcasts: size(20, 10, 3), gapMs: 50 },
+      params: { clients: fanout, broadcasts: size(20, 8, 3), gapMs: 50 },
       rounds: r(5, 2),
     },
     {
@@ -99,7 +99,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       baseline: 'ws',
       params: {
         users: churnUsers,
-        leadMs: size(12_000, 4_000, 3_000),
+        leadMs: size(12_000, 3_500, 3_000),
         spreadMs: size(10_000, 2_000, 1_000),
         warnMs: size(2_000, 1_000, 1_000),
         lateFraction: 0.2,
@@ -422,13 +422,14 @@ function writeResult(result: unknown, out: string | undefined, label: string): v
  */
 async function scaleRun(options: Options): Promise<void> {
   const info = meta('scale');
-  const server = await startServer({ target: 'authsocket' }, undefined);
+  const target = options.targets?.[0] ?? 'authsocket';
+  const server = await startServer({ target }, undefined);
   try {
     const limit = server.ready.openFileLimit;
     const wanted = options.connections ?? 100_000;
     // The server needs one descriptor per connection plus a few of its own.
     const connections = Math.min(wanted, limit - 100);
-    print(`authsocket scale — node ${info.node}, load average ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);
+    print(`${target} scale — node ${info.node}, load average ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);
     print(`server open-file limit: ${limit}${connections < wanted ? ` — capped at ${connections} of the ${wanted} connections asked` : ''}`);
     const perGenerator = 15_000;
     const generators = Math.ceil(connections / perGenerator);
@@ -442,10 +443,10 @@ async function scaleRun(options: Options): Promise<void> {
       const child = startNode(LOAD_JS, {
         BENCH_LOAD: JSON.stringify({
           scenario: 'scale',
-          target: 'authsocket',
+          target,
           port: server.ready.port,
           controlPort: server.ready.controlPort,
-          params: { connections: count, first, total: Math.max(connections, 25_001), concurrency: 100 },
+          params: { connections: count, first, concurrency: 100 },
         } satisfies LoadConfig),
       });
       children.push(child);
@@ -453,6 +454,9 @@ async function scaleRun(options: Options): Promise<void> {
     }
     try {
       const answers = await Promise.all(holding);
+      for (const answer of answers as Array<{ metrics?: Metrics; error?: string }>) {
+        if (answer.error !== undefined || !answer.metrics) throw new Error(`scale generator: ${answer.error ?? 'no metrics'}`);
+      }
       const setupSeconds = (Date.now() - started) / 1000;
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       const held = await control<ServerStats>(server.ready.controlPort, 'stats', { gc: 1 });
@@ -469,7 +473,7 @@ async function scaleRun(options: Options): Promise<void> {
         openFileLimit: limit,
       };
       for (const [name, value] of Object.entries(metrics)) print(`${name.padEnd(20)}${format(value).padStart(14)}`);
-      writeResult({ meta: { ...info, loadavgEnd: os.loadavg(), wanted }, metrics }, options.out, 'scale');
+      writeResult({ meta: { ...info, loadavgEnd: os.loadavg(), wanted, target }, metrics }, options.out, 'scale');
     } finally {
       for (const child of children) killGroup(child);
     }

@@ -18,7 +18,7 @@ import { startWs } from './targets/ws.js';
 
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerConfig;
 
-function start(): TargetServer {
+async function start(): Promise<TargetServer> {
   switch (config.target) {
     case 'ws':
       return startWs(config);
@@ -29,7 +29,7 @@ function start(): TargetServer {
   }
 }
 
-const target = start();
+const target = await start();
 const gc = (globalThis as { gc?: () => void }).gc;
 
 function stats(collect: boolean): ServerStats {

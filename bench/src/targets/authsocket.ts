@@ -1,30 +1,42 @@
 import http from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { createGateway as CreateGateway } from '@authsocket/server';
-import { type AppData, AUDIENCE, ISSUER, SECRET, type ServerConfig } from '../common.js';
+import { type AppData, AUDIENCE, behaviour, ISSUER, SECRET, type ServerConfig } from '../common.js';
 import type { TargetServer } from './types.js';
 
+type CreateGatewayFn = typeof CreateGateway;
+
 /**
- * BENCH_AUTHSOCKET_MODULE points at another build of the server (an experiment with a proposed
- * change, measured against the workspace build without touching it); default: the workspace package.
+ * `authsocket-exp` loads the server from BENCH_AUTHSOCKET_EXPERIMENT (a patched copy of the dist,
+ * e.g. a proposed change), so an experiment is measured side by side with the workspace build
+ * without touching `packages/server`.
  */
-const { createGateway } = (await import(process.env.BENCH_AUTHSOCKET_MODULE ?? '@authsocket/server')) as {
-  createGateway: typeof CreateGateway;
-};
+async function load(target: string): Promise<CreateGatewayFn> {
+  const experiment = process.env.BENCH_AUTHSOCKET_EXPERIMENT;
+  if (target === 'authsocket-exp' && experiment === undefined) throw new Error('BENCH_AUTHSOCKET_EXPERIMENT is not set');
+  const specifier = target === 'authsocket-exp' ? path.resolve(experiment as string) : '@authsocket/server';
+  const module = (await import(target === 'authsocket-exp' ? pathToFileURL(specifier).href : specifier)) as {
+    createGateway: CreateGatewayFn;
+  };
+  return module.createGateway;
+}
 
 /**
  * authsocket's gateway with the options that matter for a fair comparison: no per-address upgrade
  * limit (every client comes from 127.0.0.1), a frame rate limit far above what the bench sends,
  * defaults for everything else (history on, heartbeat 30 s, ticket mode 'optional').
  */
-export function startAuthsocket(config: ServerConfig): TargetServer {
+export async function startAuthsocket(config: ServerConfig): Promise<TargetServer> {
+  const createGateway = await load(config.target);
   let reauths = 0;
   const gateway = createGateway({
     jwt: { secret: SECRET, issuer: ISSUER, audience: AUDIENCE },
     upgradeRateLimit: false,
     messageRateLimit: { limit: 1_000_000, windowMs: 1_000 },
     authRateLimit: { limit: 1_000, windowMs: 60_000 },
-    perMessageAuth: config.target === 'authsocket-pma',
-    ...(config.target === 'authsocket-nohistory' ? { history: false as const } : {}),
+    perMessageAuth: behaviour(config.target) === 'authsocket-pma',
+    ...(behaviour(config.target) === 'authsocket-nohistory' ? { history: false as const } : {}),
     ...(config.reauthWindowMs === undefined ? {} : { reauthWindowMs: config.reauthWindowMs }),
     onMessage: ({ connection, data }) => {
       connection.send(data);
