@@ -199,7 +199,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     valueName: '<url>',
     defaultValue: undefined,
     defaultLabel: 'in memory',
-    description: 'Redis for tickets, revocations and fan-out: validated, not supported yet',
+    description: 'Redis for tickets, revocations, history and fan-out across nodes',
     parse: parse.url(['redis:', 'rediss:'], { hideValue: true }),
   }),
   option({

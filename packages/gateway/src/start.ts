@@ -8,6 +8,7 @@ import {
   type JwtOptions,
   systemClock,
 } from '@authsocket/server';
+import { createRedisEngine, type RedisEngine } from '@authsocket/redis';
 import { createApp } from './app.js';
 import { fromServerConfigError } from './config.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
@@ -42,9 +43,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const logger = createLogger(config.logLevel, options.logDestination);
   const clock = options.clock ?? systemClock;
   for (const warning of options.warnings ?? []) logger.warn({}, warning);
-  if (config.redisUrl !== undefined) {
-    logger.warn({}, "redis-url is not supported yet: tickets and revocations stay in this process's memory");
-  }
 
   const jwtSecret = config.jwtSecret ?? (config.demo && !config.jwtPublicKey && !config.jwksUrl ? generated() : undefined);
   if (jwtSecret !== undefined && config.jwtSecret === undefined) {
@@ -55,7 +53,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   if (generatedApiKey !== undefined) logger.info({}, 'demo: generated an API key for this run (shown once on stderr)');
   if (apiKey === undefined) logger.info({}, 'no api-key: the HTTP API under /api is off');
 
-  const gateway = buildGateway(config, { jwtSecret, clock, logger });
+  const engine = config.redisUrl === undefined ? undefined : startRedis(config.redisUrl, logger);
+  const gateway = buildGateway(config, { jwtSecret, clock, logger, engine });
   const metrics = createMetrics(gateway, { processMetrics: options.processMetrics ?? false });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
   const server = http.createServer(app);
@@ -65,6 +64,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await listen(server, config.port, config.host);
   } catch (error) {
     await gateway.close();
+    await engine?.close();
     throw error;
   }
   const { port } = server.address() as AddressInfo;
@@ -84,6 +84,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await engine?.close();
       logger.info({}, 'gateway stopped');
     })());
   return { url: origin, wsUrl, generatedApiKey, close };
@@ -93,9 +94,26 @@ interface GatewayParts {
   readonly jwtSecret: string | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Redis for tickets, revocations, history and fan-out; in memory without it. */
+  readonly engine: RedisEngine | undefined;
 }
 
-function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger }: GatewayParts): Gateway {
+/**
+ * Connects to Redis without waiting: a node whose Redis is down starts anyway, answers `/healthz`
+ * with 503 and fails ticket requests closed until the link is back, which it re-establishes itself.
+ */
+function startRedis(url: string, logger: Logger): RedisEngine {
+  const redisLogger = logger.child({ component: 'redis' });
+  const engine = createRedisEngine(url, { logger: redisLogger });
+  engine.broker.on('status', (status, previous) => {
+    const level = status === 'ready' ? 'info' : 'warn';
+    // Never the URL: it may carry a password.
+    redisLogger[level]({ status, previous }, 'redis link status changed');
+  });
+  return engine;
+}
+
+function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine }: GatewayParts): Gateway {
   const jwt: JwtOptions = {
     secret: jwtSecret,
     publicKey: config.jwtPublicKey,
@@ -113,6 +131,9 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger }: Gatew
       reauthGraceMs: config.reauthGraceMs,
       path: config.wsPath,
       allowedOrigins: config.allowedOrigins,
+      broker: engine?.broker,
+      ticketStore: engine?.ticketStore,
+      revocationStore: engine?.revocationStore,
       // Demo: every authenticated user may use the chat topics, and nothing else.
       authorize: config.demo ? (_user, _action, topic) => topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
       logger: logger.child({ component: 'gateway' }),

@@ -173,6 +173,6 @@ describe('the site at /', () => {
 
   it('serves /healthz from the gateway', async () => {
     const gateway = await demo();
-    expect(await (await gateway.request('/healthz')).json()).toEqual({ status: 'ok', connections: 0 });
+    expect(await (await gateway.request('/healthz')).json()).toEqual({ status: 'ok', broker: 'ready', connections: 0 });
   });
 });

@@ -64,11 +64,18 @@ describe('the JSON logs', () => {
     expect(gateway.logs.text).not.toContain(gateway.generatedApiKey as string);
   });
 
-  it('warn that redis-url is not supported yet, without the URL', async () => {
-    const gateway = await start(['--demo', '--log-level', 'warn', '--redis-url', 'redis://:hunter2@127.0.0.1:6380']);
-    expect(gateway.logs.records.map((record) => record.msg)).toContain(
-      "redis-url is not supported yet: tickets and revocations stay in this process's memory",
-    );
+  it('report an unreachable Redis without its URL or password, and answer /healthz with 503', async () => {
+    // A loopback port nothing listens on: the connection is refused at once.
+    const gateway = await start(['--demo', '--log-level', 'warn', '--redis-url', 'redis://:hunter2@127.0.0.1:1']);
+    for (let i = 0; i < 100 && !gateway.logs.records.some((record) => record.msg === 'redis link status changed'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(gateway.logs.records.find((record) => record.msg === 'redis link status changed')).toMatchObject({
+      status: 'reconnecting',
+    });
+    const health = await gateway.request('/healthz');
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'degraded', broker: 'reconnecting' });
     expect(gateway.logs.text).not.toContain('hunter2');
   });
 });

@@ -1,20 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { StreamPosition } from '@authsocket/protocol';
-import type { Audience, Broker, BrokerHandlers, ControlMessage, HistoryRead, Logger, Publication } from '@authsocket/server';
+import type {
+  Audience,
+  Broker,
+  BrokerHandlers,
+  BrokerStatus,
+  ControlMessage,
+  HistoryRead,
+  Logger,
+  Publication,
+} from '@authsocket/server';
 import type { Redis } from 'ioredis';
 import { attempt, isDown, unavailable } from './errors.js';
 import type { Keys } from './keys.js';
 import { POSITION, PUBLISH, READ } from './scripts.js';
 
-/**
- * The broker's health. `ready`: the command connection is up and this node is subscribed, so it
- * publishes and receives. `connecting`: created, no connection attempt has failed yet (publish waits
- * for it, bounded). `reconnecting`: a connection was lost or an attempt failed (refused, wrong
- * password, TLS); it reconnects and resubscribes by itself, and publish and read fail fast with
- * `StoreUnavailableError` meanwhile. `closed`: `close()` was called.
+/*
+ * The broker's health (`BrokerStatus`, shared with the server's `/healthz`). `ready`: the command
+ * connection is up and this node is subscribed, so it publishes and receives. `connecting`: created,
+ * no connection attempt has failed yet (publish waits for it, bounded). `reconnecting`: a connection
+ * was lost or an attempt failed (refused, wrong password, TLS); it reconnects and resubscribes by
+ * itself, and publish and read fail fast with `StoreUnavailableError` meanwhile. `closed`: `close()`
+ * was called.
  */
-export type BrokerStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
 export interface RedisBrokerEvents {
   status: [status: BrokerStatus, previous: BrokerStatus];

@@ -1,6 +1,6 @@
-import { ConfigError, type Logger } from '@authsocket/server';
+import { type BrokerStatus, ConfigError, type Logger, silentLogger } from '@authsocket/server';
 import { Redis, type RedisOptions } from 'ioredis';
-import { type BrokerStatus, RedisBroker } from './broker.js';
+import { RedisBroker } from './broker.js';
 import { Keys } from './keys.js';
 import { RedisRevocationStore } from './revocation-store.js';
 import { RedisTicketStore } from './ticket-store.js';
@@ -62,8 +62,6 @@ export interface RedisEngine {
   close(): Promise<void>;
 }
 
-const noop = (): void => {};
-const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
 const DEFAULTS = {
   keyPrefix: 'authsocket:',

@@ -1,4 +1,5 @@
-export { type BrokerStatus, RedisBroker, type RedisBrokerEvents, type RedisBrokerOptions } from './broker.js';
+export type { BrokerStatus } from '@authsocket/server';
+export { RedisBroker, type RedisBrokerEvents, type RedisBrokerOptions } from './broker.js';
 export { createRedisEngine, type RedisEngine, type RedisEngineOptions } from './engine.js';
 export { Keys } from './keys.js';
 export { RedisRevocationStore } from './revocation-store.js';

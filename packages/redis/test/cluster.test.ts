@@ -263,10 +263,9 @@ describe('3 gateway processes on one Redis', () => {
     expect(hank.messages.find((m) => m.data === 'fresh')).toMatchObject({ offset: 1, stream: 'user:hank' });
   });
 
-  // Known gap, on the gateway's side: `gina` on node A saw offset 1 of the old epoch before the
-  // restart above; the new epoch starts again at 1, and the connection's offset floor (per stream, not
-  // per epoch) drops it. Flip `it.fails` to `it` once the gateway keeps floors per epoch (README, "Known gaps").
-  it.fails('after Redis lost its data, still pushes to a connection that saw offsets of the old epoch', async () => {
+  // `gina` on node A saw offset 1 of the old epoch before the restart above; the new epoch starts
+  // again at 1, which the connection's per-epoch floor must not take for a duplicate.
+  it('after Redis lost its data, still pushes to a connection that saw offsets of the old epoch', async () => {
     const socket = clients.find((client) => client.messages.some((m) => m.data === 'before'))!;
     expect((await a.send('gina', 'new epoch')).status).toBe(200);
     await until(() => socket.data.includes('new epoch'), 1_000, 'delivery in the new epoch');

@@ -28,6 +28,9 @@ export interface HistoryRead {
   readonly publications: readonly Publication[];
 }
 
+/** A broker's link to the other nodes: only `ready` can publish and read. */
+export type BrokerStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
+
 /** Messages between nodes that are not publications. */
 export type ControlMessage = { readonly revoke: string };
 
@@ -48,6 +51,8 @@ export interface BrokerHandlers {
  * recovered.
  */
 export interface Broker {
+  /** The link's state, for `/healthz`; a broker without one (in memory) is always ready. */
+  readonly status?: BrokerStatus;
   /**
    * Appends to `publication.stream`'s history (if it has one) and delivers it on every node.
    * Resolves once this node has delivered it, with what this node's `publication` handler returned.

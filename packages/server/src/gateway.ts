@@ -45,7 +45,7 @@ function outbound(publication: Publication): Outbound {
   let frame = `{"type":"message","data":${data}`;
   if (topic !== undefined) frame += `,"topic":${JSON.stringify(topic)}`;
   if (stream !== undefined) frame += `,"stream":${JSON.stringify(stream)},"offset":${offset},"epoch":${JSON.stringify(epoch)}`;
-  return { payload: Buffer.from(`${frame}}`), stream, offset };
+  return { payload: Buffer.from(`${frame}}`), stream, offset, epoch };
 }
 
 
@@ -124,10 +124,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
-      return sendJson(res, this.#closing ? 503 : 200, {
-        status: this.#closing ? 'closing' : 'ok',
-        connections: this.#registry.all.size,
-      });
+      // A node that cannot reach its broker answers 503, so load balancers send new clients elsewhere.
+      const broker = this.#options.broker.status ?? 'ready';
+      const status = this.#closing ? 'closing' : broker === 'ready' ? 'ok' : 'degraded';
+      return sendJson(res, status === 'ok' ? 200 : 503, { status, broker, connections: this.#registry.all.size });
     }
     if (next) return next();
     sendJson(res, 404, { error: REFUSAL_BODY[404] });
@@ -584,7 +584,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     for (const [stream, start] of starts) {
       const read = await broker.read(stream, start.position);
       if (read.recovered) {
-        session.floors.set(stream, start.position.offset);
+        session.floors.set(stream, { epoch: read.position.epoch, offset: start.position.offset });
         for (const publication of read.publications) replay.push(outbound(publication));
         states[stream] = {
           epoch: read.position.epoch,
@@ -592,7 +592,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           ...(start.requested ? { recovered: true } : {}),
         };
       } else {
-        session.floors.set(stream, read.position.offset);
+        session.floors.set(stream, read.position);
         states[stream] = { ...read.position, recovered: false };
       }
     }
@@ -667,12 +667,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (out.stream !== undefined) {
       const floor = session.floors.get(out.stream);
-      if (floor !== undefined && (out.offset as number) <= floor) return false;
+      if (floor && floor.epoch === out.epoch && (out.offset as number) <= floor.offset) return false;
     }
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
         session.write(out.payload, this.#options.maxBufferedBytes);
-        if (out.stream !== undefined) session.floors.set(out.stream, out.offset as number);
+        if (out.stream !== undefined) session.floors.set(out.stream, { epoch: out.epoch as string, offset: out.offset as number });
         return true;
       }
       // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
@@ -684,7 +684,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return false;
     }
     session.held.push(out.payload);
-    if (out.stream !== undefined) session.floors.set(out.stream, out.offset as number);
+    if (out.stream !== undefined) session.floors.set(out.stream, { epoch: out.epoch as string, offset: out.offset as number });
     return true;
   }
 

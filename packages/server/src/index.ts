@@ -10,10 +10,10 @@ export {
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
 export { createGateway, Gateway } from './gateway.js';
-export type { Audience, Broker, BrokerHandlers, ControlMessage, HistoryRead, Publication } from './broker.js';
+export type { Audience, Broker, BrokerHandlers, BrokerStatus, ControlMessage, HistoryRead, Publication } from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { RevokedError } from './identity.js';
-export type { Logger } from './logger.js';
+export { type Logger, silentLogger } from './logger.js';
 export type {
   ExpiryPolicy,
   GatewayOptions,

@@ -1,4 +1,4 @@
-import type { ClientMessage } from '@authsocket/protocol';
+import type { ClientMessage, StreamPosition } from '@authsocket/protocol';
 import { CloseCode, toCloseReason } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { WebSocket } from 'ws';
@@ -34,6 +34,7 @@ export interface Outbound {
   readonly payload: Buffer;
   readonly stream?: string;
   readonly offset?: number;
+  readonly epoch?: string;
 }
 
 /** How long a socket closed for being slow gets to take its close frame before it is cut. */
@@ -56,11 +57,12 @@ export class Session implements Connection {
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
   recovering: Outbound[] | undefined;
   /**
-   * Per stream, the highest offset this connection has been given (or told it starts after). A
-   * publication at or below it is a duplicate (a replay overlapping a late cross-node delivery) and
-   * is dropped, so each message reaches a connection once.
+   * Per stream, the highest position this connection has been given (or told it starts after). A
+   * publication at or below it in the same epoch is a duplicate (a replay overlapping a late
+   * cross-node delivery) and is dropped, so each message reaches a connection once. A new epoch
+   * (history lost) restarts offsets, so it is never compared with the old one.
    */
-  readonly floors = new Map<string, number>();
+  readonly floors = new Map<string, StreamPosition>();
   /** Inbound frames received while `held`, processed in order after reauth. */
   heldInbound: ClientMessage[] = [];
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */

@@ -160,7 +160,7 @@ describe('shutdown and health', () => {
     const socket = await TestSocket.authenticated(server, 'alice');
     const response = await fetch(`${server.origin}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', connections: 1 });
+    expect(await response.json()).toEqual({ status: 'ok', broker: 'ready', connections: 1 });
     socket.close();
   });
 
