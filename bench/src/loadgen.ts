@@ -98,11 +98,13 @@ function cpuPer(before: ServerStats, after: ServerStats, operations: number): nu
 /** 1. Connect + authenticate: connections/s, latency from first byte to `auth_ok`, server CPU each. */
 async function connect(): Promise<Metrics> {
   const n = params.connections ?? 3_000;
-  const tokens = Array.from({ length: n }, (_, i) => longLived(i));
+  const warmup = params.warmup ?? 0;
+  const ticket = behaviour(target) === 'authsocket-ticket';
+  const tokens = Array.from({ length: warmup + n }, (_, i) => longLived(i));
+  // Warm-up connections (JIT, pools) stay open and are not counted.
+  const warm = await openMany(warmup, params.concurrency ?? 100, (i) => tokens[i] as string, { ticket });
   const before = await stats();
-  const opened = await openMany(n, params.concurrency ?? 100, (i) => tokens[i] as string, {
-    ticket: behaviour(target) === 'authsocket-ticket',
-  });
+  const opened = await openMany(n, params.concurrency ?? 100, (i) => tokens[i] as string, { ticket, first: warmup });
   const after = await stats();
   const latency = distribution(opened.latencies);
   const metrics: Metrics = {
@@ -112,22 +114,24 @@ async function connect(): Promise<Metrics> {
     'cpu_us/conn': cpuPer(before, after, n),
   };
   if (opened.ticketLatencies.length > 0) {
-    const ticket = distribution(opened.ticketLatencies);
-    metrics['ticket_p50_ms'] = ms(ticket.p50);
-    metrics['ticket_p99_ms'] = ms(ticket.p99);
+    const ticketLatency = distribution(opened.ticketLatencies);
+    metrics['ticket_p50_ms'] = ms(ticketLatency.p50);
+    metrics['ticket_p99_ms'] = ms(ticketLatency.p99);
   }
-  for (const client of opened.clients) client.close();
+  for (const client of [...warm.clients, ...opened.clients]) client.close();
   return metrics;
 }
 
 /** 2. Idle memory: server RSS (and heap) per authenticated idle connection, after a full GC. */
 async function idle(): Promise<Metrics> {
   const n = params.connections ?? 10_000;
+  const warmup = params.warmup ?? 0;
+  const warm = await openMany(warmup, SETUP_CONCURRENCY, longLived);
   const before = await stats(true);
-  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived, { first: warmup });
   await sleep(params.settleMs ?? 2_000);
   const after = await stats(true);
-  if (after.connections < n) throw new Error(`server reports ${after.connections} of ${n} connections`);
+  if (after.connections < warmup + n) throw new Error(`server reports ${after.connections} of ${warmup + n} connections`);
   const metrics: Metrics = {
     'rss_KiB/conn': (after.rss - before.rss) / n / 1024,
     'heap_KiB/conn': (after.heapUsed - before.heapUsed) / n / 1024,
@@ -136,7 +140,7 @@ async function idle(): Promise<Metrics> {
     'setup_conn/s': n / (opened.elapsedUs / 1e6),
   };
   if (params.snapshot === 1) await control(controlPort, 'heap-snapshot');
-  for (const client of opened.clients) client.close();
+  for (const client of [...warm.clients, ...opened.clients]) client.close();
   return metrics;
 }
 
@@ -166,9 +170,11 @@ async function broadcast(): Promise<Metrics> {
   await sleep(500);
   const before = await stats();
   let lost = 0;
+  const fanouts: number[] = [];
   for (let seq = 1; seq <= count; seq++) {
     const expected = received + n;
-    await control(controlPort, 'broadcast', { seq, size: SIZE });
+    const { elapsedUs } = await control<{ elapsedUs: number }>(controlPort, 'broadcast', { seq, size: SIZE });
+    fanouts.push(elapsedUs);
     if (!(await until(() => received >= expected, 10_000))) lost += expected - received;
     await sleep(params.gapMs ?? 50);
   }
@@ -179,6 +185,7 @@ async function broadcast(): Promise<Metrics> {
     'p50_ms': ms(latency.p50),
     'p99_ms': ms(latency.p99),
     'max_ms': ms(latency.max),
+    'server_fanout_ms': ms(distribution(fanouts).p50),
     'cpu_us/delivery': cpuPer(before, after, n * count),
     lost,
   };
@@ -202,11 +209,13 @@ async function push(): Promise<Metrics> {
   await sleep(500);
   const before = await stats();
   const throughputs: number[] = [];
+  const serverRates: number[] = [];
   let lost = 0;
   for (let round = 0; round < rounds; round++) {
     const expected = received + n;
     const start = nowUs();
-    await control(controlPort, 'push', { users: n, perUser: 1, size: SIZE });
+    const { elapsedUs } = await control<{ elapsedUs: number }>(controlPort, 'push', { users: n, perUser: 1, size: SIZE });
+    serverRates.push(n / (elapsedUs / 1e6));
     if (!(await until(() => received >= expected, 10_000))) lost += expected - received;
     throughputs.push(n / ((last - start) / 1e6));
     await sleep(100);
@@ -217,6 +226,7 @@ async function push(): Promise<Metrics> {
   throughputs.sort((a, b) => a - b);
   return {
     'push/s': throughputs[throughputs.length >> 1] as number,
+    'server_push/s': distribution(serverRates).p50,
     'p50_ms': ms(latency.p50),
     'p99_ms': ms(latency.p99),
     'max_ms': ms(latency.max),

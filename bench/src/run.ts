@@ -57,7 +57,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       title: `connect + auth: ${connections} connections, concurrency 100`,
       targets: ['ws', 'authsocket', 'authsocket-ticket', 'socketio'],
       baseline: 'ws',
-      params: { connections, concurrency: 100 },
+      params: { connections, concurrency: 100, warmup: size(300, 200, 50) },
       rounds: r(5, 2),
     },
     {
@@ -65,7 +65,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       title: `idle memory: ${idle} authenticated connections`,
       targets: THREE,
       baseline: 'ws',
-      params: { connections: idle, settleMs: size(2_000, 300, 200) },
+      params: { connections: idle, settleMs: size(2_000, 300, 200), warmup: size(300, 200, 50) },
       rounds: r(5, 2),
     },
     {
@@ -277,6 +277,8 @@ interface Options {
   connections: number | undefined;
   targets: Target[] | undefined;
   snapshot: boolean;
+  /** `--set name=value`: overrides a scenario parameter. */
+  set: Record<string, number>;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -290,6 +292,7 @@ function parseArgs(argv: string[]): Options {
     connections: undefined,
     targets: undefined,
     snapshot: false,
+    set: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -306,6 +309,11 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--out') options.out = value();
     else if (arg === '--cpu-prof') options.cpuProf = true;
     else if (arg === '--snapshot') options.snapshot = true;
+    else if (arg === '--set') {
+      const [name, raw] = value().split('=');
+      if (name === undefined || raw === undefined || !Number.isFinite(Number(raw))) throw new Error('--set expects name=number');
+      options.set[name] = Number(raw);
+    }
     else if (arg === '--connections') options.connections = Number(value());
     else if (arg === '--targets') options.targets = value().split(',') as Target[];
     else throw new Error(`unknown argument ${arg}`);
@@ -330,7 +338,11 @@ function meta(mode: string) {
 async function benchmark(options: Options): Promise<void> {
   const scenarios = plan(options.mode, options.rounds)
     .filter((scenario) => !options.only || options.only.has(scenario.name))
-    .map((scenario) => (options.targets ? { ...scenario, targets: options.targets } : scenario));
+    .map((scenario) => ({
+      ...scenario,
+      targets: options.targets ?? scenario.targets,
+      params: { ...scenario.params, ...options.set },
+    }));
   const info = meta(options.mode);
   print(`authsocket bench (${options.mode}) — node ${info.node}, ${info.cpus} cores, commit ${info.commit}${info.dirtyServer ? ' (server sources modified)' : ''}`);
   print(`load average at start: ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);

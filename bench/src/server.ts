@@ -76,8 +76,10 @@ async function command(name: string, body: Record<string, number>): Promise<unkn
     case 'stats':
       return stats(body.gc === 1);
     case 'broadcast': {
-      await target.broadcast(appData(body.seq ?? 0, nowUs(), body.size ?? 100));
-      return {};
+      // The server's own fan-out time: from the stamp to the last socket write handed to the kernel.
+      const stamp = nowUs();
+      await target.broadcast(appData(body.seq ?? 0, stamp, body.size ?? 100));
+      return { elapsedUs: nowUs() - stamp };
     }
     case 'push': {
       // Every user in `[0, users)` gets `perUser` messages; each is stamped when its send is called.
@@ -85,13 +87,14 @@ async function command(name: string, body: Record<string, number>): Promise<unkn
       const perUser = body.perUser ?? 1;
       const size = body.size ?? 100;
       const pending: Array<number | Promise<number>> = [];
+      const started = nowUs();
       for (let round = 0; round < perUser; round++) {
         for (let user = 0; user < users; user++) {
           pending.push(target.push(`u${user}`, appData(round + 1, nowUs(), size, user)));
         }
       }
       const delivered = (await Promise.all(pending)).reduce((sum, count) => sum + count, 0);
-      return { delivered };
+      return { delivered, elapsedUs: nowUs() - started };
     }
     case 'publish': {
       if (!target.publish) throw new Error('publish is not supported by this target');
