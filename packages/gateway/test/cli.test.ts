@@ -1,16 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, OPTIONS, runCli } from '../src/index.js';
-import { TestClient } from './helpers.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+import { buildCli, spawnCli, TestClient } from './helpers.js';
 
 function fakeIo(): CliIo & { out: string; err: string } {
   const io = {
@@ -56,23 +50,12 @@ describe('runCli', () => {
   });
 });
 
-/** The environment without this machine's AUTHSOCKET_* and PORT, so the spawned CLI sees only the test's. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('AUTHSOCKET_') && name !== 'PORT'),
-  );
-  return { ...env, ...extra };
-}
-
 describe('the built authsocket CLI', () => {
   const children = new Set<ChildProcess>();
 
   beforeAll(() => {
     // The CLI runs as plain JavaScript in a child process: build it (and what it imports) first.
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'packages/gateway'], {
-      cwd: ROOT,
-      stdio: 'pipe',
-    });
+    buildCli();
   }, 120_000);
 
   afterEach(() => {
@@ -81,14 +64,9 @@ describe('the built authsocket CLI', () => {
   });
 
   function run(args: string[], env: Record<string, string> = {}) {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    const output = { stdout: '', stderr: '' };
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
-    // 'close', not 'exit': only then has all of the child's output been read.
-    const exited = once(child, 'close').then(([code]) => code as number | null);
-    return { child, output, exited };
+    const started = spawnCli(args, env);
+    children.add(started.child);
+    return started;
   }
 
   it('fails fast on bad configuration: exit code 2, the option named on stderr, nothing on stdout', async () => {

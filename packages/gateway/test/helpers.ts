@@ -1,3 +1,7 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SUBPROTOCOL, type ServerMessage, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import type { Clock } from '@authsocket/server';
 import { WebSocket } from 'ws';
@@ -150,4 +154,42 @@ export async function connectAs(gateway: TestGateway, user = 'alice'): Promise<{
 export async function subscribe(client: TestClient, topic: string, id = `sub-${topic}`): Promise<ServerMessage> {
   client.send({ type: 'subscribe', topic, id });
   return client.next((frame) => (frame.type === 'ack' || frame.type === 'error') && frame.id === id);
+}
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/** Builds the CLI and what it imports (incremental): child processes run plain JavaScript from dist/. */
+export function buildCli(): void {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'packages/gateway'], {
+    cwd: ROOT,
+    stdio: 'pipe',
+  });
+}
+
+/** The environment without this machine's AUTHSOCKET_* and PORT, so the spawned CLI sees only the test's. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('AUTHSOCKET_') && name !== 'PORT'),
+  );
+  return { ...env, ...extra };
+}
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  /** Everything the process wrote so far. */
+  readonly output: { stdout: string; stderr: string };
+  /** The exit code, once the process has exited and its output has been read. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Spawns `node packages/gateway/dist/cli.js ...args` directly (no npx: a kill reaches the gateway itself). */
+export function spawnCli(args: readonly string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
+  // 'close', not 'exit': only then has all of the child's output been read.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
+  return { child, output, exited };
 }
