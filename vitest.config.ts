@@ -6,7 +6,8 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'] } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'packages/*/test/**/*.test.tsx', 'bench/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'packages/*/test/**/*.test.tsx', 'bench/test/**/*.test.ts', 'tests/adversarial/**/*.test.ts'],
+    globalSetup: ['scripts/build-before-tests.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

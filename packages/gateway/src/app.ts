@@ -1,5 +1,6 @@
 import type { Clock, Gateway } from '@authsocket/server';
 import express, { type Express } from 'express';
+import { createDemoBackend } from './demo-backend.js';
 import { createDemoIdentity } from './demo-identity.js';
 import { createHttpApi } from './http-api.js';
 import { errorHandler, notFound } from './http-errors.js';
@@ -23,7 +24,7 @@ export interface AppParts {
 
 /**
  * The HTTP edge, in order: the gateway's own endpoints (`POST /auth/ticket`, `GET /healthz`),
- * `GET /metrics`, the demo identity, the backend API under `/api`, then the site at `/`.
+ * `GET /metrics`, the demo identity and demo backend, the backend API under `/api`, then the site at `/`.
  */
 export function createApp(parts: AppParts): Express {
   const { config, gateway, logger, metrics, apiKey, jwtSecret } = parts;
@@ -47,6 +48,7 @@ export function createApp(parts: AppParts): Express {
         clock: parts.clock,
       }),
     );
+    app.use(createDemoBackend({ gateway, logger, clock: parts.clock }));
   }
 
   if (apiKey !== undefined) {

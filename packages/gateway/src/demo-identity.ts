@@ -30,15 +30,16 @@ interface IssuedToken {
 
 /**
  * A stand-in identity provider for the demo: `POST /auth/login` checks a demo user's password and
- * issues a 2-minute HS256 JWT; `POST /auth/refresh` trades a still-valid one for a fresh one.
+ * issues a 2-minute HS256 JWT; `POST /auth/refresh` trades a still-valid one for a fresh one (or,
+ * with `{"expiresIn": seconds}`, for a shorter-lived one).
  */
 export function createDemoIdentity(options: DemoIdentityOptions): Router {
   const { secret, issuer, audience, gateway, logger, clock } = options;
   const key = new TextEncoder().encode(secret);
 
-  async function issue(user: string): Promise<IssuedToken> {
+  async function issue(user: string, ttlSeconds = DEMO_TOKEN_TTL_SECONDS): Promise<IssuedToken> {
     const iat = Math.floor(clock.now() / 1000);
-    const exp = iat + DEMO_TOKEN_TTL_SECONDS;
+    const exp = iat + ttlSeconds;
     const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(user).setIssuedAt(iat);
     if (issuer !== undefined) jwt.setIssuer(issuer);
     if (audience !== undefined) jwt.setAudience(audience);
@@ -62,13 +63,13 @@ export function createDemoIdentity(options: DemoIdentityOptions): Router {
     sendToken(res, await issue(username));
   });
 
-  router.post('/auth/refresh', async (req, res) => {
+  router.post('/auth/refresh', json, async (req, res) => {
     const bearer = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const user = bearer === undefined ? undefined : await refreshableUser(bearer);
     if (user === undefined) {
       return void res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'unauthorized' });
     }
-    sendToken(res, await issue(user));
+    sendToken(res, await issue(user, requestedTtl(req)));
   });
 
   /** The user of a valid, unexpired, unrevoked token of a demo user; undefined otherwise. */
@@ -86,6 +87,22 @@ export function createDemoIdentity(options: DemoIdentityOptions): Router {
   }
 
   return router;
+}
+
+/**
+ * `{"expiresIn": seconds}` in a refresh body asks for a shorter-lived token (1 to 120 s), so the demo
+ * can show a token running out without waiting two minutes. No body: the usual two minutes.
+ */
+function requestedTtl(req: Request): number {
+  const body: unknown = req.body;
+  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && !Object.hasOwn(body, 'expiresIn'))) {
+    return DEMO_TOKEN_TTL_SECONDS;
+  }
+  const expiresIn = (body as { expiresIn?: unknown }).expiresIn;
+  if (typeof expiresIn !== 'number' || !Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > DEMO_TOKEN_TTL_SECONDS) {
+    throw new HttpError(400, `expiresIn must be a whole number of seconds from 1 to ${DEMO_TOKEN_TTL_SECONDS}`);
+  }
+  return expiresIn;
 }
 
 function credentials(req: Request): { username: string; password: string } {

@@ -1,3 +1,4 @@
+import { StoreUnavailableError } from '@authsocket/server';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from './logger.js';
 
@@ -34,6 +35,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (error instanceof HttpError) return void res.status(error.status).json({ error: error.message });
     const bodyError = BODY_ERRORS[(error as { type?: string } | null)?.type ?? ''];
     if (bodyError) return void res.status(bodyError[0]).json({ error: bodyError[1] });
+    // Redis (or another store) unreachable: the request may be retried, on this node later or another.
+    if (error instanceof StoreUnavailableError) return void res.status(503).json({ error: 'service unavailable' });
     logger.error({ method: req.method, path: req.originalUrl.split('?', 1)[0], err: String(error) }, 'request failed');
     res.status(500).json({ error: 'internal error' });
   };

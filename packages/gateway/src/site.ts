@@ -13,12 +13,18 @@ export interface SiteOptions {
   readonly demo: boolean;
   readonly wsPath: string;
   readonly apiEnabled: boolean;
+  /** Where to look for the built demo app. Default `DEMO_APP_DIR`. */
+  readonly demoAppDir?: string;
 }
 
 /** The directory served at `/`, if any: `--static-dir`, else the built demo app in demo mode. */
-export function siteDirectory({ staticDir, demo }: Pick<SiteOptions, 'staticDir' | 'demo'>): string | undefined {
+export function siteDirectory({
+  staticDir,
+  demo,
+  demoAppDir = DEMO_APP_DIR,
+}: Pick<SiteOptions, 'staticDir' | 'demo' | 'demoAppDir'>): string | undefined {
   if (staticDir !== undefined) return staticDir;
-  return demo && existsSync(join(DEMO_APP_DIR, 'index.html')) ? DEMO_APP_DIR : undefined;
+  return demo && existsSync(join(demoAppDir, 'index.html')) ? demoAppDir : undefined;
 }
 
 /** Serves the static directory at `/` when there is one, else a page that lists the endpoints. */

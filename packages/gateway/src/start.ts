@@ -11,6 +11,7 @@ import {
 import { createRedisEngine, type RedisEngine } from '@authsocket/redis';
 import { createApp } from './app.js';
 import { fromServerConfigError } from './config.js';
+import { demoChatHandler } from './demo-backend.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
 import { createLogger, type DestinationStream, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -101,16 +102,10 @@ interface GatewayParts {
 /**
  * Connects to Redis without waiting: a node whose Redis is down starts anyway, answers `/healthz`
  * with 503 and fails ticket requests closed until the link is back, which it re-establishes itself.
+ * The broker logs its own link changes (never the URL, which may carry a password).
  */
 function startRedis(url: string, logger: Logger): RedisEngine {
-  const redisLogger = logger.child({ component: 'redis' });
-  const engine = createRedisEngine(url, { logger: redisLogger });
-  engine.broker.on('status', (status, previous) => {
-    const level = status === 'ready' ? 'info' : 'warn';
-    // Never the URL: it may carry a password.
-    redisLogger[level]({ status, previous }, 'redis link status changed');
-  });
-  return engine;
+  return createRedisEngine(url, { logger: logger.child({ component: 'redis' }) });
 }
 
 function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine }: GatewayParts): Gateway {
@@ -121,8 +116,21 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
     issuer: config.issuer,
     audience: config.audience,
   };
+  // Demo: chat messages arrive as `message` frames and are published by the gateway under the
+  // sender's authenticated name (see demo-backend.ts); the handler needs the gateway it serves.
+  let built: Gateway | undefined;
+  const onMessage = config.demo
+    ? demoChatHandler({
+        gateway: () => {
+          if (!built) throw new Error('gateway not built yet');
+          return built;
+        },
+        logger,
+        clock,
+      })
+    : undefined;
   try {
-    return createGateway({
+    built = createGateway({
       jwt,
       ticket: config.ticketMode,
       ticketTtlMs: config.ticketTtlMs,
@@ -134,11 +142,14 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       broker: engine?.broker,
       ticketStore: engine?.ticketStore,
       revocationStore: engine?.revocationStore,
-      // Demo: every authenticated user may use the chat topics, and nothing else.
-      authorize: config.demo ? (_user, _action, topic) => topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
+      // Demo: every authenticated user may subscribe to the chat topics, and nothing else. Clients do
+      // not publish on them: the gateway does, naming the sender (a `from` in a publish could lie).
+      authorize: config.demo ? (_user, action, topic) => action === 'subscribe' && topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
+      onMessage,
       logger: logger.child({ component: 'gateway' }),
       clock,
     });
+    return built;
   } catch (error) {
     throw fromServerConfigError(error);
   }
