@@ -8,6 +8,7 @@ import {
   ProtocolError,
   SUBPROTOCOL,
   type ServerMessage,
+  TICKET_PATH,
   type StreamPosition,
   type StreamState,
   TOPIC_STREAM_PREFIX,
@@ -24,10 +25,10 @@ import { StoreUnavailableError, TokenError } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
 import { IdentityVerifier, RevokedError } from './identity.js';
 import { type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { type Connection, type Outbound, Session } from './session.js';
-import { Registry } from './registry.js';
-import { Tickets } from './tickets.js';
 import type { AuthMethod, AuthStage, GatewayEvents, Identity } from './events.js';
+import { Registry } from './registry.js';
+import { type Connection, type Outbound, Session } from './session.js';
+import { Tickets } from './tickets.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './token-verifier.js';
 import { createCachedVerifier } from './verification-cache.js';
 
@@ -48,10 +49,7 @@ function outbound(publication: Publication): Outbound {
   return { payload: Buffer.from(`${frame}}`), stream, offset, epoch };
 }
 
-
-
 const HEALTH_PATH = '/healthz';
-const TICKET_PATH = '/auth/ticket';
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
@@ -281,6 +279,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         return this.#write(session, { type: MessageType.Pong, ...(frame.id === undefined ? {} : { id: frame.id }) });
       case MessageType.Auth:
         return this.#onAuth(session, frame.token, frame.resume);
+      case MessageType.Logout:
+        // Even while held: logging out must stop deliveries at once, not after a reauth.
+        if (session.state === 'pending') return this.#unauthorized(session, 'auth', 'not_authenticated', 'authenticate first');
+        return this.#onLogout(session);
       default:
         break;
     }
@@ -315,8 +317,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#onPublish(session, frame.topic, frame.data, frame.id);
-      case MessageType.Logout:
-        return this.#onLogout(session);
       default:
         return;
     }
@@ -382,7 +382,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#finishRecovery(session, recovery);
   }
 
-
   async #onPublish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
     const user = session.user as string;
     const allowed = await this.#options.authorize(user, 'publish', topic);
@@ -399,6 +398,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.claims = undefined;
     session.expiresAt = undefined;
     session.held = [];
+    session.heldInbound = [];
     session.recovering = undefined;
     session.floors.clear();
     this.#write(session, { type: MessageType.LoggedOut });
@@ -431,12 +431,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } catch (error) {
       return this.#refuse(session, 'auth', error);
     }
-    if (session.isClosed()) return;
-    const expected = session.user ?? session.ticketUser;
-    if (expected !== undefined && expected !== verified.user) {
-      this.emit('authFailed', { stage: 'auth', reason: 'user_mismatch' });
-      return session.close(CloseCode.Forbidden, 'token is for a different user');
-    }
+    if (session.isClosed() || !this.#isSameUser(session, verified.user, 'auth')) return;
     await this.#bind(session, verified, session.user === undefined ? 'message' : 'reauth', resume);
   }
 
@@ -454,12 +449,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } catch (error) {
       return this.#refuse(session, 'per_message', error);
     }
-    if (session.isClosed()) return;
-    const expected = session.user ?? session.ticketUser;
-    if (expected !== undefined && expected !== verified.user) {
-      this.emit('authFailed', { stage: 'per_message', reason: 'user_mismatch' });
-      return session.close(CloseCode.Forbidden, 'token is for a different user');
-    }
+    if (session.isClosed() || !this.#isSameUser(session, verified.user, 'per_message')) return;
     if (session.state === 'pending') {
       await this.#bind(session, verified, 'per_message', undefined);
       if (session.isClosed()) return;
@@ -469,6 +459,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.#scheduleExpiry(session);
     }
     return next(verified.claims);
+  }
+
+  /** A socket keeps one user: the one bound, or its ticket's in two-layer mode. Else `4403`. */
+  #isSameUser(session: Session, user: string, stage: AuthStage): boolean {
+    const expected = session.user ?? session.ticketUser;
+    if (expected === undefined || expected === user) return true;
+    this.emit('authFailed', { stage, reason: 'user_mismatch' });
+    session.close(CloseCode.Forbidden, 'token is for a different user');
+    return false;
   }
 
   #refuse(session: Session, stage: AuthStage, error: unknown): void {

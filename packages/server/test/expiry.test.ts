@@ -146,6 +146,20 @@ describe('expiry policy: reauth', () => {
     bob.socket.close();
   });
 
+  it('logs out at once while held, dropping what was held', async () => {
+    server = await startServer();
+    const { socket, exp } = await authenticate(server, 'alice', 60);
+    advanceTo(server, exp);
+    await server.gateway.sendToUser('alice', 'held');
+    socket.send({ type: 'logout' });
+    await socket.next('logged_out');
+    expect(await server.gateway.sendToUser('alice', 'after logout')).toBe(0);
+    await socket.settle();
+    expect(socket.frames.some((frame) => frame.type === 'message')).toBe(false);
+    expect(server.gateway.stats()).toMatchObject({ held: 0, heldMessages: 0 });
+    socket.close();
+  });
+
   it('closes 4008 when the held queue overflows', async () => {
     server = await startServer({ maxHeldMessages: 3 });
     const { socket, exp } = await authenticate(server, 'alice', 60);
