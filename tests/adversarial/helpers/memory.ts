@@ -9,6 +9,12 @@ import vm from 'node:vm';
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc') as () => void;
 
+/** Buffers (ArrayBuffers) still referenced after a full collection, in bytes. */
+export function liveBuffers(): number {
+  collect();
+  return process.memoryUsage().arrayBuffers;
+}
+
 /** heapUsed after full collections, in bytes. */
 export async function settledHeap(): Promise<number> {
   for (let i = 0; i < 3; i++) {
