@@ -73,7 +73,7 @@ export function createDemoBackend({ gateway, logger, clock }: DemoBackendOptions
     const text = notificationText(req) ?? `Hello ${user}: this was pushed to you by the backend.`;
     const notification = {
       type: NOTIFICATION_ADDED,
-      payload: { id: randomUUID(), text, at: clock.now(), via: `POST /api/users/${user}/messages` },
+      payload: { id: randomUUID(), text, at: clock.now(), via: 'POST /demo/notify' },
     };
     const delivered = await gateway.sendToUser(user, notification);
     logger.info({ user, delivered }, 'demo: notification');

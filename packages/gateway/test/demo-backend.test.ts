@@ -80,7 +80,7 @@ describe('POST /demo/notify', () => {
         stream: 'user:alice',
         data: {
           type: 'notifications/added',
-          payload: { id: expect.any(String), at: expect.any(Number), text: 'Hello alice: this was pushed to you by the backend.', via: 'POST /api/users/alice/messages' },
+          payload: { id: expect.any(String), at: expect.any(Number), text: 'Hello alice: this was pushed to you by the backend.', via: 'POST /demo/notify' },
         },
       });
     }

@@ -70,6 +70,11 @@ describe('the demo app', () => {
     async () => {
       const alice = await visit();
       await alice.screenshot('01-sign-in');
+      await alice.page.getByLabel('Username').fill('alice');
+      await alice.page.getByLabel('Password').fill('builder');
+      await alice.page.getByRole('button', { name: 'Sign in' }).click();
+      await alice.page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
+      expect(await alice.state()).toBe('idle');
       await alice.signIn('alice');
       const bob = await signedIn('bob');
 
@@ -234,6 +239,36 @@ describe('the demo app', () => {
         ['bob', 'After the restart'],
       ]);
       await alice.screenshot('07-after-restart');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'refreshes the token in band without a blink: same socket, never shown as anything but live',
+    async () => {
+      // The one departure from `npm start`: the gateway asks for a fresh token 115 s before a
+      // 2-minute token expires, i.e. 5 s after each login or refresh, instead of after 90 s.
+      await gateway.stop();
+      gateway = await GatewayProcess.start(gateway.port, ['--reauth-window', '115s']);
+      const alice = await signedIn('alice');
+      await alice.page.evaluate(() => {
+        const seen: string[] = [];
+        (window as unknown as { seen: string[] }).seen = seen;
+        const pill = document.querySelector('[data-testid="connection-state"]') as HTMLElement;
+        const record = () => seen.push(`${pill.dataset.state}/${pill.className}/${document.querySelector('.composer-hint')?.textContent?.startsWith('Not live') ? 'queued' : 'live'}`);
+        new MutationObserver(record).observe(pill, { attributes: true, childList: true, subtree: true });
+      });
+      await alice.page.waitForFunction(() => document.querySelector('[data-testid="refreshes"]')?.textContent === '2', undefined, { timeout: 20_000 });
+      expect(await alice.text('upgrades')).toBe('1');
+      const seen = await alice.page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const entry of seen) expect(entry).toMatch(/^(open|reauthenticating)\/pill pill-ok\/live$/);
+      expect(seen.some((entry) => entry.startsWith('reauthenticating'))).toBe(true);
+      const log = await alice.text('event-log');
+      expect(log).toContain('reauth_required (expiring): fetching a fresh token');
+      expect(log).toContain('auth_ok in band: token refreshed, no reconnect · same socket #1');
+      expect(await gateway.notify('alice', 'Still here after two refreshes')).toBe(1);
+      await alice.waitForNotification('Still here after two refreshes');
     },
     TEST_TIMEOUT_MS,
   );

@@ -52,10 +52,10 @@ export class GatewayProcess {
   readonly #exited: Promise<void>;
   #output = '';
 
-  private constructor(port: number) {
+  private constructor(port: number, args: readonly string[]) {
     this.port = port;
     this.origin = `http://127.0.0.1:${port}`;
-    this.#child = spawn(process.execPath, [CLI, 'serve', '--demo', '--host', '127.0.0.1', '--port', String(port)], {
+    this.#child = spawn(process.execPath, [CLI, 'serve', '--demo', '--host', '127.0.0.1', '--port', String(port), ...args], {
       cwd: ROOT,
       env: gatewayEnv(),
       detached: true,
@@ -69,8 +69,9 @@ export class GatewayProcess {
     this.#exited = new Promise((resolve) => this.#child.once('exit', () => resolve()));
   }
 
-  static async start(port: number): Promise<GatewayProcess> {
-    const gateway = new GatewayProcess(port);
+  /** Starts the gateway on `port`, with `args` after `serve --demo --host 127.0.0.1 --port <port>`. */
+  static async start(port: number, args: readonly string[] = []): Promise<GatewayProcess> {
+    const gateway = new GatewayProcess(port, args);
     await gateway.#ready();
     return gateway;
   }
