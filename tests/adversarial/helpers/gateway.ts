@@ -50,16 +50,29 @@ export async function startTestGateway(flags: readonly string[] = [], options: S
   const args = ['--host', HOST, '--port', String(options.port ?? 0), '--log-level', 'silent', '--api-key', API_KEY, ...flags];
   const { config } = loadConfig(args, env);
   const running: RunningGateway = await startGateway(config, options.clock ? { clock: options.clock } : {});
-  const port = Number(new URL(running.url).port);
-  const clock = options.clock instanceof ManualClock ? options.clock : undefined;
-  const now = () => options.clock?.now() ?? Date.now();
+  return gatewayHandle({ url: running.url, wsUrl: running.wsUrl, clock: options.clock, close: () => running.close() });
+}
+
+/** The test's view of a gateway at `url`, in this process or another (the spawned CLI). */
+export function gatewayHandle({
+  url,
+  wsUrl,
+  clock,
+  close,
+}: {
+  url: string;
+  wsUrl: string;
+  clock?: Clock | undefined;
+  close: () => Promise<void>;
+}): GatewayHandle {
+  const now = () => clock?.now() ?? Date.now();
   const ticketResponse = (token: string) =>
-    fetch(`${running.url}/auth/ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    fetch(`${url}/auth/ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
   const handle: GatewayHandle = {
-    url: running.url,
-    wsUrl: running.wsUrl,
-    port,
-    clock,
+    url,
+    wsUrl,
+    port: Number(new URL(url).port),
+    clock: clock instanceof ManualClock ? clock : undefined,
     now,
     token: (sub = 'alice', rest = {}) => mint({ ...rest, now: now(), sub }),
     ticketResponse,
@@ -69,7 +82,7 @@ export async function startTestGateway(flags: readonly string[] = [], options: S
       return ((await response.json()) as { ticket: string }).ticket;
     },
     async api(path, body = {}) {
-      const response = await fetch(`${running.url}/api${path}`, {
+      const response = await fetch(`${url}/api${path}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -78,14 +91,14 @@ export async function startTestGateway(flags: readonly string[] = [], options: S
       return (await response.json()) as Record<string, unknown>;
     },
     async health() {
-      return (await (await fetch(`${running.url}/healthz`)).json()) as { status: string; connections: number };
+      return (await (await fetch(`${url}/healthz`)).json()) as { status: string; connections: number };
     },
     async metric(sample) {
-      const text = await (await fetch(`${running.url}/metrics`)).text();
+      const text = await (await fetch(`${url}/metrics`)).text();
       const line = text.split('\n').find((candidate) => candidate.startsWith(`${sample} `));
       return line === undefined ? 0 : Number(line.slice(sample.length + 1));
     },
-    close: () => running.close(),
+    close,
   };
   return handle;
 }
