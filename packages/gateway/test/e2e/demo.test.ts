@@ -182,6 +182,8 @@ describe('the demo app', () => {
     async () => {
       const alice = await signedIn('alice');
       const bob = await signedIn('bob');
+      await bob.say('Alice, expire your token: I will keep talking.');
+      await alice.waitForChat('I will keep talking');
 
       await alice.page.getByTestId('expire-token').click();
       await alice.waitForState('reauthenticating', { held: true });
@@ -193,14 +195,19 @@ describe('the demo app', () => {
       await bob.say('Said during the hold');
       await bob.waitForChat('Said during the hold');
       expect(await alice.page.getByTestId('notification').count()).toBe(0);
-      expect(await alice.page.getByTestId('chat-message').count()).toBe(0);
+      expect(await alice.page.getByTestId('chat-message').count()).toBe(1);
+      // Still held after those checks: they saw the hold, not a late delivery.
+      expect(await alice.page.getByTestId('held-banner').isVisible()).toBe(true);
       await alice.screenshot('04-token-expired-held');
 
       await alice.waitForState('open', { held: false });
       await alice.waitForNotification('Held 3');
       await alice.waitForChat('Said during the hold');
       expect(await alice.notifications()).toEqual(['Held 3', 'Held 2', 'Held 1']);
-      expect(await alice.chat()).toEqual([['bob', 'Said during the hold']]);
+      expect(await alice.chat()).toEqual([
+        ['bob', 'Alice, expire your token: I will keep talking.'],
+        ['bob', 'Said during the hold'],
+      ]);
       // In band all along: one upgrade; two in-band auths (the short token, then the late fresh one).
       expect(await alice.text('upgrades')).toBe('1');
       expect(await alice.text('refreshes')).toBe('2');

@@ -20,7 +20,7 @@ import { NOTIFICATION_ADDED, notificationReceived, notificationsSlice, sendFinis
 /** "Expire my token now" swaps in a token that lives this long… */
 export const SHORT_TOKEN_SECONDS = 5;
 /** …and answers the gateway's reauth this long after the token expired (the gateway allows 10 s). */
-export const LATE_ANSWER_MS = 3_000;
+export const LATE_ANSWER_MS = 4_000;
 
 const slices = {
   auth: authSlice.reducer,
