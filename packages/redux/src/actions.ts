@@ -186,7 +186,13 @@ export function createActions<N extends ActionTypeNames>(types: N): AuthSocketAc
     disconnect: creator(types.disconnect, () => ({})),
     open: creator(types.open, () => ({})),
     authenticated: creator(types.authenticated, (event: AuthenticatedEvent) => ({
-      payload: { user: event.user, expiresAt: event.expiresAt, reauth: event.reauth },
+      // `streams` carries `recovered: false` when history could not cover a resume: the app re-syncs.
+      payload: {
+        user: event.user,
+        expiresAt: event.expiresAt,
+        reauth: event.reauth,
+        ...(event.streams ? { streams: event.streams } : {}),
+      },
     })),
     reauthRequired: creator(types.reauthRequired, (event: ReauthRequiredEvent) => ({
       payload: { deadline: event.deadline, reason: event.reason },

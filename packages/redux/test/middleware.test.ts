@@ -89,7 +89,7 @@ describe('the seed 000 flow with a Redux Toolkit store', () => {
     expect(types()).not.toContain('WEBSOCKET_AUTH');
     expect(reached.filter((action) => JSON.stringify(action).includes(token)).map((action) => action.type)).toEqual(['LOGGED_IN']);
     const authenticated = reached.find((action) => action.type === 'WEBSOCKET_AUTHENTICATED');
-    expect(authenticated).toMatchObject({ payload: { user: 'alice', reauth: false } });
+    expect(authenticated).toMatchObject({ payload: { user: 'alice', reauth: false, streams: { 'user:alice': { offset: 0 } } } });
 
     expect(await server.gateway.sendToUser('alice', { type: 'notifications/added', payload: { text: 'export ready' } })).toBe(1);
     await until(() => store.getState().inbox.length === 1, 'the pushed action in the store');
