@@ -143,6 +143,7 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   expiryPolicy: 'expiryPolicy',
   reauthWindowMs: 'reauthWindowMs',
   reauthGraceMs: 'reauthGraceMs',
+  authTimeoutMs: 'authTimeoutMs',
   path: 'wsPath',
   allowedOrigins: 'allowedOrigins',
 };

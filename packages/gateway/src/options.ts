@@ -23,6 +23,7 @@ export interface GatewayConfig {
   readonly expiryPolicy: ExpiryPolicy;
   readonly reauthWindowMs: number;
   readonly reauthGraceMs: number;
+  readonly authTimeoutMs: number;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
   /** Accepted and validated; not used yet (the Redis stores come with a later issue). */
@@ -184,6 +185,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: 10_000,
     description: 'reauth policy: hold messages this long after `exp`, then close 4419',
     parse: parse.duration(),
+  }),
+  option({
+    key: 'authTimeoutMs',
+    flag: 'auth-timeout',
+    ...duration(10_000),
+    defaultValue: 10_000,
+    description: 'how long a socket may stay unauthenticated before it is closed 4408',
+    parse: parse.duration({ min: 1 }),
   }),
   option({
     key: 'wsPath',

@@ -137,6 +137,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       expiryPolicy: config.expiryPolicy,
       reauthWindowMs: config.reauthWindowMs,
       reauthGraceMs: config.reauthGraceMs,
+      authTimeoutMs: config.authTimeoutMs,
       path: config.wsPath,
       allowedOrigins: config.allowedOrigins,
       broker: engine?.broker,
