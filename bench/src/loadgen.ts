@@ -298,6 +298,7 @@ async function churn(): Promise<Metrics> {
   let outOfOrder = 0;
   const latencies: number[] = [];
   const stormLatencies: number[] = [];
+  const heldLatencies: number[] = [];
   const reauthLatencies: number[] = [];
   const stormStart = nowUs() + (t0 + leadMs - warnMs - Date.now()) * 1000;
   const stormEnd = stormStart + (spreadMs + warnMs + 2_000) * 1000;
@@ -322,8 +323,10 @@ async function churn(): Promise<Metrics> {
       if (data.s !== lastSeq[user]! + 1) outOfOrder++;
       lastSeq[user] = data.s;
       const latency = at - data.t;
-      latencies.push(latency);
-      if (at >= stormStart && at <= stormEnd) stormLatencies.push(latency);
+      // A late refresher's messages wait, held, for its reauth: reported apart, not as storm latency.
+      if (late) heldLatencies.push(latency);
+      else latencies.push(latency);
+      if (!late && at >= stormStart && at <= stormEnd) stormLatencies.push(latency);
     };
   }
   const pushForMs = t0 + leadMs + spreadMs + 2_000 - Date.now();
@@ -347,7 +350,7 @@ async function churn(): Promise<Metrics> {
   const storm = distribution(stormLatencies);
   const reauth = distribution(reauthLatencies);
   for (const client of opened.clients) client.close();
-  return {
+  const metrics: Metrics = {
     sent: sentTotal,
     lost,
     out_of_order: outOfOrder,
@@ -362,6 +365,12 @@ async function churn(): Promise<Metrics> {
     'storm_cpu_%': ((after.cpuUs - before.cpuUs) / (stormEnd - stormStart)) * 100,
     'cpu_us/reauth': cpuPer(before, after, Math.max(1, refreshed)),
   };
+  if (heldLatencies.length > 0) {
+    const held = distribution(heldLatencies);
+    metrics['late_p50_ms'] = ms(held.p50);
+    metrics['late_max_ms'] = ms(held.max);
+  }
+  return metrics;
 }
 
 /**

@@ -348,6 +348,7 @@ async function benchmark(options: Options): Promise<void> {
   print(`load average at start: ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);
   const profileDir = options.cpuProf ? path.join(benchRoot, 'results', 'profiles') : undefined;
   const runs: Array<{ scenario: string; round: number; target: Target; metrics: Metrics; loadavg: number }> = [];
+  const failures: Array<{ scenario: string; round: number; target: Target; error: string }> = [];
   const medians: Medians = {};
   const loads: Record<string, number[]> = {};
   for (const scenario of scenarios) {
@@ -371,6 +372,11 @@ async function benchmark(options: Options): Promise<void> {
             180_000,
           );
           runs.push({ scenario: scenario.name, round, target, metrics, loadavg: os.loadavg()[0] as number });
+        } catch (error) {
+          // One failed run (a reset under a load spike) is reported and left out of the medians.
+          const message = error instanceof Error ? error.message : String(error);
+          failures.push({ scenario: scenario.name, round, target, error: message });
+          print(`  ! ${scenario.name}/${target} round ${round} failed: ${message}`);
         } finally {
           await stopServer(server);
         }
@@ -416,6 +422,7 @@ async function benchmark(options: Options): Promise<void> {
     medians,
     ratios,
     runs,
+    failures,
   };
   writeResult(result, options.out, options.mode);
 }
