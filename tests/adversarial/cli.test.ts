@@ -112,15 +112,15 @@ describe('the built authsocket CLI under attack', () => {
     await canary.assertAlive();
   });
 
-  it.each<[string, Buffer, number, string]>([
-    ['invalid JSON', textFrame('{"type":'), 4400, 'frame is not valid JSON'],
-    ['a __proto__ key', textFrame('{"type":"message","data":{"__proto__":{"polluted":true}}}'), 4400, "frame contains the forbidden key '__proto__'"],
-    ['a binary frame', encodeFrame({ opcode: Opcode.Binary, payload: 'x' }), 1003, 'binary frames are not accepted'],
-    ['invalid UTF-8', encodeFrame({ payload: Buffer.from([0x22, 0xff, 0x22]) }), 1007, ''],
-    ['a 70 KB frame', textFrame(`{"type":"message","data":"${'x'.repeat(70_000)}"}`), 1009, ''],
-    ['a permessage-deflate frame', encodeFrame({ rsv1: true, payload: 'x' }), 1002, ''],
-    ['a flood of 2,000 pings', Buffer.concat(Array.from({ length: 2_000 }, () => textFrame('{"type":"ping"}'))), 4429, 'rate limited'],
-  ])('closes %s with %i', async (_name, bytes, code, reason) => {
+  it.each<[string, number, Buffer, string]>([
+    ['invalid JSON', 4400, textFrame('{"type":'), 'frame is not valid JSON'],
+    ['a __proto__ key', 4400, textFrame('{"type":"message","data":{"__proto__":{"polluted":true}}}'), "frame contains the forbidden key '__proto__'"],
+    ['a binary frame', 1003, encodeFrame({ opcode: Opcode.Binary, payload: 'x' }), 'binary frames are not accepted'],
+    ['invalid UTF-8', 1007, encodeFrame({ payload: Buffer.from([0x22, 0xff, 0x22]) }), ''],
+    ['a 70 KB frame', 1009, textFrame(`{"type":"message","data":"${'x'.repeat(70_000)}"}`), ''],
+    ['a permessage-deflate frame', 1002, encodeFrame({ rsv1: true, payload: 'x' }), ''],
+    ['a flood of 2,000 pings', 4429, Buffer.concat(Array.from({ length: 2_000 }, () => textFrame('{"type":"ping"}'))), 'rate limited'],
+  ])('closes %s with %i', async (_name, code, bytes, reason) => {
     const ticket = await gateway.ticket('mallory');
     secrets.push(ticket);
     const peer = await RawPeer.connect(gateway.port, { protocols: [SUBPROTOCOL, `${TICKET_PROTOCOL_PREFIX}${ticket}`] });

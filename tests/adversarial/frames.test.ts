@@ -90,32 +90,32 @@ describe('hostile frames at the RFC 6455 level', () => {
   const frame = encodeFrame;
   const utf8 = (...bytes: number[]) => Buffer.from(bytes);
 
-  it.each<[string, () => Buffer[], number]>([
-    ['a binary frame', () => [frame({ opcode: Opcode.Binary, payload: Buffer.from('{"type":"ping"}') })], 1003],
-    ['invalid UTF-8: a lone 0xFF', () => [frame({ payload: utf8(0x7b, 0xff, 0x7d) })], 1007],
-    ['invalid UTF-8: an overlong slash', () => [frame({ payload: utf8(0x22, 0xc0, 0xaf, 0x22) })], 1007],
-    ['invalid UTF-8: an encoded surrogate', () => [frame({ payload: utf8(0x22, 0xed, 0xa0, 0x80, 0x22) })], 1007],
-    ['invalid UTF-8: a code point above U+10FFFF', () => [frame({ payload: utf8(0x22, 0xf4, 0x90, 0x80, 0x80, 0x22) })], 1007],
-    ['invalid UTF-8: a truncated sequence', () => [frame({ payload: utf8(0x22, 0xe2, 0x82) })], 1007],
-    ['invalid UTF-8 split across fragments', () => [
+  it.each<[string, number, () => Buffer[]]>([
+    ['a binary frame', 1003, () => [frame({ opcode: Opcode.Binary, payload: Buffer.from('{"type":"ping"}') })]],
+    ['invalid UTF-8: a lone 0xFF', 1007, () => [frame({ payload: utf8(0x7b, 0xff, 0x7d) })]],
+    ['invalid UTF-8: an overlong slash', 1007, () => [frame({ payload: utf8(0x22, 0xc0, 0xaf, 0x22) })]],
+    ['invalid UTF-8: an encoded surrogate', 1007, () => [frame({ payload: utf8(0x22, 0xed, 0xa0, 0x80, 0x22) })]],
+    ['invalid UTF-8: a code point above U+10FFFF', 1007, () => [frame({ payload: utf8(0x22, 0xf4, 0x90, 0x80, 0x80, 0x22) })]],
+    ['invalid UTF-8: a truncated sequence', 1007, () => [frame({ payload: utf8(0x22, 0xe2, 0x82) })]],
+    ['invalid UTF-8 split across fragments', 1007, () => [
       frame({ fin: false, payload: utf8(0x22, 0xe2) }),
       frame({ opcode: Opcode.Continuation, payload: utf8(0x28, 0xa1, 0x22) }),
-    ], 1007],
-    ['invalid UTF-8 in a close reason', () => [frame({ opcode: Opcode.Close, payload: utf8(0x03, 0xe8, 0xff) })], 1007],
-    ['an unmasked frame', () => [frame({ mask: false, payload: '{"type":"ping"}' })], 1002],
-    ['RSV2 set', () => [frame({ rsv2: true, payload: '{"type":"ping"}' })], 1002],
-    ['RSV3 set', () => [frame({ rsv3: true, payload: '{"type":"ping"}' })], 1002],
-    ['reserved data opcode 0x3', () => [frame({ opcode: 0x3, payload: 'x' })], 1002],
-    ['reserved control opcode 0xB', () => [frame({ opcode: 0xb, payload: 'x' })], 1002],
-    ['a ping with a 126-byte payload', () => [frame({ opcode: Opcode.Ping, payload: Buffer.alloc(126) })], 1002],
-    ['a fragmented ping', () => [frame({ opcode: Opcode.Ping, fin: false })], 1002],
-    ['a continuation with nothing to continue', () => [frame({ opcode: Opcode.Continuation, payload: 'x' })], 1002],
-    ['a new text frame inside a fragmented message', () => [frame({ fin: false, payload: '{"ty' }), frame({ payload: '{"type":"ping"}' })], 1002],
-    ['a close frame with a 1-byte payload', () => [frame({ opcode: Opcode.Close, payload: Buffer.from([0x03]) })], 1002],
+    ]],
+    ['invalid UTF-8 in a close reason', 1007, () => [frame({ opcode: Opcode.Close, payload: utf8(0x03, 0xe8, 0xff) })]],
+    ['an unmasked frame', 1002, () => [frame({ mask: false, payload: '{"type":"ping"}' })]],
+    ['RSV2 set', 1002, () => [frame({ rsv2: true, payload: '{"type":"ping"}' })]],
+    ['RSV3 set', 1002, () => [frame({ rsv3: true, payload: '{"type":"ping"}' })]],
+    ['reserved data opcode 0x3', 1002, () => [frame({ opcode: 0x3, payload: 'x' })]],
+    ['reserved control opcode 0xB', 1002, () => [frame({ opcode: 0xb, payload: 'x' })]],
+    ['a ping with a 126-byte payload', 1002, () => [frame({ opcode: Opcode.Ping, payload: Buffer.alloc(126) })]],
+    ['a fragmented ping', 1002, () => [frame({ opcode: Opcode.Ping, fin: false })]],
+    ['a continuation with nothing to continue', 1002, () => [frame({ opcode: Opcode.Continuation, payload: 'x' })]],
+    ['a new text frame inside a fragmented message', 1002, () => [frame({ fin: false, payload: '{"ty' }), frame({ payload: '{"type":"ping"}' })]],
+    ['a close frame with a 1-byte payload', 1002, () => [frame({ opcode: Opcode.Close, payload: Buffer.from([0x03]) })]],
     ...[999, 1004, 1005, 1006, 1015, 5000].map(
-      (code) => [`a close frame with the reserved code ${code}`, () => [closeFrame(code)], 1002] as [string, () => Buffer[], number],
+      (code) => [`a close frame with the reserved code ${code}`, 1002, () => [closeFrame(code)]] as [string, number, () => Buffer[]],
     ),
-  ])('closes %s with %i', async (_name, frames, code) => {
+  ])('closes %s with %i', async (_name, code, frames) => {
     const peer = await attacker();
     for (const bytes of frames()) peer.write(bytes);
     expect((await peer.closed())?.code).toBe(code);

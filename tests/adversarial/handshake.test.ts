@@ -161,6 +161,8 @@ describe('origins (--allowed-origins https://app.example.com)', () => {
     const answer = await upgrade([SUBPROTOCOL, ticketEntry(ticket)], { headers: { Origin: origin } });
     expect(answer.status).toBe(403);
     expect(answer.body).toBe('forbidden');
+    // Refused before redemption: the ticket is still good for its owner.
+    (await Client.withTicket(gateway.wsUrl, ticket, { headers: { Origin: APP_ORIGIN } })).close();
     await canary.assertAlive();
   });
 
