@@ -8,7 +8,7 @@ import { SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import { createGateway, type Gateway, type ManualClock } from '@authsocket/server';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Canary } from './helpers/canary.js';
+import { apiPusher, Canary, CANARY_USER } from './helpers/canary.js';
 import { Client, refusal } from './helpers/client.js';
 import { type GatewayHandle, startTestGateway, wholeSecondClock } from './helpers/gateway.js';
 import { rawExchange, upgradeRequest } from './helpers/raw.js';
@@ -313,6 +313,7 @@ describe('oversized tokens', () => {
 
 describe('with an RSA public key (--jwt-public-key)', () => {
   let rsa: GatewayHandle;
+  let rsaCanary: Canary;
   // A node:crypto KeyObject, which jose signs with under any RS*/PS* algorithm.
   const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -322,8 +323,12 @@ describe('with an RSA public key (--jwt-public-key)', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'authsocket-adversarial-')), 'public.pem');
     await writeFile(file, pem);
     rsa = await startTestGateway(['--jwt-public-key', file, '--issuer', ISSUER, '--audience', AUDIENCE], { clock, keySource: 'flags' });
+    rsaCanary = await Canary.start(rsa.wsUrl, await valid(ctx, { sub: CANARY_USER, header: { alg: 'RS256' }, key: keys.privateKey }), apiPusher(rsa));
   });
-  afterAll(() => rsa.close());
+  afterAll(async () => {
+    rsaCanary.close();
+    await rsa.close();
+  });
 
   const signedWith = (alg: string, key: Uint8Array | CryptoKey | KeyObject) => valid(ctx, { header: { alg }, key });
 
@@ -343,7 +348,7 @@ describe('with an RSA public key (--jwt-public-key)', () => {
     const live = await Client.authenticated(rsa.wsUrl, await signedWith('RS256', keys.privateKey));
     live.send({ type: 'auth', token });
     expect(await live.closedWithin()).toEqual({ code: 4401, reason: 'invalid token' });
-    await canary.assertAlive();
+    await rsaCanary.assertAlive();
   });
 
   it('accepts RS256 and PS256 signed with the right private key', async () => {
@@ -355,6 +360,7 @@ describe('with an RSA public key (--jwt-public-key)', () => {
 
 describe('with a JWKS URL (--jwks-url)', () => {
   let jwks: GatewayHandle;
+  let jwksCanary: Canary;
   let keys: Keys;
   const idp = new CountingServer();
   const attackerServer = new CountingServer();
@@ -368,8 +374,11 @@ describe('with a JWKS URL (--jwks-url)', () => {
     const attackerJwk = { ...(await exportJWK(ctx.attacker.publicKey)), kid: 'attacker', alg: 'RS256' };
     attackerServer.body = JSON.stringify({ keys: [attackerJwk] });
     jwks = await startTestGateway(['--jwks-url', jwksUrl, '--issuer', ISSUER, '--audience', AUDIENCE], { clock, keySource: 'flags' });
+    const canaryToken = await valid(ctx, { sub: CANARY_USER, header: { alg: 'RS256', kid: 'legit' }, key: keys.privateKey });
+    jwksCanary = await Canary.start(jwks.wsUrl, canaryToken, apiPusher(jwks));
   });
   afterAll(async () => {
+    jwksCanary.close();
     await jwks.close();
     await idp.close();
     await attackerServer.close();
@@ -393,7 +402,7 @@ describe('with a JWKS URL (--jwks-url)', () => {
     socket.send({ type: 'auth', token });
     expect(await socket.closedWithin()).toEqual({ code: 4401, reason: 'invalid token' });
     expect(attackerServer.requests).toBe(0);
-    await canary.assertAlive();
+    await jwksCanary.assertAlive();
   });
 
   it('accepts a token signed with the IdP key', async () => {
