@@ -55,7 +55,9 @@ describe('a client that never reads', () => {
     );
     // The gateway's bound is maxBufferedBytes (1 MiB) plus a frame; the rest is GC sampling noise.
     expect(peak).toBeLessThan(6 * MiB);
-    expect(released).toBeLessThan(MiB);
+    // Released down to noise: the pushes' own buffers (tens of MB) are long gone; a MiB or so of
+    // unrelated Buffers comes and goes with GC timing when other test files load the machine.
+    expect(released).toBeLessThan(2 * MiB);
     peer.socket.destroy();
     await onlyCanaryLeft();
     await canary.assertAlive();

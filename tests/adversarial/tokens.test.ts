@@ -224,15 +224,8 @@ const ENTRY_POINTS: Array<[string, (token: string, accept: boolean) => Promise<v
   }],
 ];
 
-/**
- * Rows the per-message entry point gets wrong today: they are the failing regression tests of
- * defects.test.ts ("defect 1"), kept there so every open defect is in one file.
- */
-const PER_MESSAGE_DEFECT_ROWS = new Set(['exp 4 s ago (inside the tolerance: a connection must not start expired)', 'exp exactly now']);
-
-describe.each(ATTACKS)('a token with %s', (name, make) => {
-  const entryPoints = ENTRY_POINTS.filter(([entry]) => !(PER_MESSAGE_DEFECT_ROWS.has(name) && entry.startsWith('a per-message')));
-  it.each(entryPoints)('is refused at %s, and the canary is undisturbed', async (_entry, attempt) => {
+describe.each(ATTACKS)('a token with %s', (_name, make) => {
+  it.each(ENTRY_POINTS)('is refused at %s, and the canary is undisturbed', async (_entry, attempt) => {
     await attempt(await make(ctx), false);
     await canary.assertAlive();
   });

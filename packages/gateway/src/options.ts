@@ -24,9 +24,13 @@ export interface GatewayConfig {
   readonly reauthWindowMs: number;
   readonly reauthGraceMs: number;
   readonly authTimeoutMs: number;
+  /** Topic prefixes clients may subscribe to (`''` matches all), or undefined for the mode's default. */
+  readonly subscribeTopics: readonly string[] | undefined;
+  /** Topic prefixes clients may publish on, or undefined for the mode's default (none). */
+  readonly publishTopics: readonly string[] | undefined;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
-  /** Accepted and validated; not used yet (the Redis stores come with a later issue). */
+  /** Redis for tickets, revocations, history and fan-out; in memory without it. */
   readonly redisUrl: string | undefined;
   /** Bearer key of the HTTP API; undefined outside demo mode disables the API. */
   readonly apiKey: string | undefined;
@@ -193,6 +197,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: 10_000,
     description: 'how long a socket may stay unauthenticated before it is closed 4408',
     parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'subscribeTopics',
+    flag: 'subscribe-topics',
+    valueName: '<prefixes>',
+    defaultValue: undefined,
+    defaultLabel: "'*' (any topic); 'chat:' in --demo",
+    description: "topic prefixes clients may subscribe to: comma-separated, '*' for any, '-' for none",
+    parse: parse.topicPrefixes,
+  }),
+  option({
+    key: 'publishTopics',
+    flag: 'publish-topics',
+    valueName: '<prefixes>',
+    defaultValue: undefined,
+    defaultLabel: "'-' (none: only backends publish, through /api)",
+    description: "topic prefixes clients may publish on: comma-separated, '*' for any, '-' for none",
+    parse: parse.topicPrefixes,
   }),
   option({
     key: 'wsPath',

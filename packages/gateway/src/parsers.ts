@@ -150,3 +150,16 @@ export const urlPath: Parser<string> = (raw) => {
   if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(raw)) throw new ValueError(`expected a path starting with /, got ${quote(raw)}`);
   return raw;
 };
+
+/**
+ * `chat:,news:` or `*`: topic name prefixes. `*` alone allows every topic; `-` alone allows none.
+ * Returned as a list of prefixes (`''` matches every topic).
+ */
+export const topicPrefixes: Parser<string[]> = (raw) => {
+  const trimmed = raw.trim();
+  if (trimmed === '*') return [''];
+  if (trimmed === '-') return [];
+  const list = trimmed.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw new ValueError("expected '*', '-' or comma-separated topic prefixes like chat:,news:");
+  return list;
+};

@@ -7,6 +7,7 @@ import {
   type Gateway,
   type JwtOptions,
   systemClock,
+  type TopicAction,
 } from '@authsocket/server';
 import { createRedisEngine, type RedisEngine } from '@authsocket/redis';
 import { createApp } from './app.js';
@@ -143,9 +144,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       broker: engine?.broker,
       ticketStore: engine?.ticketStore,
       revocationStore: engine?.revocationStore,
-      // Demo: every authenticated user may subscribe to the chat topics, and nothing else. Clients do
-      // not publish on them: the gateway does, naming the sender (a `from` in a publish could lie).
-      authorize: config.demo ? (_user, action, topic) => action === 'subscribe' && topic.startsWith(DEMO_TOPIC_PREFIX) : undefined,
+      authorize: topicAccess(config),
       onMessage,
       logger: logger.child({ component: 'gateway' }),
       clock,
@@ -154,6 +153,19 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
   } catch (error) {
     throw fromServerConfigError(error);
   }
+}
+
+/**
+ * Who may do what on topics. By default clients may subscribe to any topic and publish on none:
+ * a client's publish reaches subscribers in the same shape as a backend's, so it could be used to
+ * spoof one. In the demo, clients may only subscribe to the chat topics; the gateway publishes
+ * chat lines itself, naming the sender from the token (a `from` in a publish could lie).
+ */
+function topicAccess(config: GatewayConfig): (user: string, action: TopicAction, topic: string) => boolean {
+  const subscribe = config.subscribeTopics ?? (config.demo ? [DEMO_TOPIC_PREFIX] : ['']);
+  const publish = config.publishTopics ?? [];
+  return (_user, action, topic) =>
+    (action === 'subscribe' ? subscribe : publish).some((prefix) => topic.startsWith(prefix));
 }
 
 function generated(): string {

@@ -250,9 +250,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (isPromise(result)) this.#run(session, result);
   }
 
-  /** Holds the session's later frames back until `step` has finished. */
+  /**
+   * Holds the session's later frames back until `step` has finished. The socket stops reading
+   * meanwhile, so a client cannot pile frames up in memory behind a slow step (TCP pushes back);
+   * the few `ws` had already read wait in the backlog.
+   */
   #run(session: Session, step: Promise<void>): void {
     session.busy = true;
+    session.socket.pause();
     step.then(
       () => this.#drain(session),
       (error: unknown) => this.#internalError(session, error),
@@ -263,9 +268,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.busy = false;
     while (!session.busy && session.state !== 'closed') {
       const next = session.backlog.shift();
-      if (!next) return;
+      if (!next) break;
       this.#process(session, next);
     }
+    if (!session.busy) session.socket.resume();
   }
 
   #internalError(session: Session, error: unknown): void {
@@ -444,8 +450,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     let verified: VerifiedToken;
     try {
       verified = await this.#perMessage.verify(token);
-      const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
-      await this.#identity.assertNotRevoked(verified.user, iat);
+      await this.#identity.assertCurrent(verified);
     } catch (error) {
       return this.#refuse(session, 'per_message', error);
     }

@@ -27,11 +27,19 @@ export class IdentityVerifier {
   /** Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. */
   async verify(token: string): Promise<VerifiedToken> {
     const verified = await this.#verifier.verify(token);
+    await this.assertCurrent(verified);
+    return verified;
+  }
+
+  /**
+   * The checks after the signature, shared by every entry point (per-message tokens come from a
+   * cache of signature checks): not expired, not revoked.
+   */
+  async assertCurrent(verified: VerifiedToken): Promise<void> {
     // jose accepts a token up to its clock tolerance past `exp`; a connection must not start expired.
     if (verified.expiresAt <= this.#now()) throw new TokenError('expired');
     const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
     await this.assertNotRevoked(verified.user, iat);
-    return verified;
   }
 
   /** Throws `RevokedError` if `user` was revoked at or after `issuedAt` (ms). */

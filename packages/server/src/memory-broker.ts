@@ -11,18 +11,22 @@ export interface MemoryBrokerOptions {
 }
 
 interface Stream {
-  readonly epoch: string;
   offset: number;
   /** In offset order, with the append time for age-based trimming. */
   readonly entries: Array<{ readonly publication: Publication; readonly at: number }>;
 }
 
 /**
- * The single-node broker: history in this process's memory, no other nodes. History is lost on
- * restart, which the fresh epochs report.
+ * The single-node broker: history in this process's memory, no other nodes. All its streams share
+ * one epoch, this broker's life: history is lost exactly on restart, which the next epoch reports.
+ * Only a publication creates a stream; asking about one (a subscribe, a resume) does not, so a
+ * client naming many topics costs nothing. A published stream keeps its offset (a few bytes) for
+ * the broker's life, its entries only for `maxAgeMs`.
  */
 export class MemoryBroker implements Broker {
+  readonly #epoch = randomBytes(6).toString('base64url');
   readonly #streams = new Map<string, Stream>();
+  #sweptAt: number;
   readonly #maxEntries: number;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
@@ -32,6 +36,7 @@ export class MemoryBroker implements Broker {
     this.#maxEntries = maxEntries;
     this.#maxAgeMs = maxAgeMs;
     this.#now = now;
+    this.#sweptAt = now();
   }
 
   async publish(publication: Publication): Promise<number> {
@@ -40,27 +45,31 @@ export class MemoryBroker implements Broker {
 
   #append(publication: Publication): Publication {
     if (publication.stream === undefined) return publication;
-    const state = this.#stream(publication.stream);
+    let state = this.#streams.get(publication.stream);
+    if (!state) {
+      state = { offset: 0, entries: [] };
+      this.#streams.set(publication.stream, state);
+    }
     state.offset += 1;
-    const stored = { ...publication, offset: state.offset, epoch: state.epoch };
+    const stored = { ...publication, offset: state.offset, epoch: this.#epoch };
     state.entries.push({ publication: stored, at: this.#now() });
     if (state.entries.length > this.#maxEntries) state.entries.shift();
     this.#trim(state);
+    this.#sweep();
     return stored;
   }
 
   async control(): Promise<void> {}
 
   async position(stream: string): Promise<StreamPosition> {
-    const state = this.#stream(stream);
-    return { epoch: state.epoch, offset: state.offset };
+    return { epoch: this.#epoch, offset: this.#streams.get(stream)?.offset ?? 0 };
   }
 
   async read(stream: string, after: StreamPosition): Promise<HistoryRead> {
-    const state = this.#stream(stream);
+    const state = this.#streams.get(stream) ?? { offset: 0, entries: [] };
     this.#trim(state);
-    const position = { epoch: state.epoch, offset: state.offset };
-    if (after.epoch !== state.epoch || after.offset > state.offset) return { position, recovered: false, publications: [] };
+    const position = { epoch: this.#epoch, offset: state.offset };
+    if (after.epoch !== this.#epoch || after.offset > state.offset) return { position, recovered: false, publications: [] };
     const first = state.entries[0]?.publication.offset ?? state.offset + 1;
     // The offsets between `after` and the oldest entry are gone: the history no longer reaches back.
     if (after.offset + 1 < first) return { position, recovered: false, publications: [] };
@@ -79,17 +88,16 @@ export class MemoryBroker implements Broker {
     this.#handlers = undefined;
   }
 
-  #stream(name: string): Stream {
-    let state = this.#streams.get(name);
-    if (!state) {
-      state = { epoch: randomBytes(6).toString('base64url'), offset: 0, entries: [] };
-      this.#streams.set(name, state);
-    }
-    return state;
-  }
-
   #trim(state: Stream): void {
     const oldest = this.#now() - this.#maxAgeMs;
     while (state.entries.length > 0 && (state.entries[0] as { at: number }).at < oldest) state.entries.shift();
+  }
+
+  /** Once per `maxAgeMs`, frees the aged entries of streams nobody has touched since. */
+  #sweep(): void {
+    const now = this.#now();
+    if (now - this.#sweptAt < this.#maxAgeMs) return;
+    this.#sweptAt = now;
+    for (const state of this.#streams.values()) this.#trim(state);
   }
 }

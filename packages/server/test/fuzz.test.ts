@@ -14,7 +14,10 @@ let otherToken: string;
 beforeAll(async () => {
   server = await startServer({
     perMessageAuth: false,
-    authorize: (_user, _action, topic) => topic !== 'secret',
+    // Every run opens a socket from 127.0.0.1: a long fuzz must not meet the per-address upgrade limit.
+    upgradeRateLimit: false,
+    // The canary's room is the canary's alone: a fuzzing socket subscribing to it would rightly see its messages.
+    authorize: (user, _action, topic) => topic !== 'secret' && (topic !== 'canary-room' || user === 'canary'),
     onMessage: ({ connection, data }) => {
       if (data === 'throw') throw new Error('handler failure');
       connection.send({ echo: data });
