@@ -2,9 +2,11 @@
 export enum CloseCode {
   Normal = 1000,
   GoingAway = 1001,
+  ProtocolError = 1002,
   UnsupportedData = 1003,
   Abnormal = 1006,
   InvalidPayload = 1007,
+  PolicyViolation = 1008,
   MessageTooBig = 1009,
   InternalError = 1011,
   SlowConsumer = 4008,
@@ -34,9 +36,11 @@ export interface CloseCodeInfo {
 export const CLOSE_CODES: Readonly<Record<CloseCode, CloseCodeInfo>> = Object.freeze({
   [CloseCode.Normal]: { name: 'normal', action: 'stop' },
   [CloseCode.GoingAway]: { name: 'going away', action: 'backoff' },
+  [CloseCode.ProtocolError]: { name: 'protocol error', action: 'stop' },
   [CloseCode.UnsupportedData]: { name: 'unsupported data', action: 'stop' },
   [CloseCode.Abnormal]: { name: 'abnormal', action: 'backoff' },
   [CloseCode.InvalidPayload]: { name: 'invalid payload', action: 'stop' },
+  [CloseCode.PolicyViolation]: { name: 'policy violation', action: 'stop' },
   [CloseCode.MessageTooBig]: { name: 'message too big', action: 'stop' },
   [CloseCode.InternalError]: { name: 'internal error', action: 'backoff' },
   [CloseCode.SlowConsumer]: { name: 'slow consumer', action: 'backoff' },
