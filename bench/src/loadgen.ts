@@ -130,13 +130,15 @@ async function idle(): Promise<Metrics> {
   const before = await stats(true);
   const opened = await openMany(n, SETUP_CONCURRENCY, longLived, { first: warmup });
   await sleep(params.settleMs ?? 2_000);
+  // CPU read before the forced GC, which would otherwise be counted as the connections' cost.
+  const cpuAfter = await stats();
   const after = await stats(true);
   if (after.connections < warmup + n) throw new Error(`server reports ${after.connections} of ${warmup + n} connections`);
   const metrics: Metrics = {
     'rss_KiB/conn': (after.rss - before.rss) / n / 1024,
     'heap_KiB/conn': (after.heapUsed - before.heapUsed) / n / 1024,
     'rss_MiB': after.rss / 1048576,
-    'cpu_us/conn': cpuPer(before, after, n),
+    'cpu_us/conn': cpuPer(before, cpuAfter, n),
     'setup_conn/s': n / (opened.elapsedUs / 1e6),
   };
   if (params.snapshot === 1) await control(controlPort, 'heap-snapshot');

@@ -121,6 +121,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
 // ---------------------------------------------------------------- processes
 
 const live = new Set<ChildProcess>();
+let pinned = false;
 
 function killGroup(child: ChildProcess): void {
   live.delete(child);
@@ -145,8 +146,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /** Starts `script` with node in its own process group, file limit raised as far as the shell may. */
-function startNode(script: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
-  const command = `ulimit -n ${WANTED_OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
+function startNode(script: string, env: Record<string, string>, nodeArgs: string[] = [], cpu?: number): ChildProcess {
+  // With --pin, servers run on core 0 and load generators on core 1, so the two never trade places
+  // on one core and a run measures the server, not the scheduler.
+  const launch = cpu === undefined || !pinned ? 'exec "$0" "$@"' : `exec taskset -c ${cpu} "$0" "$@"`;
+  const command = `ulimit -n ${WANTED_OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ${launch}`;
   const child = spawn('bash', ['-c', command, process.execPath, ...nodeArgs, script], {
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -188,7 +192,7 @@ async function startServer(config: ServerConfig, profileDir: string | undefined)
     '--expose-gc',
     ...(profileDir ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${profileDir}`] : []),
   ];
-  const child = startNode(SERVER_JS, { BENCH_SERVER: JSON.stringify(config) }, nodeArgs);
+  const child = startNode(SERVER_JS, { BENCH_SERVER: JSON.stringify(config) }, nodeArgs, 0);
   const ready = await firstMessage<Ready>(child, `server ${config.target}`, 15_000);
   return { child, ready };
 }
@@ -205,7 +209,7 @@ async function stopServer(handle: ServerHandle): Promise<void> {
 }
 
 async function runLoad(config: LoadConfig, timeoutMs: number): Promise<Metrics> {
-  const child = startNode(LOAD_JS, { BENCH_LOAD: JSON.stringify(config) });
+  const child = startNode(LOAD_JS, { BENCH_LOAD: JSON.stringify(config) }, [], 1);
   try {
     const answer = await firstMessage<{ metrics?: Metrics; error?: string }>(
       child,
@@ -279,6 +283,7 @@ interface Options {
   snapshot: boolean;
   /** `--set name=value`: overrides a scenario parameter. */
   set: Record<string, number>;
+  pin: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -293,6 +298,8 @@ function parseArgs(argv: string[]): Options {
     targets: undefined,
     snapshot: false,
     set: {},
+    // Server on core 0, load generator on core 1, when there are two cores to give.
+    pin: os.cpus().length >= 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -309,6 +316,8 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--out') options.out = value();
     else if (arg === '--cpu-prof') options.cpuProf = true;
     else if (arg === '--snapshot') options.snapshot = true;
+    else if (arg === '--pin') options.pin = true;
+    else if (arg === '--no-pin') options.pin = false;
     else if (arg === '--set') {
       const [name, raw] = value().split('=');
       if (name === undefined || raw === undefined || !Number.isFinite(Number(raw))) throw new Error('--set expects name=number');
@@ -325,6 +334,7 @@ function meta(mode: string) {
   return {
     date: new Date().toISOString(),
     mode,
+    pinned,
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -502,6 +512,7 @@ async function scaleRun(options: Options): Promise<void> {
 }
 
 const options = parseArgs(process.argv.slice(2));
+pinned = options.pin;
 (options.scale ? scaleRun(options) : benchmark(options)).then(
   () => {
     killAll();
