@@ -47,9 +47,9 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const size = <T>(full: T, quick: T, smoke: T): T => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
   const r = (full: number, quick: number) => rounds ?? size(full, quick, 1);
   const connections = size(3_000, 800, 200);
-  const idle = size(10_000, 2_000, 300);
+  const idle = size(10_000, 1_500, 300);
   const fanout = size(5_000, 1_500, 200);
-  const churnUsers = size(5_000, 1_000, 100);
+  const churnUsers = size(5_000, 800, 100);
   const historyUsers = size(1_000, 400, 100);
   return [
     {
@@ -73,15 +73,15 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       title: `broadcast fan-out: ${fanout} clients, 100-byte payload`,
       targets: THREE,
       baseline: 'ws',
-      params: { clients: fanout, broadcasts: size(20, 8, 3), gapMs: 50 },
+      params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
       rounds: r(5, 2),
     },
     {
       name: 'push',
-      title: `push to user: ${fanout} users, one push each (x${size(5, 3, 2)})`,
+      title: `push to user: ${fanout} users, one push each (x${size(5, 2, 2)})`,
       targets: THREE,
       baseline: 'ws',
-      params: { users: fanout, rounds: size(5, 3, 2) },
+      params: { users: fanout, rounds: size(5, 2, 2) },
       rounds: r(5, 2),
     },
     {
