@@ -42,6 +42,18 @@ export class IdentityVerifier {
     await this.assertNotRevoked(verified.user, iat);
   }
 
+  /**
+   * `assertCurrent` without a promise, when the revocation store answers synchronously: true when
+   * current; false or undefined mean "take the asynchronous path" (which refuses precisely).
+   */
+  isCurrentNow(verified: VerifiedToken): boolean | undefined {
+    const revokedAtNow = this.#revocations.revokedAtNow;
+    if (revokedAtNow === undefined || verified.expiresAt <= this.#now()) return undefined;
+    const revokedAt = revokedAtNow.call(this.#revocations, verified.user);
+    const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+    return revokedAt === undefined || iat > revokedAt;
+  }
+
   /** Throws `RevokedError` if `user` was revoked at or after `issuedAt` (ms). */
   async assertNotRevoked(user: string, issuedAt: number): Promise<void> {
     let revokedAt: number | undefined;

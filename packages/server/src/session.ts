@@ -51,7 +51,11 @@ export class Session implements Connection {
   expiresAt: number | undefined;
   /** The ticket's user in two-layer mode: the `auth` frame must name the same one. */
   ticketUser: string | undefined;
-  readonly topics = new Set<string>();
+  #topics: Set<string> | undefined;
+  /** Allocated at the first subscribe: most connections never join a topic. */
+  get topics(): Set<string> {
+    return (this.#topics ??= new Set());
+  }
   /** Outbound frames held while the token is expired (`held`). */
   held: Buffer[] = [];
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
@@ -68,6 +72,8 @@ export class Session implements Connection {
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */
   backlog: ClientMessage[] = [];
   busy = false;
+  /** Reading stopped because the backlog reached its bound. */
+  paused = false;
   /** When the token expired (ms), to measure reauth latency. */
   expiredAt: number | undefined;
   cancelDeadline: CancelDeadline | undefined;

@@ -32,6 +32,8 @@ export interface RevocationStore {
   revoke(user: string, at: number): Promise<void>;
   /** When `user` was last revoked (ms), or undefined. */
   revokedAt(user: string): Promise<number | undefined>;
+  /** The same answer synchronously, for stores in this process's memory; absent for remote ones. */
+  revokedAtNow?(user: string): number | undefined;
 }
 
 /** In-process ticket store: a Map in insertion order, so expired entries are swept from the front. */
@@ -80,6 +82,10 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 
   async revokedAt(user: string): Promise<number | undefined> {
+    return this.#revoked.get(user);
+  }
+
+  revokedAtNow(user: string): number | undefined {
     return this.#revoked.get(user);
   }
 }

@@ -12,6 +12,14 @@ interface Entry {
   readonly expiresAt: number;
   /** The settled promise itself, so a hit hands it back without allocating a new one. */
   readonly result: Promise<VerifiedToken>;
+  /** The same verification, settled, for the synchronous `peek`. */
+  readonly value: VerifiedToken;
+}
+
+/** A cached verifier that can also answer synchronously for a token it already verified. */
+export interface CachedVerifier extends TokenVerifier {
+  /** The verification of `token` when it is cached and unexpired, else undefined; never verifies. */
+  peek(token: string): VerifiedToken | undefined;
 }
 
 /**
@@ -27,7 +35,7 @@ export function createCachedVerifier(
   inner: TokenVerifier,
   options: VerificationCacheOptions,
   clock: Clock,
-): TokenVerifier {
+): CachedVerifier {
   const maxEntries = options.maxEntries ?? 10_000;
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
     // Named after the gateway option that feeds it, which is what a user can fix.
@@ -38,8 +46,8 @@ export function createCachedVerifier(
   const entries = new Map<string, Entry>();
   const inFlight = new Map<string, Promise<VerifiedToken>>();
 
-  const remember = (token: string, expiresAt: number, result: Promise<VerifiedToken>): void => {
-    entries.set(token, { expiresAt, result });
+  const remember = (token: string, result: Promise<VerifiedToken>, value: VerifiedToken): void => {
+    entries.set(token, { expiresAt: value.expiresAt, result, value });
     if (entries.size > maxEntries) {
       const oldest = entries.keys().next();
       if (oldest.done !== true) entries.delete(oldest.value);
@@ -58,7 +66,7 @@ export function createCachedVerifier(
       (verified) => {
         inFlight.delete(token);
         // A token accepted within the clock tolerance may already be past `exp`: not worth a slot.
-        if (clock.now() < verified.expiresAt) remember(token, verified.expiresAt, shared);
+        if (clock.now() < verified.expiresAt) remember(token, shared, verified);
         return verified;
       },
       (error: unknown) => {
@@ -71,6 +79,13 @@ export function createCachedVerifier(
   };
 
   return {
+    peek(token) {
+      const hit = entries.get(token);
+      if (hit === undefined || !(clock.now() < hit.expiresAt)) return undefined;
+      entries.delete(token);
+      entries.set(token, hit);
+      return hit.value;
+    },
     verify(token) {
       const hit = entries.get(token);
       if (hit !== undefined) {

@@ -146,6 +146,20 @@ describe('createCachedVerifier', () => {
     expect(inner.callsFor(valid('u0'))).toBe(2);
   });
 
+  it('peeks synchronously at a cached, unexpired token and never verifies on a miss', async () => {
+    const clock = new ManualClock(START);
+    const counting = new CountingVerifier(fake);
+    const cache = createCachedVerifier(counting, {}, clock);
+    const token = valid('alice', START + 1_000);
+    expect(cache.peek(token)).toBeUndefined();
+    expect(counting.calls).toBe(0);
+    await cache.verify(token);
+    expect(cache.peek(token)).toMatchObject({ user: 'alice', expiresAt: START + 1_000 });
+    clock.advance(1_000);
+    expect(cache.peek(token)).toBeUndefined();
+    expect(counting.calls).toBe(1);
+  });
+
   it('never caches a failure', async () => {
     const inner = new CountingVerifier(fake);
     const cached = createCachedVerifier(inner, {}, new ManualClock(START));
