@@ -24,6 +24,8 @@ export interface GatewayConfig {
   readonly reauthWindowMs: number;
   readonly reauthGraceMs: number;
   readonly authTimeoutMs: number;
+  /** Upgrade attempts per client address, or false; undefined keeps the library's default (300/10s). */
+  readonly upgradeRateLimit: { limit: number; windowMs: number } | false | undefined;
   /** Topic prefixes clients may subscribe to (`''` matches all), or undefined for the mode's default. */
   readonly subscribeTopics: readonly string[] | undefined;
   /** Topic prefixes clients may publish on, or undefined for the mode's default (none). */
@@ -197,6 +199,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: 10_000,
     description: 'how long a socket may stay unauthenticated before it is closed 4408',
     parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'upgradeRateLimit',
+    flag: 'upgrade-rate-limit',
+    valueName: '<n/duration|off>',
+    defaultValue: undefined,
+    defaultLabel: '300/10s',
+    description: 'WebSocket upgrades per client address (429 beyond); behind a load balancer every client has its address: raise it or say off',
+    parse: parse.rateLimit,
   }),
   option({
     key: 'subscribeTopics',

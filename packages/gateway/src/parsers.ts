@@ -163,3 +163,12 @@ export const topicPrefixes: Parser<string[]> = (raw) => {
   if (list.length === 0) throw new ValueError("expected '*', '-' or comma-separated topic prefixes like chat:,news:");
   return list;
 };
+
+/** `300/10s` (attempts per window) or `off`. */
+export const rateLimit: Parser<{ limit: number; windowMs: number } | false> = (raw) => {
+  if (raw.trim() === 'off') return false;
+  const match = /^(\d{1,9})\/(.+)$/.exec(raw.trim());
+  const limit = Number(match?.[1]);
+  if (!match || !(limit >= 1)) throw new ValueError(`expected a rate like 300/10s, or off, got ${quote(raw)}`);
+  return { limit, windowMs: duration({ min: 1 })(match[2] as string) };
+};

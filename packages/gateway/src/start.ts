@@ -139,6 +139,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       reauthWindowMs: config.reauthWindowMs,
       reauthGraceMs: config.reauthGraceMs,
       authTimeoutMs: config.authTimeoutMs,
+      upgradeRateLimit: config.upgradeRateLimit,
       path: config.wsPath,
       allowedOrigins: config.allowedOrigins,
       broker: engine?.broker,
