@@ -69,6 +69,13 @@ function onSocketPong(this: WebSocket): void {
   (this as SocketWithSession)[SESSION].alive = true;
 }
 
+/** Records that `session` has been given `out`: the floor is updated in place, not reallocated. */
+function raiseFloor(session: Session, out: Outbound): void {
+  const floor = session.floors.get(out.stream as string);
+  if (floor !== undefined && floor.epoch === out.epoch) floor.offset = out.offset as number;
+  else session.floors.set(out.stream as string, { epoch: out.epoch as string, offset: out.offset as number });
+}
+
 /**
  * An authenticated WebSocket gateway: ticket endpoint, upgrade checks, auth flows, expiry policies,
  * per-user and per-topic delivery. Attach it to any `http.Server` (Express included).
@@ -638,7 +645,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           ...(start.requested ? { recovered: true } : {}),
         };
       } else {
-        session.floors.set(stream, read.position);
+        session.floors.set(stream, { ...read.position });
         states[stream] = { ...read.position, recovered: false };
       }
     }
@@ -718,7 +725,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
         session.write(out.payload, this.#options.maxBufferedBytes);
-        if (out.stream !== undefined) session.floors.set(out.stream, { epoch: out.epoch as string, offset: out.offset as number });
+        if (out.stream !== undefined) raiseFloor(session, out);
         return true;
       }
       // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
@@ -730,7 +737,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return false;
     }
     session.held.push(out.payload);
-    if (out.stream !== undefined) session.floors.set(out.stream, { epoch: out.epoch as string, offset: out.offset as number });
+    if (out.stream !== undefined) raiseFloor(session, out);
     return true;
   }
 
@@ -742,6 +749,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (!sessions) return 0;
     const out = outbound(publication);
     const now = this.#options.clock.now();
+    if (sessions.size === 1) {
+      // One connection (the usual user): nothing to copy.
+      const [only] = sessions as Set<Session>;
+      return this.#deliver(only as Session, out, now) ? 1 : 0;
+    }
     let count = 0;
     // Copy: a delivery can close a session, which edits the set being iterated.
     for (const session of [...sessions]) if (this.#deliver(session, out, now)) count++;

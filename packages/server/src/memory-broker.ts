@@ -51,11 +51,19 @@ export class MemoryBroker implements Broker {
       this.#streams.set(publication.stream, state);
     }
     state.offset += 1;
-    const stored = { ...publication, offset: state.offset, epoch: this.#epoch };
-    state.entries.push({ publication: stored, at: this.#now() });
+    // Built field by field (a spread costs more) and one clock read for the append, trim and sweep.
+    const stored: Publication = {
+      to: publication.to,
+      data: publication.data,
+      stream: publication.stream,
+      offset: state.offset,
+      epoch: this.#epoch,
+    };
+    const now = this.#now();
+    state.entries.push({ publication: stored, at: now });
     if (state.entries.length > this.#maxEntries) state.entries.shift();
-    this.#trim(state);
-    this.#sweep();
+    this.#trim(state, now);
+    this.#sweep(now);
     return stored;
   }
 
@@ -88,16 +96,15 @@ export class MemoryBroker implements Broker {
     this.#handlers = undefined;
   }
 
-  #trim(state: Stream): void {
-    const oldest = this.#now() - this.#maxAgeMs;
+  #trim(state: Stream, now = this.#now()): void {
+    const oldest = now - this.#maxAgeMs;
     while (state.entries.length > 0 && (state.entries[0] as { at: number }).at < oldest) state.entries.shift();
   }
 
   /** Once per `maxAgeMs`, frees the aged entries of streams nobody has touched since. */
-  #sweep(): void {
-    const now = this.#now();
+  #sweep(now: number): void {
     if (now - this.#sweptAt < this.#maxAgeMs) return;
     this.#sweptAt = now;
-    for (const state of this.#streams.values()) this.#trim(state);
+    for (const state of this.#streams.values()) this.#trim(state, now);
   }
 }

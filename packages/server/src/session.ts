@@ -1,4 +1,4 @@
-import type { ClientMessage, StreamPosition } from '@authsocket/protocol';
+import type { ClientMessage } from '@authsocket/protocol';
 import { CloseCode, toCloseReason } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { WebSocket } from 'ws';
@@ -66,7 +66,7 @@ export class Session implements Connection {
    * cross-node delivery) and is dropped, so each message reaches a connection once. A new epoch
    * (history lost) restarts offsets, so it is never compared with the old one.
    */
-  readonly floors = new Map<string, StreamPosition>();
+  readonly floors = new Map<string, { epoch: string; offset: number }>();
   /** Inbound frames received while `held`, processed in order after reauth. */
   heldInbound: ClientMessage[] = [];
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */
