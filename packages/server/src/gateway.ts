@@ -285,9 +285,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /**
-   * Holds the session's later frames back until `step` has finished. The socket stops reading
-   * meanwhile, so a client cannot pile frames up in memory behind a slow step (TCP pushes back);
-   * the few `ws` had already read wait in the backlog.
+   * Holds the session's later frames back in the backlog until `step` has finished; once
+   * `BACKLOG_PAUSE_AT` frames wait, `#onFrame` stops the socket reading, so a client cannot pile
+   * frames up in memory behind a slow step (TCP pushes back).
    */
   #run(session: Session, step: Promise<void>): void {
     session.busy = true;

@@ -38,7 +38,7 @@ export class IdentityVerifier {
   async assertCurrent(verified: VerifiedToken): Promise<void> {
     // jose accepts a token up to its clock tolerance past `exp`; a connection must not start expired.
     if (verified.expiresAt <= this.#now()) throw new TokenError('expired');
-    const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+    const iat = issuedAt(verified);
     await this.assertNotRevoked(verified.user, iat);
   }
 
@@ -50,7 +50,7 @@ export class IdentityVerifier {
     const revokedAtNow = this.#revocations.revokedAtNow;
     if (revokedAtNow === undefined || verified.expiresAt <= this.#now()) return undefined;
     const revokedAt = revokedAtNow.call(this.#revocations, verified.user);
-    const iat = typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+    const iat = issuedAt(verified);
     return revokedAt === undefined || iat > revokedAt;
   }
 
@@ -64,4 +64,9 @@ export class IdentityVerifier {
     }
     if (revokedAt !== undefined && issuedAt <= revokedAt) throw new RevokedError();
   }
+}
+
+/** The token's `iat` in ms, or 0 without one (then any revocation refuses it). */
+function issuedAt(verified: VerifiedToken): number {
+  return typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
 }
