@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamPosition } from '@authsocket/protocol';
-import { readCredentials } from './credentials.js';
+import { readCredentials, type UpgradeCredentials } from './credentials.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import type { AuthMethod, EventSink, Identity } from './events.js';
 import { REFUSAL_BODY, sendJson } from './http-response.js';
@@ -48,23 +48,29 @@ export class Admission {
     this.#limiter = options.upgradeRateLimit ? new KeyedRateLimiter(options.upgradeRateLimit) : undefined;
   }
 
-  /** Decides an upgrade request. */
-  async admit(req: IncomingMessage): Promise<Admitted | Refused> {
+  /**
+   * Decides an upgrade request: at once, unless a ticket or handshake token has to be checked
+   * (most upgrades authenticate with their first message and need no promise here).
+   */
+  admit(req: IncomingMessage): Admitted | Refused | Promise<Admitted | Refused> {
     const options = this.#options;
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (options.path !== undefined && url.pathname !== options.path) return { status: 404 };
+    const target = req.url ?? '/';
+    // Credentials usually travel in the subprotocol: a URL is parsed only when there is one to read.
+    const url = options.path !== undefined || target.includes('?') ? new URL(target, 'http://localhost') : undefined;
+    if (options.path !== undefined && url?.pathname !== options.path) return { status: 404 };
     const origin = req.headers.origin;
     // A missing Origin is a non-browser client, which could forge any Origin anyway.
     if (options.allowedOrigins && origin !== undefined && !options.allowedOrigins.includes(origin)) {
       return { status: 403 };
     }
-    const address = req.socket.remoteAddress ?? 'unknown';
-    const wait = this.#limiter?.hit(address, options.clock.now()) ?? 0;
-    if (wait > 0) return { status: 429, headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } };
+    if (this.#limiter) {
+      const wait = this.#limiter.hit(req.socket.remoteAddress ?? 'unknown', options.clock.now());
+      if (wait > 0) return { status: 429, headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } };
+    }
 
     const credentials = readCredentials(req, url);
     if (typeof credentials === 'string') {
-      options.logger.info({ address, problem: credentials }, 'upgrade refused: bad request');
+      options.logger.info({ address: req.socket.remoteAddress, problem: credentials }, 'upgrade refused: bad request');
       return { status: 400 };
     }
     if (credentials.token !== undefined && !options.handshakeToken) return { status: 400 };
@@ -73,7 +79,15 @@ export class Admission {
       this.#events.emit('authFailed', { stage: 'upgrade', reason: 'missing' });
       return { status: 401 };
     }
+    if (credentials.ticket === undefined && credentials.token === undefined) {
+      return { status: 101, identity: undefined, method: undefined, resume: credentials.resume };
+    }
+    return this.#authenticate(credentials);
+  }
 
+  /** The handshake's ticket and/or token, redeemed and verified. */
+  async #authenticate(credentials: UpgradeCredentials): Promise<Admitted | Refused> {
+    const options = this.#options;
     let identity: Identity | undefined;
     let method: AuthMethod | undefined;
     try {

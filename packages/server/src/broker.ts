@@ -62,6 +62,11 @@ export interface Broker {
   control(message: ControlMessage): Promise<void>;
   /** The current position of `stream` (offset 0 in a fresh epoch if it never had a message). */
   position(stream: string): Promise<StreamPosition>;
+  /**
+   * The same answer synchronously, for brokers in this process's memory; absent for remote ones.
+   * Taken together with starting live delivery, it leaves no gap to read from history.
+   */
+  positionNow?(stream: string): StreamPosition;
   /** The publications after `after`, or `recovered: false` if they are no longer all there. */
   read(stream: string, after: StreamPosition): Promise<HistoryRead>;
   /** Starts receiving from other nodes. */

@@ -22,23 +22,24 @@ export interface UpgradeCredentials {
 /**
  * Reads the ticket and handshake token from `Sec-WebSocket-Protocol` (preferred: stays out of
  * URLs and access logs) or the query string. Returns a short problem description when the request
- * is malformed: no `authsocket.v1`, or a credential given twice.
+ * is malformed: no `authsocket.v1`, or a credential given twice. `url` is undefined when the
+ * request has no query string.
  */
-export function readCredentials(req: IncomingMessage, url: URL): UpgradeCredentials | string {
-  const offered = (req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry.length > 0);
-  if (!offered.includes(SUBPROTOCOL)) return `subprotocol '${SUBPROTOCOL}' not offered`;
-
+export function readCredentials(req: IncomingMessage, url: URL | undefined): UpgradeCredentials | string {
+  let offered = false;
   const found: { ticket: string[]; token: string[]; resume: string[] } = { ticket: [], token: [], resume: [] };
-  for (const entry of offered) {
-    if (entry.startsWith(TICKET_PROTOCOL_PREFIX)) found.ticket.push(entry.slice(TICKET_PROTOCOL_PREFIX.length));
+  for (const raw of (req.headers['sec-websocket-protocol'] ?? '').split(',')) {
+    const entry = raw.trim();
+    if (entry === SUBPROTOCOL) offered = true;
+    else if (entry.startsWith(TICKET_PROTOCOL_PREFIX)) found.ticket.push(entry.slice(TICKET_PROTOCOL_PREFIX.length));
     else if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) found.token.push(entry.slice(TOKEN_PROTOCOL_PREFIX.length));
     else if (entry.startsWith(RESUME_PROTOCOL_PREFIX)) found.resume.push(entry.slice(RESUME_PROTOCOL_PREFIX.length));
   }
-  found.ticket.push(...url.searchParams.getAll(TICKET_QUERY_PARAM));
-  found.token.push(...url.searchParams.getAll(TOKEN_QUERY_PARAM));
+  if (!offered) return `subprotocol '${SUBPROTOCOL}' not offered`;
+  if (url) {
+    found.ticket.push(...url.searchParams.getAll(TICKET_QUERY_PARAM));
+    found.token.push(...url.searchParams.getAll(TOKEN_QUERY_PARAM));
+  }
   if (found.ticket.length > 1) return 'more than one ticket';
   if (found.token.length > 1) return 'more than one token';
   if (found.resume.length > 1) return 'more than one resume entry';

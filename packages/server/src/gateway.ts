@@ -18,7 +18,7 @@ import {
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { Admission } from './admission.js';
+import { Admission, type Admitted, type Refused } from './admission.js';
 import type { Audience, Publication } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
@@ -53,12 +53,12 @@ const HEALTH_PATH = '/healthz';
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
-function encode(frame: ServerMessage): Buffer {
-  return Buffer.from(JSON.stringify(frame));
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
-function isPromise(value: unknown): value is Promise<unknown> {
-  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 const SESSION = Symbol('session');
@@ -92,7 +92,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
   readonly #sendToSelf = (target: Session, data: unknown): boolean =>
-    this.#deliver(target, { payload: encode({ type: MessageType.Message, data }) }, this.#options.clock.now());
+    this.#deliver(target, { payload: Buffer.from(JSON.stringify({ type: MessageType.Message, data })) }, this.#options.clock.now());
   readonly #onSocketMessage = ((gateway: Gateway) =>
     function (this: WebSocket, data: Buffer, isBinary: boolean) {
       gateway.#onFrame((this as SocketWithSession)[SESSION], data, isBinary);
@@ -170,13 +170,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Checks an upgrade request and either refuses it with an HTTP status or opens the WebSocket. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Errors on the raw socket before the upgrade completes must not crash the process.
-    socket.on('error', () => socket.destroy());
-    void this.#upgrade(req, socket, head);
+    socket.on('error', destroySocket);
+    if (this.#closing) return refuseUpgrade(socket, 503);
+    const decision = this.#admission.admit(req);
+    if (isPromise(decision)) void decision.then((settled) => this.#upgrade(req, socket, head, settled));
+    else this.#upgrade(req, socket, head, decision);
   };
 
-  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (this.#closing) return refuseUpgrade(socket, 503);
-    const decision = await this.#admission.admit(req);
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, decision: Admitted | Refused): void {
     if (decision.status !== 101) return refuseUpgrade(socket, decision.status, decision.headers);
     if (socket.destroyed || this.#closing) return refuseUpgrade(socket, 503);
     const { identity, method, resume } = decision;
@@ -224,9 +225,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.cancelDeadline?.();
     this.#registry.unbind(session);
     session.state = 'closed';
-    session.held = [];
-    session.heldInbound = [];
-    session.backlog = [];
+    session.held = undefined;
+    session.heldInbound = undefined;
+    session.backlog = undefined;
     session.recovering = undefined;
     this.#registry.all.delete(session);
     this.emit('close', { connection: session, code: session.closeCode ?? code });
@@ -261,10 +262,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return session.close(problem.closeCode, problem.message);
     }
     if (session.busy) {
-      session.backlog.push(frame);
+      const backlog = (session.backlog ??= []);
+      backlog.push(frame);
       // Stop reading only once frames pile up behind a slow step (TCP then pushes back): pausing
       // and resuming on every async step costs two epoll_ctl calls per frame.
-      if (session.backlog.length >= BACKLOG_PAUSE_AT && !session.paused) {
+      if (backlog.length >= BACKLOG_PAUSE_AT && !session.paused) {
         session.paused = true;
         session.socket.pause();
       }
@@ -300,7 +302,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #drain(session: Session): void {
     session.busy = false;
     while (!session.busy && session.state !== 'closed') {
-      const next = session.backlog.shift();
+      const next = session.backlog?.shift();
       if (!next) break;
       this.#process(session, next);
     }
@@ -330,10 +332,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (session.state === 'held') {
       // The token lapsed: keep the client's frames, in order, for after its reauth.
-      if (session.heldInbound.length >= this.#options.maxHeldMessages) {
+      const heldInbound = (session.heldInbound ??= []);
+      if (heldInbound.length >= this.#options.maxHeldMessages) {
         return session.close(CloseCode.SlowConsumer, 'too many frames while awaiting reauth');
       }
-      session.heldInbound.push(frame);
+      heldInbound.push(frame);
       return;
     }
     const perMessage =
@@ -452,8 +455,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     session.user = undefined;
     session.claims = undefined;
     session.expiresAt = undefined;
-    session.held = [];
-    session.heldInbound = [];
+    session.held = undefined;
+    session.heldInbound = undefined;
     session.recovering = undefined;
     session.floors.clear();
     this.#write(session, { type: MessageType.LoggedOut });
@@ -567,8 +570,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.emit('authenticated', { connection: session, method });
       return;
     }
-    const wanted = new Map<string, StreamPosition | undefined>([[userStream(identity.user), resume?.[userStream(identity.user)]]]);
-    const forbidden: Record<string, StreamState> = {};
+    const own = userStream(identity.user);
+    const wanted = new Map<string, StreamPosition | undefined>([[own, resume?.[own]]]);
+    let forbidden: Record<string, StreamState> | undefined;
     for (const [stream, position] of Object.entries(resume ?? {})) {
       if (wanted.has(stream)) continue;
       const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
@@ -576,19 +580,20 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         wanted.set(stream, position);
       } else {
         // Resume re-checks authorization: a stream this user may not read yields nothing.
-        forbidden[stream] = { recovered: false };
+        (forbidden ??= {})[stream] = { recovered: false };
       }
       if (session.isClosed()) return;
     }
-    const recovery = await this.#recover(session, wanted, () => {
+    const recovering = this.#recover(session, wanted, () => {
       this.#registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
         if (stream.startsWith(TOPIC_STREAM_PREFIX)) this.#registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
       }
     });
+    const recovery = isPromise(recovering) ? await recovering : recovering;
     if (session.isClosed() || session.user !== identity.user) return;
-    const streams = recovery.states ? { ...recovery.states, ...forbidden } : undefined;
-    this.#write(session, { ...authOk, ...(streams ? { streams } : {}) });
+    const streams = recovery.states && forbidden ? { ...recovery.states, ...forbidden } : recovery.states;
+    this.#write(session, streams ? { ...authOk, streams } : authOk);
     this.#scheduleExpiry(session);
     this.#finishRecovery(session, recovery);
     this.emit('authenticated', { connection: session, method });
@@ -602,11 +607,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** After a reauth: the held deliveries, then the frames the client sent while held, in order. */
   #release(session: Session): void {
-    const held = session.held;
-    session.held = [];
-    for (const payload of held) session.write(payload, this.#options.maxBufferedBytes);
-    session.backlog.unshift(...session.heldInbound);
-    session.heldInbound = [];
+    const { held, heldInbound } = session;
+    session.held = undefined;
+    session.heldInbound = undefined;
+    for (const payload of held ?? []) session.write(payload, this.#options.maxBufferedBytes);
+    if (heldInbound) (session.backlog ??= []).unshift(...heldInbound);
   }
 
   /**
@@ -616,15 +621,36 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * reported offset exactly once, in order. A start that history no longer covers (or another
    * epoch) replays nothing and reports `recovered: false` with the current position.
    */
-  async #recover(
+  #recover(
     session: Session,
     streams: ReadonlyMap<string, StreamPosition | undefined>,
     join: () => void,
-  ): Promise<Recovery> {
+  ): Recovery | Promise<Recovery> {
     if (this.#options.history === false) {
       join();
       return { states: undefined, replay: [] };
     }
+    const { broker } = this.#options;
+    let requested = false;
+    for (const position of streams.values()) requested ||= position !== undefined;
+    if (requested || broker.positionNow === undefined) return this.#recoverFromHistory(session, streams, join);
+    // Fresh streams on a broker in this process: join and take the positions in one synchronous
+    // step. Nothing can be published in between, so there is nothing to read or replay.
+    join();
+    const states: Record<string, StreamState> = {};
+    for (const stream of streams.keys()) {
+      const position = broker.positionNow(stream);
+      session.floors.set(stream, { epoch: position.epoch, offset: position.offset });
+      states[stream] = position;
+    }
+    return { states, replay: [] };
+  }
+
+  async #recoverFromHistory(
+    session: Session,
+    streams: ReadonlyMap<string, StreamPosition | undefined>,
+    join: () => void,
+  ): Promise<Recovery> {
     const broker = this.#options.broker;
     const starts = new Map<string, { position: StreamPosition; requested: boolean }>();
     for (const [stream, requested] of streams) {
@@ -709,7 +735,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Writes a protocol frame regardless of auth state (acks, errors, auth results). */
   #write(session: Session, frame: ServerMessage): void {
-    session.write(encode(frame), this.#options.maxBufferedBytes);
+    // A string, not a Buffer: ws writes it straight to the socket, with no copy.
+    session.write(JSON.stringify(frame), this.#options.maxBufferedBytes);
   }
 
   /** Delivers a frame to one session, honouring its auth state; true if sent, buffered or held. */
@@ -732,11 +759,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.#expire(session);
     }
     if (session.state !== 'held') return false;
-    if (session.held.length >= this.#options.maxHeldMessages) {
+    const held = (session.held ??= []);
+    if (held.length >= this.#options.maxHeldMessages) {
       session.close(CloseCode.SlowConsumer, 'too many messages held awaiting reauth');
       return false;
     }
-    session.held.push(out.payload);
+    held.push(out.payload);
     if (out.stream !== undefined) raiseFloor(session, out);
     return true;
   }
@@ -821,7 +849,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (session.state === 'authenticated') result.authenticated++;
       if (session.state === 'held') {
         result.held++;
-        result.heldMessages += session.held.length;
+        result.heldMessages += session.held?.length ?? 0;
       }
     }
     return result;

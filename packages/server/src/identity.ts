@@ -27,7 +27,7 @@ export class IdentityVerifier {
   /** Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. */
   async verify(token: string): Promise<VerifiedToken> {
     const verified = await this.#verifier.verify(token);
-    await this.assertCurrent(verified);
+    if (this.isCurrentNow(verified) !== true) await this.assertCurrent(verified);
     return verified;
   }
 

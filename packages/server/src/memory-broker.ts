@@ -70,6 +70,10 @@ export class MemoryBroker implements Broker {
   async control(): Promise<void> {}
 
   async position(stream: string): Promise<StreamPosition> {
+    return this.positionNow(stream);
+  }
+
+  positionNow(stream: string): StreamPosition {
     return { epoch: this.#epoch, offset: this.#streams.get(stream)?.offset ?? 0 };
   }
 

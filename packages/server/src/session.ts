@@ -56,8 +56,9 @@ export class Session implements Connection {
   get topics(): Set<string> {
     return (this.#topics ??= new Set());
   }
+  // The three queues below are allocated on first use: most connections never need them.
   /** Outbound frames held while the token is expired (`held`). */
-  held: Buffer[] = [];
+  held: Buffer[] | undefined;
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
   recovering: Outbound[] | undefined;
   /**
@@ -68,9 +69,9 @@ export class Session implements Connection {
    */
   readonly floors = new Map<string, { epoch: string; offset: number }>();
   /** Inbound frames received while `held`, processed in order after reauth. */
-  heldInbound: ClientMessage[] = [];
+  heldInbound: ClientMessage[] | undefined;
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */
-  backlog: ClientMessage[] = [];
+  backlog: ClientMessage[] | undefined;
   busy = false;
   /** Reading stopped because the backlog reached its bound. */
   paused = false;

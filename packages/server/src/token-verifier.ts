@@ -1,6 +1,6 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
-import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, JWTVerifyResult } from 'jose';
+import type { CryptoKey, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, JWTVerifyResult } from 'jose';
 import { LIMITS } from '@authsocket/protocol';
 import type { Clock } from './clock.js';
 import { ConfigError, TokenError, type TokenFailureReason } from './errors.js';
@@ -68,9 +68,9 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) {
     throw new ConfigError('jwt.clockToleranceSec', 'must be a finite number of seconds >= 0');
   }
-  const claimChecks: JWTVerifyOptions = { clockTolerance: tolerance, requiredClaims: ['exp'] };
-  if (options.issuer !== undefined) claimChecks.issuer = nonEmpty('jwt.issuer', options.issuer);
-  if (options.audience !== undefined) claimChecks.audience = nonEmpty('jwt.audience', options.audience);
+  const checks: JWTVerifyOptions = { algorithms: verifyJws.algorithms, clockTolerance: tolerance, requiredClaims: ['exp'] };
+  if (options.issuer !== undefined) checks.issuer = nonEmpty('jwt.issuer', options.issuer);
+  if (options.audience !== undefined) checks.audience = nonEmpty('jwt.audience', options.audience);
 
   return {
     async verify(token) {
@@ -80,7 +80,7 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
       }
       let payload: JWTPayload;
       try {
-        ({ payload } = await verifyJws(token, { ...claimChecks, currentDate: new Date(clock.now()) }));
+        ({ payload } = await verifyJws.verify(token, { ...checks, currentDate: new Date(clock.now()) }));
       } catch (error) {
         throw toTokenError(error);
       }
@@ -91,7 +91,11 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
   };
 }
 
-type VerifyJws = (token: string, options: JWTVerifyOptions) => Promise<JWTVerifyResult>;
+/** jose's verify bound to one key source, and the algorithms allowed with it. */
+interface VerifyJws {
+  readonly algorithms: string[];
+  verify(token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult>;
+}
 
 /** Validates the key source and its algorithms, and returns jose's verify bound to that key. */
 function keyedVerify(options: JwtOptions): VerifyJws {
@@ -101,7 +105,7 @@ function keyedVerify(options: JwtOptions): VerifyJws {
   if (options.secret !== undefined) {
     const secret = secretBytes(options.secret);
     const algorithms = allowedAlgorithms(options.algorithms, ['HS256'], HMAC_ALGORITHMS, 'a secret');
-    return (token, checks) => jwtVerify(token, secret, { ...checks, algorithms });
+    return { algorithms, verify: hmacVerify(secret, algorithms) };
   }
   if (options.publicKey !== undefined) {
     const key = publicKeyObject(options.publicKey);
@@ -111,11 +115,34 @@ function keyedVerify(options: JwtOptions): VerifyJws {
       throw new ConfigError('jwt.algorithms', `no default algorithm fits this ${describeKey(key)} key; set it, e.g. ['${fits.join("', '")}']`);
     }
     const algorithms = allowedAlgorithms(options.algorithms, defaults, fits, `this ${describeKey(key)} key`);
-    return (token, checks) => jwtVerify(token, key, { ...checks, algorithms });
+    // jose caches the CryptoKey it derives from a public KeyObject, per algorithm.
+    return { algorithms, verify: (token, checks) => jwtVerify(token, key, checks) };
   }
   const getKey = remoteKeys(options.jwksUrl);
   const algorithms = allowedAlgorithms(options.algorithms, DEFAULT_KEY_ALGORITHMS, KEY_ALGORITHMS, 'a JWKS');
-  return (token, checks) => jwtVerify(token, getKey, { ...checks, algorithms });
+  return { algorithms, verify: (token, checks) => jwtVerify(token, getKey, checks) };
+}
+
+/**
+ * Given the secret's bytes, jose imports a fresh CryptoKey on every verification (a third of an
+ * HS256 check's CPU); the secret is imported once here instead, per allowed algorithm, since an
+ * HMAC CryptoKey is bound to one hash.
+ */
+function hmacVerify(secret: Uint8Array, algorithms: readonly string[]): VerifyJws['verify'] {
+  const importing = Promise.all(
+    algorithms.map((alg) =>
+      webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']),
+    ),
+  );
+  let keys: CryptoKey[] | undefined;
+  // A failed import surfaces on the first verification, through `await importing`.
+  importing.then((imported) => (keys = imported), () => undefined);
+  // jose checks `alg` against the allowlist before asking for the key, so the lookup always finds one.
+  const keyFor = (header: { alg?: string }) => (keys as CryptoKey[])[algorithms.indexOf(header.alg as string)] as CryptoKey;
+  return async (token, checks) => {
+    keys ??= await importing;
+    return keys.length === 1 ? jwtVerify(token, keys[0] as CryptoKey, checks) : jwtVerify(token, keyFor, checks);
+  };
 }
 
 function secretBytes(secret: unknown): Uint8Array {

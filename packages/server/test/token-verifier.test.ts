@@ -152,6 +152,25 @@ describe('createTokenVerifier: accepted tokens', () => {
     expect((await verifier.verify(token)).user).toBe('alice');
   });
 
+  it('verifies each allowed HS algorithm with its own hash, and refuses the one left out', async () => {
+    const verifier = createTokenVerifier({ secret: SECRET, algorithms: ['HS384', 'HS512'] }, clock);
+    for (const alg of ['HS512', 'HS384', 'HS512']) expect((await verifier.verify(await hs({}, alg))).user).toBe('alice');
+    const hs256 = await hs({}, 'HS256');
+    expect((await refusal(verifier.verify(hs256), hs256)).reason).toBe('algorithm');
+    // Same secret, right alg in the header, but signed with another hash: a key per algorithm matters.
+    const [head, body] = (await hs({}, 'HS512')).split('.');
+    const forged = `${head}.${body}.${(await hs({}, 'HS384')).split('.')[2]}`;
+    expect((await refusal(verifier.verify(forged), forged)).reason).toBe('signature');
+  });
+
+  it('keeps the key it was given: mutating the secret buffer afterwards changes nothing', async () => {
+    const secret = new Uint8Array(32).fill(7);
+    const verifier = createTokenVerifier({ secret }, clock);
+    const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256' }).sign(new Uint8Array(32).fill(7));
+    secret.fill(9);
+    expect((await verifier.verify(token)).user).toBe('alice');
+  });
+
   it.each<{ name: string; extra: JWTPayload }>([
     { name: 'accepts a token expired 4 s ago, within the default 5 s tolerance', extra: { exp: NOW - 4 } },
     { name: 'accepts a token whose nbf is 4 s ahead, within the default 5 s tolerance', extra: { nbf: NOW + 4 } },
