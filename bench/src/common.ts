@@ -1,8 +1,18 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, webcrypto } from 'node:crypto';
 
 /** One HS256 secret, issuer and audience for every target, so the auth work is the same everywhere. */
 export const SECRET = 'authsocket-bench-hs256-secret-0123456789abcdef';
-export const SECRET_KEY = new TextEncoder().encode(SECRET);
+/**
+ * The secret imported once as a CryptoKey, as authsocket does: handed the raw bytes, jose imports a
+ * fresh key on every verification, and the peers would pay that where authsocket does not.
+ */
+export const SECRET_KEY = await webcrypto.subtle.importKey(
+  'raw',
+  new TextEncoder().encode(SECRET),
+  { name: 'HMAC', hash: 'SHA-256' },
+  false,
+  ['verify'],
+);
 export const ISSUER = 'https://id.bench.local';
 export const AUDIENCE = 'bench';
 export const HOST = '127.0.0.1';

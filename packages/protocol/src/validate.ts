@@ -113,22 +113,19 @@ function describe(value: unknown): string {
 
 /**
  * Rejects nesting deeper than `LIMITS.depth` and keys that could pollute prototypes when an
- * application merges the data into its own objects. Iterative, so hostile input cannot blow the stack.
+ * application merges the data into its own objects. Recursion stops at `LIMITS.depth`, so hostile
+ * input cannot blow the stack.
  */
-function assertSafeTree(root: unknown): void {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > LIMITS.depth) throw new ProtocolError(`frame nests deeper than ${LIMITS.depth} levels`);
-    if (Array.isArray(value)) {
-      for (const item of value) stack.push([item, depth + 1]);
-      continue;
-    }
-    for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key)) throw new ProtocolError(`frame contains the forbidden key '${key}'`);
-      stack.push([(value as Record<string, unknown>)[key], depth + 1]);
-    }
+function assertSafeTree(value: unknown, depth = 1): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (depth > LIMITS.depth) throw new ProtocolError(`frame nests deeper than ${LIMITS.depth} levels`);
+  if (Array.isArray(value)) {
+    for (const item of value) assertSafeTree(item, depth + 1);
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) throw new ProtocolError(`frame contains the forbidden key '${key}'`);
+    assertSafeTree((value as Record<string, unknown>)[key], depth + 1);
   }
 }
 
@@ -144,7 +141,9 @@ function validateAgainst<T>(value: unknown, schemas: Readonly<Record<string, Sch
       throw new ProtocolError(`'${type}' does not accept the field '${key.slice(0, 32)}'`);
     }
   }
-  for (const [name, field] of Object.entries(schema)) {
+  // for...in over a schema literal walks V8's cached keys: no array of entries per frame.
+  for (const name in schema) {
+    const field = schema[name] as Field;
     const present = Object.hasOwn(value, name);
     if (!present) {
       if (field.required) throw new ProtocolError(`'${type}' requires '${name}'`);

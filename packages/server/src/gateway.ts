@@ -53,6 +53,10 @@ const HEALTH_PATH = '/healthz';
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
+function encode(frame: ServerMessage): Buffer {
+  return Buffer.from(JSON.stringify(frame));
+}
+
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
@@ -92,7 +96,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
   readonly #sendToSelf = (target: Session, data: unknown): boolean =>
-    this.#deliver(target, { payload: Buffer.from(JSON.stringify({ type: MessageType.Message, data })) }, this.#options.clock.now());
+    this.#deliver(target, { payload: encode({ type: MessageType.Message, data }) }, this.#options.clock.now());
   readonly #onSocketMessage = ((gateway: Gateway) =>
     function (this: WebSocket, data: Buffer, isBinary: boolean) {
       gateway.#onFrame((this as SocketWithSession)[SESSION], data, isBinary);
@@ -735,8 +739,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Writes a protocol frame regardless of auth state (acks, errors, auth results). */
   #write(session: Session, frame: ServerMessage): void {
-    // A string, not a Buffer: ws writes it straight to the socket, with no copy.
-    session.write(JSON.stringify(frame), this.#options.maxBufferedBytes);
+    session.write(encode(frame), this.#options.maxBufferedBytes);
   }
 
   /** Delivers a frame to one session, honouring its auth state; true if sent, buffered or held. */
