@@ -85,7 +85,9 @@ describe('upgrade checks', () => {
   it('refuses upgrades to other paths with 404 when a path is set', async () => {
     server = await startServer({ path: '/ws' });
     expect((await refusal(TestSocket.open(`${server.wsUrl}other`))).status).toBe(404);
+    expect((await refusal(TestSocket.open(`${server.wsUrl}other?ws`))).status).toBe(404);
     (await TestSocket.open(`${server.wsUrl}ws`)).close();
+    (await TestSocket.open(`${server.wsUrl}ws?client=1`)).close();
   });
 
   it('survives thousands of headers with a fast 431 and keeps serving', async () => {

@@ -68,6 +68,27 @@ describe('resume after a dropped connection', () => {
     socket.close();
   });
 
+  it('starts a fresh connection at the current position: no replay of earlier history, nothing new missed', async () => {
+    server = await startServer();
+    for (let i = 0; i < 3; i++) await server.gateway.sendToUser('alice', `old ${i}`);
+    await server.gateway.publish('news', 'old news');
+    const socket = await TestSocket.authenticated(server, 'alice');
+    const ok = socket.frames.find((frame) => frame.type === 'auth_ok');
+    expect(ok).toMatchObject({ streams: { 'user:alice': { offset: 3 } } });
+    expect(ok?.type === 'auth_ok' && ok.streams?.['user:alice']).not.toHaveProperty('recovered');
+    socket.send({ type: 'subscribe', topic: 'news', id: 's1' });
+    expect(await socket.next('ack')).toMatchObject({ id: 's1', streams: { 'topic:news': { offset: 1 } } });
+    await server.gateway.sendToUser('alice', 'new');
+    await server.gateway.publish('news', 'new news');
+    await socket.collect('message', 2);
+    await socket.settle();
+    expect(socket.frames.filter((frame) => frame.type === 'message')).toMatchObject([
+      { data: 'new', stream: 'user:alice', offset: 4 },
+      { data: 'new news', stream: 'topic:news', offset: 2 },
+    ]);
+    socket.close();
+  });
+
   it('resumes a ticket-authenticated socket from the resume. subprotocol entry', async () => {
     server = await startServer();
     const first = await TestSocket.withTicket(server.wsUrl, await server.ticket('alice'));
