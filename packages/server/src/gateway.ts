@@ -73,13 +73,6 @@ function onSocketPong(this: WebSocket): void {
   (this as SocketWithSession)[SESSION].alive = true;
 }
 
-/** Records that `session` has been given `out`: the floor is updated in place, not reallocated. */
-function raiseFloor(session: Session, out: Outbound): void {
-  const floor = session.floors.get(out.stream as string);
-  if (floor !== undefined && floor.epoch === out.epoch) floor.offset = out.offset as number;
-  else session.floors.set(out.stream as string, { epoch: out.epoch as string, offset: out.offset as number });
-}
-
 /**
  * An authenticated WebSocket gateway: ticket endpoint, upgrade checks, auth flows, expiry policies,
  * per-user and per-topic delivery. Attach it to any `http.Server` (Express included).
@@ -216,17 +209,32 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   #armAuthTimeout(session: Session): void {
-    session.cancelDeadline?.();
-    session.cancelDeadline = this.#deadlines.schedule(this.#options.clock.now() + this.#options.authTimeoutMs, () => {
-      if (session.state !== 'pending') return;
-      this.emit('authFailed', { stage: 'auth', reason: 'timeout' });
-      session.close(CloseCode.AuthTimeout, 'authentication timed out');
-    });
+    session.deadline?.cancel();
+    session.deadline = this.#deadlines.schedule(this.#options.clock.now() + this.#options.authTimeoutMs, this.#authTimedOut, session);
   }
+
+  // Deadline callbacks, made once and given the session, so scheduling allocates no closure.
+  readonly #authTimedOut = (session: Session): void => {
+    if (session.state !== 'pending') return;
+    this.emit('authFailed', { stage: 'auth', reason: 'timeout' });
+    session.close(CloseCode.AuthTimeout, 'authentication timed out');
+  };
+
+  readonly #expiryNear = (session: Session): void => {
+    const expiresAt = session.expiresAt as number;
+    this.#write(session, { type: MessageType.ReauthRequired, deadline: expiresAt, reason: 'expiring' });
+    session.deadline = this.#deadlines.schedule(expiresAt, this.#expiryDue, session);
+  };
+
+  readonly #expiryDue = (session: Session): void => this.#expire(session);
+
+  readonly #reauthGraceOver = (session: Session): void => {
+    if (session.state === 'held') session.close(CloseCode.TokenExpired, 'reauth deadline missed');
+  };
 
   #onClose(session: Session, code: number): void {
     if (session.isClosed()) return;
-    session.cancelDeadline?.();
+    session.deadline?.cancel();
     this.#registry.unbind(session);
     session.state = 'closed';
     session.held = undefined;
@@ -644,7 +652,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const states: Record<string, StreamState> = {};
     for (const stream of streams.keys()) {
       const position = broker.positionNow(stream);
-      session.floors.set(stream, { epoch: position.epoch, offset: position.offset });
+      session.floors.set(stream, position.epoch, position.offset);
       states[stream] = position;
     }
     return { states, replay: [] };
@@ -667,7 +675,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     for (const [stream, start] of starts) {
       const read = await broker.read(stream, start.position);
       if (read.recovered) {
-        session.floors.set(stream, { epoch: read.position.epoch, offset: start.position.offset });
+        session.floors.set(stream, read.position.epoch, start.position.offset);
         for (const publication of read.publications) replay.push(outbound(publication));
         states[stream] = {
           epoch: read.position.epoch,
@@ -675,7 +683,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           ...(start.requested ? { recovered: true } : {}),
         };
       } else {
-        session.floors.set(stream, { ...read.position });
+        session.floors.set(stream, read.position.epoch, read.position.offset);
         states[stream] = { ...read.position, recovered: false };
       }
     }
@@ -695,17 +703,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   // ---------------------------------------------------------------- expiry
 
   #scheduleExpiry(session: Session): void {
-    session.cancelDeadline?.();
-    session.cancelDeadline = undefined;
+    session.deadline?.cancel();
+    session.deadline = undefined;
     const { expiryPolicy, reauthWindowMs, clock } = this.#options;
     const expiresAt = session.expiresAt as number;
     if (expiryPolicy === 'ignore') return;
-    if (expiryPolicy === 'close') {
-      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
-      return;
-    }
-    if (reauthWindowMs === 0) {
-      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
+    if (expiryPolicy === 'close' || reauthWindowMs === 0) {
+      session.deadline = this.#deadlines.schedule(expiresAt, this.#expiryDue, session);
       return;
     }
     // A token born inside the window (shorter-lived than it) is warned halfway through its life,
@@ -713,10 +717,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const now = clock.now();
     const warnAt =
       expiresAt - reauthWindowMs > now ? expiresAt - reauthWindowMs : now + Math.floor((expiresAt - now) / 2);
-    session.cancelDeadline = this.#deadlines.schedule(warnAt, () => {
-      this.#write(session, { type: MessageType.ReauthRequired, deadline: expiresAt, reason: 'expiring' });
-      session.cancelDeadline = this.#deadlines.schedule(expiresAt, () => this.#expire(session));
-    });
+    session.deadline = this.#deadlines.schedule(warnAt, this.#expiryNear, session);
   }
 
   /** The token of an authenticated session has run out: apply the policy. */
@@ -725,14 +726,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const { expiryPolicy, reauthGraceMs, clock } = this.#options;
     this.emit('expired', { connection: session, policy: expiryPolicy });
     if (expiryPolicy === 'close') return session.close(CloseCode.TokenExpired, 'token expired');
-    session.cancelDeadline?.();
+    session.deadline?.cancel();
     session.state = 'held';
     session.expiredAt = clock.now();
     const deadline = (session.expiresAt as number) + reauthGraceMs;
     this.#write(session, { type: MessageType.ReauthRequired, deadline, reason: 'expired' });
-    session.cancelDeadline = this.#deadlines.schedule(deadline, () => {
-      if (session.state === 'held') session.close(CloseCode.TokenExpired, 'reauth deadline missed');
-    });
+    session.deadline = this.#deadlines.schedule(deadline, this.#reauthGraceOver, session);
   }
 
   // ---------------------------------------------------------------- delivery
@@ -748,14 +747,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       session.recovering.push(out);
       return true;
     }
-    if (out.stream !== undefined) {
-      const floor = session.floors.get(out.stream);
-      if (floor && floor.epoch === out.epoch && (out.offset as number) <= floor.offset) return false;
-    }
+    const { stream } = out;
+    if (stream !== undefined && session.floors.covers(stream, out.epoch as string, out.offset as number)) return false;
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
         session.write(out.payload, this.#options.maxBufferedBytes);
-        if (out.stream !== undefined) raiseFloor(session, out);
+        if (stream !== undefined) session.floors.set(stream, out.epoch as string, out.offset as number);
         return true;
       }
       // The expiry timer has not fired yet, but the token is over: never deliver past `exp`.
@@ -768,7 +765,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return false;
     }
     held.push(out.payload);
-    if (out.stream !== undefined) raiseFloor(session, out);
+    if (stream !== undefined) session.floors.set(stream, out.epoch as string, out.offset as number);
     return true;
   }
 

@@ -2,7 +2,8 @@ import type { ClientMessage } from '@authsocket/protocol';
 import { CloseCode, toCloseReason } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { WebSocket } from 'ws';
-import type { CancelDeadline } from './deadlines.js';
+import type { Deadline } from './deadlines.js';
+import { OffsetFloors } from './floors.js';
 import { WindowCounter } from './rate-limit.js';
 
 /**
@@ -61,13 +62,8 @@ export class Session implements Connection {
   held: Buffer[] | undefined;
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
   recovering: Outbound[] | undefined;
-  /**
-   * Per stream, the highest position this connection has been given (or told it starts after). A
-   * publication at or below it in the same epoch is a duplicate (a replay overlapping a late
-   * cross-node delivery) and is dropped, so each message reaches a connection once. A new epoch
-   * (history lost) restarts offsets, so it is never compared with the old one.
-   */
-  readonly floors = new Map<string, { epoch: string; offset: number }>();
+  /** What this connection has been given of each stream, to drop duplicates. */
+  readonly floors = new OffsetFloors();
   /** Inbound frames received while `held`, processed in order after reauth. */
   heldInbound: ClientMessage[] | undefined;
   /** Inbound frames waiting while an earlier frame's async step (verification, authorize) runs. */
@@ -77,7 +73,8 @@ export class Session implements Connection {
   paused = false;
   /** When the token expired (ms), to measure reauth latency. */
   expiredAt: number | undefined;
-  cancelDeadline: CancelDeadline | undefined;
+  /** The one pending deadline: auth timeout, expiry warning, expiry or reauth grace. */
+  deadline: Deadline | undefined;
   alive = true;
   /** The code the gateway closed with, if it closed first (the peer's code otherwise). */
   closeCode: CloseCode | undefined;
@@ -120,8 +117,8 @@ export class Session implements Connection {
 
   close(code: CloseCode, reason: string): void {
     this.closeCode ??= code;
-    this.cancelDeadline?.();
-    this.cancelDeadline = undefined;
+    this.deadline?.cancel();
+    this.deadline = undefined;
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
       this.socket.close(code, toCloseReason(reason));
     }

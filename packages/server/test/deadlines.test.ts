@@ -22,11 +22,33 @@ describe('DeadlineQueue', () => {
     const clock = new ManualClock(0);
     const queue = new DeadlineQueue(clock);
     const ran: number[] = [];
-    const cancel = queue.schedule(10, () => ran.push(1));
+    const first = queue.schedule(10, () => ran.push(1));
     queue.schedule(20, () => ran.push(2));
-    cancel();
+    first.cancel();
+    expect(queue.size).toBe(1);
     clock.advance(100);
     expect(ran).toEqual([2]);
+    first.cancel();
+    expect(queue.size).toBe(0);
+  });
+
+  it('keeps the order when thousands of deadlines are cancelled out of the middle of the heap', () => {
+    const clock = new ManualClock(0);
+    const queue = new DeadlineQueue(clock);
+    const ran: number[] = [];
+    const kept: number[] = [];
+    const deadlines = Array.from({ length: 5_000 }, (_, i) => {
+      const at = (i * 7_919) % 5_003;
+      return { at, deadline: queue.schedule(at, (value: number) => ran.push(value), at) };
+    });
+    for (const [i, { at, deadline }] of deadlines.entries()) {
+      if (i % 3 === 0) deadline.cancel();
+      else kept.push(at);
+    }
+    expect(queue.size).toBe(kept.length);
+    clock.advance(10_000);
+    expect(ran).toEqual(kept.sort((a, b) => a - b));
+    expect(queue.size).toBe(0);
   });
 
   it('handles 10,000 random deadlines in order', () => {
