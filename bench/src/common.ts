@@ -97,6 +97,8 @@ export interface ServerStats {
   cpuUs: number;
   rss: number;
   heapUsed: number;
+  /** V8 heap committed (used + free space in its pages). */
+  heapTotal: number;
   external: number;
   connections: number;
 }

@@ -137,6 +137,8 @@ async function idle(): Promise<Metrics> {
   const metrics: Metrics = {
     'rss_KiB/conn': (after.rss - before.rss) / n / 1024,
     'heap_KiB/conn': (after.heapUsed - before.heapUsed) / n / 1024,
+    'heap_committed_KiB/conn': (after.heapTotal - before.heapTotal) / n / 1024,
+    'external_KiB/conn': (after.external - before.external) / n / 1024,
     'rss_MiB': after.rss / 1048576,
     'cpu_us/conn': cpuPer(before, cpuAfter, n),
     'setup_conn/s': n / (opened.elapsedUs / 1e6),

@@ -43,6 +43,7 @@ function stats(collect: boolean): ServerStats {
     cpuUs: cpu.user + cpu.system,
     rss: memory.rss,
     heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal,
     external: memory.external,
     connections: target.connections(),
   };
