@@ -17,7 +17,7 @@ import {
   userStream,
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { Admission, type Admitted, type Refused } from './admission.js';
 import type { Audience, Publication } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
@@ -61,16 +61,32 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
+/**
+ * A record keyed by stream name, without a prototype: V8 keeps it as a dictionary from the start,
+ * where a `{}` would grow a hidden class per distinct user's stream name.
+ */
+function streamStates(): Record<string, StreamState> {
+  return Object.create(null) as Record<string, StreamState>;
+}
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
-const SESSION = Symbol('session');
 /** Frames waiting behind an async step before the socket stops reading. */
 const BACKLOG_PAUSE_AT = 8;
-type SocketWithSession = WebSocket & { [SESSION]: Session };
+
+/**
+ * ws's socket with a slot for its session, so one set of listeners serves every socket. Declared
+ * in the class (ws's `WebSocket` option), the slot lives in the object itself; a property added
+ * later would cost each socket an out-of-object property array.
+ */
+class SessionSocket extends WebSocket {
+  session!: Session;
+}
+
 function onSocketPong(this: WebSocket): void {
-  (this as SocketWithSession)[SESSION].alive = true;
+  (this as SessionSocket).session.alive = true;
 }
 
 /**
@@ -92,15 +108,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#deliver(target, { payload: encode({ type: MessageType.Message, data }) }, this.#options.clock.now());
   readonly #onSocketMessage = ((gateway: Gateway) =>
     function (this: WebSocket, data: Buffer, isBinary: boolean) {
-      gateway.#onFrame((this as SocketWithSession)[SESSION], data, isBinary);
+      gateway.#onFrame((this as SessionSocket).session, data, isBinary);
     })(this);
   readonly #onSocketError = ((gateway: Gateway) =>
     function (this: WebSocket, error: Error) {
-      gateway.#options.logger.debug({ id: (this as SocketWithSession)[SESSION].id, err: error.message }, 'socket error');
+      gateway.#options.logger.debug({ id: (this as SessionSocket).session.id, err: error.message }, 'socket error');
     })(this);
   readonly #onSocketClose = ((gateway: Gateway) =>
     function (this: WebSocket, code: number) {
-      gateway.#onClose((this as SocketWithSession)[SESSION], code);
+      gateway.#onClose((this as SessionSocket).session, code);
     })(this);
   #closing = false;
 
@@ -124,6 +140,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       perMessageDeflate: false,
       maxPayload: this.#options.maxPayload,
       handleProtocols: () => SUBPROTOCOL,
+      WebSocket: SessionSocket,
     });
     this.#options.broker
       .start({
@@ -194,7 +211,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#registry.all.add(session);
     // One set of listeners for every socket, finding the session on the socket: four closures
     // (and their contexts) per connection saved.
-    (ws as SocketWithSession)[SESSION] = session;
+    (ws as SessionSocket).session = session;
     ws.on('message', this.#onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', this.#onSocketError);
@@ -649,7 +666,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Fresh streams on a broker in this process: join and take the positions in one synchronous
     // step. Nothing can be published in between, so there is nothing to read or replay.
     join();
-    const states: Record<string, StreamState> = {};
+    const states = streamStates();
     for (const stream of streams.keys()) {
       const position = broker.positionNow(stream);
       session.floors.set(stream, position.epoch, position.offset);
@@ -670,7 +687,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     session.recovering ??= [];
     join();
-    const states: Record<string, StreamState> = {};
+    const states = streamStates();
     const replay: Outbound[] = [];
     for (const [stream, start] of starts) {
       const read = await broker.read(stream, start.position);

@@ -139,10 +139,10 @@ function hmacVerify(secret: Uint8Array, algorithms: readonly string[]): VerifyJw
   importing.then((imported) => (keys = imported), () => undefined);
   // jose checks `alg` against the allowlist before asking for the key, so the lookup always finds one.
   const keyFor = (header: { alg?: string }) => (keys as CryptoKey[])[algorithms.indexOf(header.alg as string)] as CryptoKey;
-  return async (token, checks) => {
-    keys ??= await importing;
-    return keys.length === 1 ? jwtVerify(token, keys[0] as CryptoKey, checks) : jwtVerify(token, keyFor, checks);
-  };
+  const verifyWith = (imported: CryptoKey[], token: string, checks: JWTVerifyOptions) =>
+    imported.length === 1 ? jwtVerify(token, imported[0] as CryptoKey, checks) : jwtVerify(token, keyFor, checks);
+  // Not `async`: once imported, jose's own promise is handed back without another layer.
+  return (token, checks) => (keys ? verifyWith(keys, token, checks) : importing.then((imported) => verifyWith(imported, token, checks)));
 }
 
 function secretBytes(secret: unknown): Uint8Array {
