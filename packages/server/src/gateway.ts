@@ -602,7 +602,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const own = userStream(identity.user);
     const wanted = new Map<string, StreamPosition | undefined>([[own, resume?.[own]]]);
     let forbidden: Record<string, StreamState> | undefined;
-    for (const [stream, position] of Object.entries(resume ?? {})) {
+    for (const [stream, position] of resume ? Object.entries(resume) : []) {
       if (wanted.has(stream)) continue;
       const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
       if (topic !== undefined && topic.length > 0 && (await this.#options.authorize(identity.user, 'subscribe', topic))) {
@@ -710,11 +710,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Writes the replay, then the live frames buffered meanwhile; the floors drop what overlaps. */
   #finishRecovery(session: Session, recovery: Recovery): void {
-    const buffered = session.recovering ?? [];
+    const buffered = session.recovering;
+    if (buffered === undefined && recovery.replay.length === 0) return;
     session.recovering = undefined;
     const now = this.#options.clock.now();
     for (const out of recovery.replay) this.#deliver(session, out, now);
-    for (const out of buffered) this.#deliver(session, out, now);
+    for (const out of buffered ?? []) this.#deliver(session, out, now);
   }
 
   // ---------------------------------------------------------------- expiry
