@@ -38,6 +38,9 @@ export interface Outbound {
   readonly epoch?: string;
 }
 
+/** ws copies its send options, so one object serves every frame. */
+const TEXT_FRAME = { binary: false } as const;
+
 /** How long a socket closed for being slow gets to take its close frame before it is cut. */
 const SLOW_CLOSE_GRACE_MS = 1_000;
 
@@ -112,7 +115,7 @@ export class Session implements Connection {
       setTimeout(() => this.socket.terminate(), SLOW_CLOSE_GRACE_MS).unref();
       return;
     }
-    this.socket.send(payload, { binary: false });
+    this.socket.send(payload, TEXT_FRAME);
   }
 
   close(code: CloseCode, reason: string): void {

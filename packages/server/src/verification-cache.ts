@@ -8,8 +8,13 @@ export interface VerificationCacheOptions {
   maxEntries?: number;
 }
 
+/** How stale an entry's place in the LRU order may get before a hit refreshes it. */
+const RECENCY_GRANULARITY_MS = 1_000;
+
 interface Entry {
   readonly expiresAt: number;
+  /** When the entry last moved to the most recent end of the order. */
+  touchedAt: number;
   /** The settled promise itself, so a hit hands it back without allocating a new one. */
   readonly result: Promise<VerifiedToken>;
   /** The same verification, settled, for the synchronous `peek`. */
@@ -24,8 +29,9 @@ export interface CachedVerifier extends TokenVerifier {
 
 /**
  * Wraps `inner` with a bounded LRU of successful verifications keyed by the token string, for
- * per-message token auth where the same token arrives on every frame. A hit costs one Map lookup,
- * one re-insertion and one clock read: no hashing, no new promise. An entry is served only while
+ * per-message token auth where the same token arrives on every frame. A hit costs one Map lookup
+ * and one clock read: no hashing, no new promise; it moves the entry to the recent end of the LRU
+ * order at most once a second (a delete and re-insert per frame cost more than the lookup). An entry is served only while
  * `clock.now() < expiresAt`; failures are never remembered; concurrent verifications of one
  * uncached token share a single call to `inner`.
  *
@@ -47,7 +53,7 @@ export function createCachedVerifier(
   const inFlight = new Map<string, Promise<VerifiedToken>>();
 
   const remember = (token: string, result: Promise<VerifiedToken>, value: VerifiedToken): void => {
-    entries.set(token, { expiresAt: value.expiresAt, result, value });
+    entries.set(token, { expiresAt: value.expiresAt, touchedAt: clock.now(), result, value });
     if (entries.size > maxEntries) {
       const oldest = entries.keys().next();
       if (oldest.done !== true) entries.delete(oldest.value);
@@ -78,22 +84,31 @@ export function createCachedVerifier(
     return shared;
   };
 
+  /** Map order is insertion order: re-inserting makes an entry the most recently used. */
+  const touch = (token: string, hit: Entry, now: number): void => {
+    if (now - hit.touchedAt < RECENCY_GRANULARITY_MS) return;
+    hit.touchedAt = now;
+    entries.delete(token);
+    entries.set(token, hit);
+  };
+
   return {
     peek(token) {
       const hit = entries.get(token);
-      if (hit === undefined || !(clock.now() < hit.expiresAt)) return undefined;
-      entries.delete(token);
-      entries.set(token, hit);
+      const now = clock.now();
+      if (hit === undefined || !(now < hit.expiresAt)) return undefined;
+      touch(token, hit, now);
       return hit.value;
     },
     verify(token) {
       const hit = entries.get(token);
       if (hit !== undefined) {
-        entries.delete(token);
-        if (clock.now() < hit.expiresAt) {
-          entries.set(token, hit);
+        const now = clock.now();
+        if (now < hit.expiresAt) {
+          touch(token, hit, now);
           return hit.result;
         }
+        entries.delete(token);
         // Expired: dropped, and verified afresh below, which then refuses it as expired.
       }
       return inFlight.get(token) ?? verifyUncached(token);

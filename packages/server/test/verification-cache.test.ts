@@ -120,13 +120,15 @@ describe('createCachedVerifier', () => {
     expect(inner.calls).toBe(2);
   });
 
-  it('evicts the least recently used token beyond maxEntries', async () => {
+  it('evicts the least recently used token beyond maxEntries (recency kept to the second)', async () => {
     const inner = new CountingVerifier(fake);
-    const cached = createCachedVerifier(inner, { maxEntries: 2 }, new ManualClock(START));
+    const clock = new ManualClock(START);
+    const cached = createCachedVerifier(inner, { maxEntries: 2 }, clock);
     const [a, b, c] = [valid('a'), valid('b'), valid('c')];
     await cached.verify(a);
     await cached.verify(b);
-    await cached.verify(a); // a is now the most recently used: b is the oldest
+    clock.advance(1_000);
+    expect(cached.peek(a)).toBeDefined(); // a is now the most recently used: b is the oldest
     await cached.verify(c); // evicts b
     await cached.verify(a);
     await cached.verify(c);
@@ -134,6 +136,19 @@ describe('createCachedVerifier', () => {
     expect(inner.callsFor(c)).toBe(1);
     await cached.verify(b);
     expect(inner.callsFor(b)).toBe(2);
+  });
+
+  it('keeps the order of a token hit again within the same second', async () => {
+    const inner = new CountingVerifier(fake);
+    const cached = createCachedVerifier(inner, { maxEntries: 2 }, new ManualClock(START));
+    const [a, b, c] = [valid('a'), valid('b'), valid('c')];
+    await cached.verify(a);
+    await cached.verify(b);
+    await cached.verify(a); // within the second: a keeps its place as the oldest
+    await cached.verify(c); // evicts a
+    await cached.verify(b);
+    await cached.verify(a);
+    expect([inner.callsFor(a), inner.callsFor(b), inner.callsFor(c)]).toEqual([2, 1, 1]);
   });
 
   it('holds 10 000 tokens by default and evicts the first beyond that', async () => {
