@@ -1,5 +1,5 @@
 export { type Clock, ManualClock, systemClock } from './clock.js';
-export { DeadlineQueue } from './deadlines.js';
+export { type Deadline, DeadlineQueue } from './deadlines.js';
 export {
   AuthSocketError,
   ConfigError,
