@@ -141,8 +141,10 @@ function validateAgainst<T>(value: unknown, schemas: Readonly<Record<string, Sch
       throw new ProtocolError(`'${type}' does not accept the field '${key.slice(0, 32)}'`);
     }
   }
-  // for...in over a schema literal walks V8's cached keys: no array of entries per frame.
+  // for...in over a schema literal walks V8's cached keys: no array of entries per frame. The
+  // hasOwn guard keeps a polluted Object.prototype out of the schema.
   for (const name in schema) {
+    if (!Object.hasOwn(schema, name)) continue;
     const field = schema[name] as Field;
     const present = Object.hasOwn(value, name);
     if (!present) {

@@ -56,7 +56,14 @@ export class Admission {
     const options = this.#options;
     const target = req.url ?? '/';
     // Credentials usually travel in the subprotocol: a URL is parsed only when there is one to read.
-    const url = options.path !== undefined || target.includes('?') ? new URL(target, 'http://localhost') : undefined;
+    let url: URL | undefined;
+    if (options.path !== undefined || target.includes('?')) {
+      url = URL.canParse(target, 'http://localhost') ? new URL(target, 'http://localhost') : undefined;
+      if (url === undefined) {
+        options.logger.info({ address: req.socket.remoteAddress, problem: 'unparsable URL' }, 'upgrade refused: bad request');
+        return { status: 400 };
+      }
+    }
     if (options.path !== undefined && url?.pathname !== options.path) return { status: 404 };
     const origin = req.headers.origin;
     // A missing Origin is a non-browser client, which could forge any Origin anyway.

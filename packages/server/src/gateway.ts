@@ -186,10 +186,27 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Errors on the raw socket before the upgrade completes must not crash the process.
     socket.on('error', destroySocket);
     if (this.#closing) return refuseUpgrade(socket, 503);
-    const decision = this.#admission.admit(req);
-    if (isPromise(decision)) void decision.then((settled) => this.#upgrade(req, socket, head, settled));
-    else this.#upgrade(req, socket, head, decision);
+    let decision: ReturnType<Admission['admit']>;
+    try {
+      decision = this.#admission.admit(req);
+    } catch (error) {
+      return this.#upgradeFailed(socket, error);
+    }
+    if (isPromise(decision)) {
+      decision.then(
+        (settled) => this.#upgrade(req, socket, head, settled),
+        (error: unknown) => this.#upgradeFailed(socket, error),
+      );
+    } else {
+      this.#upgrade(req, socket, head, decision);
+    }
   };
+
+  /** Whatever throws while deciding an upgrade (e.g. an event listener) refuses it, never the process. */
+  #upgradeFailed(socket: Duplex, error: unknown): void {
+    this.#options.logger.error({ err: String(error) }, 'upgrade failed');
+    refuseUpgrade(socket, 503);
+  }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, decision: Admitted | Refused): void {
     if (decision.status !== 101) return refuseUpgrade(socket, decision.status, decision.headers);
@@ -459,9 +476,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Identity may have changed (logout, close) while authorize ran.
     if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
-    const recovery = await this.#recover(session, new Map([[topicStream(topic), since]]), () =>
+    const recovering = this.#recover(session, new Map([[topicStream(topic), since]]), () =>
       this.#registry.joinTopic(session, topic),
     );
+    // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
+    // message overtake the ack that reports the position before it.
+    const recovery = isPromise(recovering) ? await recovering : recovering;
     if (session.user !== user || session.isClosed()) return;
     if (id !== undefined) {
       this.#write(session, { type: MessageType.Ack, id, ...(recovery.states ? { streams: recovery.states } : {}) });

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientTextFrame, openRawSocket, refusal, startServer, TestSocket, type TestServer } from './helpers.js';
@@ -88,6 +89,25 @@ describe('upgrade checks', () => {
     expect((await refusal(TestSocket.open(`${server.wsUrl}other?ws`))).status).toBe(404);
     (await TestSocket.open(`${server.wsUrl}ws`)).close();
     (await TestSocket.open(`${server.wsUrl}ws?client=1`)).close();
+  });
+
+  it('refuses an upgrade whose URL cannot be parsed with 400 and keeps serving', async () => {
+    server = await startServer();
+    const statusLine = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(new URL(server.origin).port), '127.0.0.1');
+      socket.on('error', reject);
+      socket.once('data', (data) => {
+        resolve(String(data).split('\r\n')[0] ?? '');
+        socket.destroy();
+      });
+      socket.write(
+        'GET //[?x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+          'Sec-WebSocket-Protocol: authsocket.v1\r\n\r\n',
+      );
+    });
+    expect(statusLine).toBe('HTTP/1.1 400 Bad Request');
+    expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
   });
 
   it('survives thousands of headers with a fast 431 and keeps serving', async () => {

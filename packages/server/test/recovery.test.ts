@@ -89,6 +89,34 @@ describe('resume after a dropped connection', () => {
     socket.close();
   });
 
+  it('acks a subscribe before a message published in the same tick, so the reported position holds', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gated = false;
+    let pending = 0;
+    // Holds the subscribe and the publish until both wait, then lets both go in the same tick.
+    const authorize = async () => {
+      if (!gated) return true;
+      if (++pending === 2) release();
+      await gate;
+      return true;
+    };
+    server = await startServer({ authorize });
+    const alice = await TestSocket.authenticated(server, 'alice');
+    const bob = await TestSocket.authenticated(server, 'bob');
+    gated = true;
+    alice.send({ type: 'subscribe', topic: 't', id: 's' });
+    bob.send({ type: 'publish', topic: 't', data: 'live', id: 'p' });
+    await alice.next('message');
+    const frames = alice.frames.filter((frame) => frame.type === 'ack' || frame.type === 'message');
+    expect(frames).toMatchObject([
+      { type: 'ack', id: 's', streams: { 'topic:t': { offset: 0 } } },
+      { type: 'message', data: 'live', offset: 1 },
+    ]);
+    alice.close();
+    bob.close();
+  });
+
   it('resumes a ticket-authenticated socket from the resume. subprotocol entry', async () => {
     server = await startServer();
     const first = await TestSocket.withTicket(server.wsUrl, await server.ticket('alice'));
