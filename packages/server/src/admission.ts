@@ -29,6 +29,15 @@ export function failureReason(error: unknown): string {
   return 'unknown';
 }
 
+/** The request target as a URL, or undefined when it cannot be parsed (e.g. `//[?x`). */
+function parseTarget(target: string): URL | undefined {
+  try {
+    return new URL(target, 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The HTTP edge's decisions: who may upgrade (origin, path, rate, credentials) and who gets a
  * ticket. Knows nothing of open sockets.
@@ -58,7 +67,7 @@ export class Admission {
     // Credentials usually travel in the subprotocol: a URL is parsed only when there is one to read.
     let url: URL | undefined;
     if (options.path !== undefined || target.includes('?')) {
-      url = URL.canParse(target, 'http://localhost') ? new URL(target, 'http://localhost') : undefined;
+      url = parseTarget(target);
       if (url === undefined) {
         options.logger.info({ address: req.socket.remoteAddress, problem: 'unparsable URL' }, 'upgrade refused: bad request');
         return { status: 400 };

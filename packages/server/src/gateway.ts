@@ -629,7 +629,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         wanted.set(stream, position);
       } else {
         // Resume re-checks authorization: a stream this user may not read yields nothing.
-        (forbidden ??= {})[stream] = { recovered: false };
+        (forbidden ??= streamStates())[stream] = { recovered: false };
       }
       if (session.isClosed()) return;
     }
