@@ -39,6 +39,20 @@ export interface BrokerHandlers {
   /** Delivers to this node's matching connections; returns how many it reached. */
   publication(publication: Publication): number;
   control(message: ControlMessage): void;
+  /**
+   * The link to the other nodes is back after a loss (reconnected and resubscribed): control
+   * messages sent meanwhile may never arrive, so the node re-reads what they would have said
+   * (revocations of its live users) from the stores.
+   */
+  resync?(): void;
+}
+
+export interface PublishOptions {
+  /**
+   * A caller's key for this publication: a second publish with the same key (and audience), within
+   * the broker's idempotency window, publishes nothing and resolves with 0.
+   */
+  readonly idempotencyKey?: string;
 }
 
 /**
@@ -53,11 +67,16 @@ export interface BrokerHandlers {
 export interface Broker {
   /** The link's state, for `/healthz`; a broker without one (in memory) is always ready. */
   readonly status?: BrokerStatus;
+  /** This node's id on the broker, for logs, metrics and `/healthz`. */
+  readonly nodeId?: string;
   /**
    * Appends to `publication.stream`'s history (if it has one) and delivers it on every node.
-   * Resolves once this node has delivered it, with what this node's `publication` handler returned.
+   * Resolves once this node has delivered it, with what this node's `publication` handler returned
+   * (0 when published but not back on this node in time: the other nodes still get it).
+   * Rejects with `StoreUnavailableError` when it was not published (safe to retry) and with
+   * `OutcomeUnknownError` when it was sent but the outcome is unknown.
    */
-  publish(publication: Publication): Promise<number>;
+  publish(publication: Publication, options?: PublishOptions): Promise<number>;
   /** Sends a control message to the other nodes. */
   control(message: ControlMessage): Promise<void>;
   /** The current position of `stream` (offset 0 in a fresh epoch if it never had a message). */

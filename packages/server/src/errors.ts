@@ -36,6 +36,17 @@ export class StoreUnavailableError extends AuthSocketError {
   }
 }
 
+/**
+ * A publication was sent to the broker but its outcome is unknown (no reply in time, or the link
+ * dropped after sending): it may or may not have been published. Retrying is safe only with the
+ * same idempotency key; without one, a retry can publish it twice.
+ */
+export class OutcomeUnknownError extends AuthSocketError {
+  constructor(options?: { cause?: unknown }) {
+    super('ERR_OUTCOME_UNKNOWN', 'publish outcome unknown', options);
+  }
+}
+
 /** Invalid or conflicting gateway options; thrown by `createGateway` before anything starts. */
 export class ConfigError extends AuthSocketError {
   /** The option at fault, e.g. `jwt.secret`. */

@@ -19,7 +19,7 @@ import {
 import type { JWTPayload } from 'jose';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Admission, type Admitted, type Refused } from './admission.js';
-import type { Audience, Publication } from './broker.js';
+import type { Audience, Publication, PublishOptions } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
@@ -827,10 +827,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /** Publishes through the broker, which keeps history and delivers on every node, this one included. */
-  #publish(to: Audience, data: unknown, stream: string | undefined): Promise<number> {
+  #publish(to: Audience, data: unknown, stream: string | undefined, options: PublishOptions | undefined): Promise<number> {
     const json = JSON.stringify(data) ?? 'null';
     const kept = this.#options.history === false ? undefined : stream;
-    return this.#options.broker.publish({ to, data: json, ...(kept ? { stream: kept } : {}) });
+    return this.#options.broker.publish({ to, data: json, ...(kept ? { stream: kept } : {}) }, options);
   }
 
   /**
@@ -838,18 +838,21 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * history for resume. Resolves once delivered on this node, with how many of this node's
    * connections got it (or hold it for their reauth).
    */
-  sendToUser(user: string, data: unknown): Promise<number> {
-    return this.#publish({ user }, data, userStream(user));
+  sendToUser(user: string, data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#publish({ user }, data, userStream(user), options);
   }
 
-  /** Sends `data` to every authenticated, unexpired connection. Not kept in history. */
-  broadcast(data: unknown): Promise<number> {
-    return this.#publish({ everyone: true }, data, undefined);
+  /**
+   * Sends `data` to every authenticated, unexpired connection, at most once: not kept in history,
+   * so a connection that is down (or on a node whose link is down) at that moment misses it.
+   */
+  broadcast(data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#publish({ everyone: true }, data, undefined, options);
   }
 
   /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
-  publish(topic: string, data: unknown): Promise<number> {
-    return this.#publish({ topic }, data, topicStream(topic));
+  publish(topic: string, data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#publish({ topic }, data, topicStream(topic), options);
   }
 
   /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */

@@ -3,6 +3,7 @@ export { type Deadline, DeadlineQueue } from './deadlines.js';
 export {
   AuthSocketError,
   ConfigError,
+  OutcomeUnknownError,
   StoreUnavailableError,
   TicketError,
   TokenError,
@@ -10,7 +11,16 @@ export {
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
 export { createGateway, Gateway } from './gateway.js';
-export type { Audience, Broker, BrokerHandlers, BrokerStatus, ControlMessage, HistoryRead, Publication } from './broker.js';
+export type {
+  Audience,
+  Broker,
+  BrokerHandlers,
+  BrokerStatus,
+  ControlMessage,
+  HistoryRead,
+  Publication,
+  PublishOptions,
+} from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { RevokedError } from './identity.js';
 export { type Logger, silentLogger } from './logger.js';

@@ -1,13 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '@authsocket/protocol';
-import type { Broker, BrokerHandlers, HistoryRead, Publication } from './broker.js';
+import type { Audience, Broker, BrokerHandlers, HistoryRead, Publication, PublishOptions } from './broker.js';
 
 export interface MemoryBrokerOptions {
   /** Publications kept per stream. Default 1_000. */
   maxEntries?: number;
   /** Age after which publications are dropped from history, in ms. Default 300_000 (5 minutes). */
   maxAgeMs?: number;
+  /** How long an idempotency key is remembered, in ms. Default 86_400_000 (24 h). */
+  idempotencyWindowMs?: number;
+  /** Idempotency keys remembered at most (oldest forgotten first). Default 100_000. */
+  maxIdempotencyKeys?: number;
   now?: () => number;
+}
+
+/** One key per audience: the same idempotency key sent to two users is two publications. */
+function idempotencyEntry(to: Audience, key: string): string {
+  const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : '*';
+  return `${audience}\n${key}`;
 }
 
 interface Stream {
@@ -30,17 +40,44 @@ export class MemoryBroker implements Broker {
   readonly #maxEntries: number;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
+  /** Idempotency keys seen, with when each is forgotten, in insertion order (so oldest first). */
+  readonly #keys = new Map<string, number>();
+  readonly #idempotencyWindowMs: number;
+  readonly #maxIdempotencyKeys: number;
   #handlers: BrokerHandlers | undefined;
 
-  constructor({ maxEntries = 1_000, maxAgeMs = 300_000, now = Date.now }: MemoryBrokerOptions = {}) {
+  constructor({
+    maxEntries = 1_000,
+    maxAgeMs = 300_000,
+    idempotencyWindowMs = 86_400_000,
+    maxIdempotencyKeys = 100_000,
+    now = Date.now,
+  }: MemoryBrokerOptions = {}) {
     this.#maxEntries = maxEntries;
     this.#maxAgeMs = maxAgeMs;
+    this.#idempotencyWindowMs = idempotencyWindowMs;
+    this.#maxIdempotencyKeys = maxIdempotencyKeys;
     this.#now = now;
     this.#sweptAt = now();
   }
 
-  async publish(publication: Publication): Promise<number> {
+  async publish(publication: Publication, options?: PublishOptions): Promise<number> {
+    if (options?.idempotencyKey !== undefined && this.#seenKey(idempotencyEntry(publication.to, options.idempotencyKey))) {
+      return 0;
+    }
     return this.#handlers?.publication(this.#append(publication)) ?? 0;
+  }
+
+  /** True when `entry` was published within the window; otherwise remembers it. */
+  #seenKey(entry: string): boolean {
+    const now = this.#now();
+    for (const [key, until] of this.#keys) {
+      if (until > now && this.#keys.size < this.#maxIdempotencyKeys) break;
+      this.#keys.delete(key);
+    }
+    if ((this.#keys.get(entry) ?? 0) > now) return true;
+    this.#keys.set(entry, now + this.#idempotencyWindowMs);
+    return false;
   }
 
   #append(publication: Publication): Publication {
