@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { CloseCode } from '@authsocket/protocol';
 import type { Connection } from '@authsocket/server';
 import { describe, expect, it } from 'vitest';
-import { backoff, RequestRefusedError, timerWait } from '../src/index.js';
+import { backoff, timerWait } from '../src/backoff.js';
+import { RequestRefusedError } from '../src/index.js';
 import { createClient, nextEvent, record, recordingWait, startServer, stateReached, ticketProvider, until } from './helpers.js';
 
 /** A port nothing listens on. */

@@ -1,17 +1,11 @@
 import { CloseCode, LIMITS, SUBPROTOCOL } from '@authsocket/protocol';
 import { describe, expect, it } from 'vitest';
-import {
-  AuthSocket,
-  BoundedQueue,
-  canTransition,
-  type ConnectionState,
-  connectionTarget,
-  QueueFullError,
-  singleFlight,
-  StreamPositions,
-  TRANSITIONS,
-  UnauthorizedError,
-} from '../src/index.js';
+import { AuthSocket, type ConnectionState, QueueFullError, UnauthorizedError } from '../src/index.js';
+import { StreamPositions } from '../src/positions.js';
+import { BoundedQueue } from '../src/queue.js';
+import { singleFlight } from '../src/single-flight.js';
+import { canTransition, TRANSITIONS } from '../src/state.js';
+import { connectionTarget } from '../src/transport.js';
 import { WebSocket } from 'ws';
 
 describe('singleFlight', () => {
