@@ -12,6 +12,7 @@ import {
   fetchTicket,
   type InboundMessage,
   type StateChange,
+  type WebSocketConstructor,
 } from '../src/index.js';
 
 export const SECRET = 'client-tests-secret-of-at-least-32-bytes!';
@@ -214,4 +215,23 @@ export function gate<T>(): { promise: Promise<T>; open: (value: T) => void } {
     open = resolve;
   });
   return { promise, open };
+}
+
+/** A `ws` WebSocket that records the frames the client writes, one list per socket, in order. */
+export function recordingWebSocket(): { WebSocket: WebSocketConstructor; sockets: Array<Array<Record<string, unknown>>> } {
+  const sockets: Array<Array<Record<string, unknown>>> = [];
+  class Recording extends WebSocket {
+    readonly #frames: Array<Record<string, unknown>> = [];
+
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols);
+      sockets.push(this.#frames);
+    }
+
+    override send(data: string): void {
+      this.#frames.push(JSON.parse(data) as Record<string, unknown>);
+      super.send(data);
+    }
+  }
+  return { WebSocket: Recording, sockets };
 }
