@@ -14,20 +14,20 @@ import {
   toCloseReason,
 } from '@authsocket/protocol';
 import { Attempt } from './attempt.js';
-import { deferred, Waiters } from './deferred.js';
+import { Waiters } from './deferred.js';
 import { Emitter } from './emitter.js';
 import { CancelledError, ConnectionLostError, RequestRefusedError, UnauthorizedError } from './errors.js';
 import type { AuthSocketEvents } from './events.js';
 import { type AuthSocketSnapshot, type Change, Machine } from './machine.js';
 import { type AuthCredentials, type AuthSocketOptions, type ResolvedOptions, resolveOptions, type SetAuthStrategy } from './options.js';
 import { StreamPositions } from './positions.js';
-import { BoundedQueue, type DataFrame, type Outbound } from './queue.js';
-import { Reconnect } from './reconnect.js';
+import { type DataFrame, type Outbound, Outbox } from './queue.js';
+import { nextStep, Reconnect } from './reconnect.js';
 import { Credentials, refreshInBand } from './refresh.js';
 import { Requests, type Settler } from './requests.js';
 import { type ConnectionState, isAuthenticated } from './state.js';
 import { Topic, type TopicLink } from './topic.js';
-import { connectionTarget } from './transport.js';
+import { attemptTarget } from './transport.js';
 
 export interface SendOptions {
   /** Give the frame an `id` and resolve the returned promise on the server's `ack`. */
@@ -61,12 +61,12 @@ export class AuthSocket {
   });
   readonly #credentials: Credentials;
   readonly #reconnect: Reconnect;
-  readonly #queue: BoundedQueue<Outbound>;
+  readonly #outbox: Outbox;
   readonly #requests = new Requests();
   readonly #positions = new StreamPositions();
   readonly #topics = new Map<string, Topic>();
   readonly #topicLink: TopicLink = {
-    live: () => (this.state === 'open' && this.#attempt?.socket ? this.#attempt : undefined),
+    live: () => this.#live(),
     closed: () => this.state === 'closed',
     request: (frame, settler) => this.#request(frame, settler),
     position: (stream) => this.#positions.get(stream),
@@ -86,7 +86,7 @@ export class AuthSocket {
     const { auth, getTicket, getToken } = this.#options;
     this.#credentials = new Credentials(auth, getTicket, getToken);
     this.#reconnect = new Reconnect(this.#options);
-    this.#queue = new BoundedQueue(this.#options.maxQueueSize);
+    this.#outbox = new Outbox(this.#options.maxQueueSize, (item) => this.#transmit(item));
     // Handed around as callbacks (React's useSyncExternalStore), so bound once here.
     this.getSnapshot = this.getSnapshot.bind(this);
     this.subscribeSnapshot = this.subscribeSnapshot.bind(this);
@@ -219,6 +219,11 @@ export class AuthSocket {
     return this.#machine.subscribe(listener);
   }
 
+  /** The attempt frames go out on, while authenticated. */
+  #live(): Attempt | undefined {
+    return this.state === 'open' && this.#attempt?.socket ? this.#attempt : undefined;
+  }
+
   // --- attempts -----------------------------------------------------------------------------------
 
   /** Starts a new attempt; the one before it is over. */
@@ -254,23 +259,11 @@ export class AuthSocket {
   }
 
   #open(attempt: Attempt, credentials: AuthCredentials): void {
-    const { handshakeToken, ticketIn } = this.#options;
-    const atHandshake = handshakeToken !== false;
-    const inBandToken = atHandshake ? undefined : credentials.token;
-    const target = connectionTarget(
-      this.#options.url,
-      {
-        ticket: credentials.ticket,
-        token: atHandshake ? credentials.token : undefined,
-        // Resume positions ride in the `auth` frame when there is one, else in the handshake.
-        resume: inBandToken === undefined ? this.#positions.toResume() : undefined,
-      },
-      { ticket: ticketIn, token: atHandshake ? handshakeToken : 'protocol' },
-    );
+    const { url, protocols, inBandToken } = attemptTarget(this.#options.url, credentials, this.#positions.toResume(), this.#options);
     this.#retryAfterMs = undefined;
     this.#authInFlight = undefined;
     try {
-      attempt.open(this.#options.WebSocket, target.url, target.protocols, {
+      attempt.open(this.#options.WebSocket, url, protocols, {
         open: () => this.#onOpen(attempt, inBandToken),
         frame: (data) => this.#onFrame(attempt, data),
         close: (code, reason) => this.#onClose(attempt, code, reason),
@@ -351,9 +344,9 @@ export class AuthSocket {
       // Before `open` is observable, so nothing an event listener sends can overtake these.
       this.#sendInitPayload();
       this.#resubscribe(attempt);
-      this.#flush();
+      this.#outbox.flush();
     } else if (state === 'reauthenticating') {
-      this.#flush();
+      this.#outbox.flush();
     }
     this.#machine.authenticated(user, expiresAt);
     if (attempt.aborted || this.state !== 'open') return;
@@ -406,28 +399,13 @@ export class AuthSocket {
     // A close listener that closed, logged out or restarted the client has decided what comes next.
     if (this.#attempt !== attempt || this.state === 'unauthenticated' || this.state === 'closed') return;
     const change = { code, reason };
-    switch (action) {
-      case 'stop':
-        this.#stop('closed', change);
-        return;
-      case 'backoff':
-        this.#retry(change, 'backoff');
-        return;
-      case 'retry-after': {
-        const hint = this.#retryAfterMs;
-        this.#retryAfterMs = undefined;
-        this.#retry(change, hint ?? 'backoff');
-        return;
-      }
-      case 'refresh-once':
-      case 'refresh-now':
-        if (!this.#credentials.refused()) {
-          this.#report(new UnauthorizedError(`credentials refused (${code})`));
-          this.#stop('unauthenticated', change);
-          return;
-        }
-        this.#retry(change, 0);
-        return;
+    const next = nextStep(action, this.#retryAfterMs, () => this.#credentials.refused());
+    this.#retryAfterMs = undefined;
+    if ('retryIn' in next) this.#retry(change, next.retryIn);
+    else if (next.stop === 'closed') this.#stop('closed', change);
+    else {
+      this.#report(new UnauthorizedError(`credentials refused (${code})`));
+      this.#stop('unauthenticated', change);
     }
   }
 
@@ -506,17 +484,7 @@ export class AuthSocket {
   // --- outbound -----------------------------------------------------------------------------------
 
   #enqueue(frame: DataFrame, ack: boolean): Promise<void> | undefined {
-    const waiter = ack ? deferred() : undefined;
-    try {
-      if (this.state === 'closed') throw new CancelledError('client is closed');
-      const item: Outbound = { frame, ack: waiter };
-      if (this.state === 'open' && this.#attempt?.socket) this.#transmit(item);
-      else this.#queue.push(item);
-    } catch (error) {
-      if (!waiter) throw error;
-      waiter.reject(error as Error);
-    }
-    return waiter?.promise;
+    return this.#outbox.add(frame, ack, { open: this.#live() !== undefined, closed: this.state === 'closed' });
   }
 
   #transmit({ frame, ack }: Outbound): void {
@@ -541,10 +509,6 @@ export class AuthSocket {
     this.#attempt?.send(JSON.stringify(frame));
   }
 
-  #flush(): void {
-    for (const item of this.#queue.drain()) this.#transmit(item);
-  }
-
   #sendInitPayload(): void {
     const { initPayload } = this.#options;
     if (initPayload === undefined) return;
@@ -559,7 +523,7 @@ export class AuthSocket {
   /** Rejects everything queued or waiting (`close()`, `logout()`) and drops the topics. */
   #cancelAll(why: string): void {
     const error = new CancelledError(why);
-    for (const item of this.#queue.drain()) item.ack?.reject(error);
+    this.#outbox.cancel(error);
     this.#requests.rejectAll(error);
     for (const topic of this.#topics.values()) topic.cancel(error);
   }

@@ -1,3 +1,4 @@
+import type { CloseAction } from '@authsocket/protocol';
 import { backoff, type Wait } from './backoff.js';
 
 export interface ReconnectOptions {
@@ -7,6 +8,28 @@ export interface ReconnectOptions {
   readonly reconnectOnBrowserEvents: boolean;
   readonly wait: Wait;
   readonly random: () => number;
+}
+
+/** What follows a close: stop in a state, or try again after a delay (`backoff`: the policy's). */
+export type NextStep = { readonly stop: 'closed' | 'unauthenticated' } | { readonly retryIn: number | 'backoff' };
+
+/**
+ * The close table applied: `stop` stops; `backoff` backs off; `retry-after` waits the server's hint
+ * (backoff without one); `refresh-*` reconnects at once when `refresh()` grants fresh credentials, and
+ * ends `unauthenticated` when it does not.
+ */
+export function nextStep(action: CloseAction, retryAfterMs: number | undefined, refresh: () => boolean): NextStep {
+  switch (action) {
+    case 'stop':
+      return { stop: 'closed' };
+    case 'backoff':
+      return { retryIn: 'backoff' };
+    case 'retry-after':
+      return { retryIn: retryAfterMs ?? 'backoff' };
+    case 'refresh-once':
+    case 'refresh-now':
+      return refresh() ? { retryIn: 0 } : { stop: 'unauthenticated' };
+  }
 }
 
 /**
