@@ -17,8 +17,6 @@ import {
   until,
 } from './helpers.js';
 
-// Until `@authsocket/protocol` on this branch has `CloseCode.StreamGap`.
-const STREAM_GAP = 4009 as CloseCode;
 
 /** A port nothing listens on. */
 async function deadPort(): Promise<number> {
@@ -144,9 +142,9 @@ describe('reconnecting', () => {
     await until(() => log.messages.length === 3, 'three messages');
     const epochs = Object.fromEntries(log.messages.map((m) => [m.stream, m.epoch]));
     const back = nextEvent(client, 'authenticated');
-    connection?.close(STREAM_GAP, 'stream gap');
+    connection?.close(CloseCode.StreamGap, 'stream gap');
     const resumed = await back;
-    expect(log.events.filter(([name]) => name === 'close').map(([, e]) => e)).toEqual([{ code: 4009, reason: 'stream gap', action: 'backoff' }]);
+    expect(log.events.filter(([name]) => name === 'close').map(([, e]) => e)).toEqual([{ code: CloseCode.StreamGap, reason: 'stream gap', action: 'backoff' }]);
     expect(delays).toEqual([backoff(0, { minDelayMs: 10, maxDelayMs: 100 }, () => 0.5)]);
     expect(frames.sockets[1]?.[0]).toEqual({
       type: 'auth',
