@@ -4,7 +4,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { Attempt } from '../src/attempt.js';
 import type { Wait } from '../src/backoff.js';
 import { sleep } from '../src/reconnect.js';
-import { createClient, gate, record, recordingWebSocket, startServer, stateReached, until } from './helpers.js';
+import { createClient, gate, heldRefresh, record, recordingWebSocket, startServer, stateReached, until } from './helpers.js';
 
 /** A wait that only ends when its signal aborts, recording the signals it got. */
 function endlessWait(): { wait: Wait; signals: AbortSignal[] } {
@@ -124,17 +124,9 @@ describe('a late promise of an aborted attempt', () => {
 
   it('sends nothing on the next socket: an in-band refresh that resolves after the drop is dropped', async () => {
     const server = await startServer({ ticket: 'off', reauthWindowMs: 30_000, reauthGraceMs: 10_000 });
-    const slow = gate<void>();
-    let tokenCalls = 0;
+    const tokens = heldRefresh(server);
     const frames = recordingWebSocket();
-    const client = createClient({
-      url: server.wsUrl,
-      WebSocket: frames.WebSocket,
-      getToken: async () => {
-        if (++tokenCalls > 1) await slow.promise;
-        return server.token('alice', 60);
-      },
-    });
+    const client = createClient({ url: server.wsUrl, WebSocket: frames.WebSocket, getToken: tokens.getToken });
     client.connect();
     await stateReached(client, 'open');
     server.clock.advance(31_000);
@@ -142,10 +134,10 @@ describe('a late promise of an aborted attempt', () => {
     // Past the deadline: the server closes 4419, the reconnect shares the pending getToken call.
     server.clock.advance(40_000);
     await stateReached(client, 'reconnecting');
-    slow.open();
+    tokens.release();
     await stateReached(client, 'open');
     await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(tokenCalls).toBe(2);
+    expect(tokens.calls()).toBe(2);
     expect(frames.sockets).toHaveLength(2);
     expect(frames.sockets[0]?.filter((frame) => frame.type === 'auth')).toHaveLength(1);
     expect(frames.sockets[1]?.filter((frame) => frame.type === 'auth')).toHaveLength(1);

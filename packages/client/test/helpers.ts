@@ -235,3 +235,17 @@ export function recordingWebSocket(): { WebSocket: WebSocketConstructor; sockets
   }
   return { WebSocket: Recording, sockets };
 }
+
+/** A `getToken` whose first token comes at once and every later one waits for `release()`, counting calls. */
+export function heldRefresh(server: TestServer, sub = 'alice', expiresIn = 60): { getToken: () => Promise<string>; calls: () => number; release: () => void } {
+  const held = gate<void>();
+  let calls = 0;
+  return {
+    calls: () => calls,
+    release: () => held.open(),
+    getToken: async () => {
+      if (++calls > 1) await held.promise;
+      return server.token(sub, expiresIn);
+    },
+  };
+}

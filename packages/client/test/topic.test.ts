@@ -2,7 +2,7 @@ import { CloseCode } from '@authsocket/protocol';
 import type { Connection } from '@authsocket/server';
 import { describe, expect, it } from 'vitest';
 import { CancelledError, RequestRefusedError, type TopicState } from '../src/index.js';
-import { createClient, gate, nextEvent, record, recordingWebSocket, startServer, stateReached, until } from './helpers.js';
+import { createClient, heldRefresh, nextEvent, record, recordingWebSocket, startServer, stateReached, until } from './helpers.js';
 
 /** A server that remembers the live connection, so a test can drop it. */
 async function droppableServer(options: Parameters<typeof startServer>[0] = {}) {
@@ -123,15 +123,8 @@ describe('Topic', () => {
 
   it('confirms a subscribed topic at once while the token is being refreshed in band', async () => {
     const { server } = await droppableServer({ reauthWindowMs: 30_000 });
-    const slow = gate<void>();
-    let tokenCalls = 0;
-    const client = createClient({
-      url: server.wsUrl,
-      getToken: async () => {
-        if (++tokenCalls > 1) await slow.promise;
-        return server.token('alice', 60);
-      },
-    });
+    const tokens = heldRefresh(server);
+    const client = createClient({ url: server.wsUrl, getToken: tokens.getToken });
     client.connect();
     const room = client.topic('room');
     await room.subscribe();
@@ -139,7 +132,7 @@ describe('Topic', () => {
     await stateReached(client, 'reauthenticating');
     await room.subscribe();
     expect(room.state).toBe('subscribed');
-    slow.open();
+    tokens.release();
     await stateReached(client, 'open');
   });
 });
