@@ -142,4 +142,42 @@ describe('a late promise of an aborted attempt', () => {
     expect(frames.sockets[0]?.filter((frame) => frame.type === 'auth')).toHaveLength(1);
     expect(frames.sockets[1]?.filter((frame) => frame.type === 'auth')).toHaveLength(1);
   });
+
+  it('cannot restore what logout() forgot: a getToken that resolves after it is not kept for the next connect()', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const slow = gate<void>();
+    let tokenCalls = 0;
+    const client = createClient({
+      url: server.wsUrl,
+      getToken: async () => {
+        tokenCalls++;
+        await slow.promise;
+        return server.token('alice');
+      },
+    });
+    client.connect();
+    await client.logout();
+    slow.open();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(server.upgrades).toHaveLength(0);
+    client.connect();
+    await stateReached(client, 'open');
+    expect(tokenCalls).toBe(2);
+  });
+
+  it('cannot revive a client closed by a state listener while setAuth() reconnects', async () => {
+    const server = await startServer({ ticket: 'off' });
+    const client = createClient({ url: server.wsUrl, token: await server.token() });
+    client.connect();
+    await stateReached(client, 'open');
+    const log = record(client);
+    client.on('state', ({ newState }) => {
+      if (newState === 'reconnecting') client.close();
+    });
+    await expect(client.setAuth({ token: await server.token() }, { strategy: 'reconnect' })).rejects.toThrow('client closed');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(client.state).toBe('closed');
+    expect(log.states.map((s) => s.newState)).toEqual(['reconnecting', 'closed']);
+    expect(server.upgrades).toHaveLength(1);
+  });
 });
