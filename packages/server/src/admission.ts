@@ -2,10 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamPosition } from '@authsocket/protocol';
 import { clientAddressResolver } from './client-address.js';
 import { readCredentials, type UpgradeCredentials } from './credentials.js';
-import { StoreUnavailableError, TokenError } from './errors.js';
+import { classify, RevokedError } from './errors.js';
 import type { AuthMethod, EventSink, Identity } from './events.js';
 import { REFUSAL_BODY, sendJson } from './http-response.js';
-import { type IdentityVerifier, RevokedError } from './identity.js';
+import type { IdentityVerifier } from './identity.js';
 import type { ResolvedOptions } from './options.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import type { Tickets } from './tickets.js';
@@ -22,12 +22,6 @@ export interface Admitted {
 export interface Refused {
   readonly status: 400 | 401 | 403 | 404 | 429 | 503;
   readonly headers?: Record<string, string>;
-}
-
-export function failureReason(error: unknown): string {
-  if (error instanceof TokenError) return error.reason;
-  if (error instanceof RevokedError) return 'revoked';
-  return 'unknown';
 }
 
 /** The request target as a URL, or undefined when it cannot be parsed (e.g. `//[?x`). */
@@ -126,12 +120,13 @@ export class Admission {
         method ??= 'handshake_token';
       }
     } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        options.logger.error({ err: error.code }, 'upgrade refused: store unavailable');
+      const { reason, httpStatus } = classify(error);
+      if (httpStatus === 503) {
+        options.logger.error({ err: reason }, 'upgrade refused: store unavailable');
         return { status: 503 };
       }
       if (error instanceof RevokedError) this.#events.emit('ticket', { outcome: 'rejected' });
-      this.#events.emit('authFailed', { stage: 'upgrade', reason: failureReason(error) });
+      this.#events.emit('authFailed', { stage: 'upgrade', reason });
       return { status: 401 };
     }
     return { status: 101, identity, method, resume: credentials.resume };
@@ -152,12 +147,13 @@ export class Admission {
       this.#events.emit('ticket', { outcome: 'issued' });
       sendJson(res, 200, issued);
     } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        this.#options.logger.error({ err: error.code }, 'ticket store unavailable');
+      const { reason, httpStatus } = classify(error);
+      if (httpStatus === 503) {
+        this.#options.logger.error({ err: reason }, 'ticket store unavailable');
         return sendJson(res, 503, { error: REFUSAL_BODY[503] });
       }
-      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: failureReason(error) });
-      if (error instanceof TokenError || error instanceof RevokedError) return unauthorized();
+      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason });
+      if (httpStatus === 401) return unauthorized();
       this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
       sendJson(res, 503, { error: REFUSAL_BODY[503] });
     }

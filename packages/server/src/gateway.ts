@@ -22,9 +22,9 @@ import { Admission, type Admitted, type Refused } from './admission.js';
 import type { Audience, Publication, PublishOptions } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
 import { Arrival } from './floors.js';
-import { StoreUnavailableError, TokenError } from './errors.js';
+import { classify } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
-import { IdentityVerifier, RevokedError } from './identity.js';
+import { IdentityVerifier } from './identity.js';
 import { type GatewayOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import type { AuthMethod, AuthStage, GatewayEvents, Identity } from './events.js';
 import { Registry } from './registry.js';
@@ -606,16 +606,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   #refuse(session: Session, stage: AuthStage, error: unknown): void {
     if (session.isClosed()) return;
-    if (error instanceof RevokedError) {
-      this.emit('authFailed', { stage, reason: 'revoked' });
-      return session.close(CloseCode.Forbidden, 'revoked');
+    const refusal = classify(error);
+    if (refusal.httpStatus === 503) {
+      this.#options.logger.error({ id: session.id, err: refusal.reason }, 'auth failed: store unavailable');
+    } else if (refusal.httpStatus === 401) {
+      this.emit('authFailed', { stage, reason: refusal.reason });
+    } else {
+      throw error;
     }
-    if (error instanceof TokenError) return this.#unauthorized(session, stage, error.reason, 'invalid token');
-    if (error instanceof StoreUnavailableError) {
-      this.#options.logger.error({ id: session.id, err: error.code }, 'auth failed: store unavailable');
-      return session.close(CloseCode.InternalError, 'service unavailable');
-    }
-    throw error;
+    session.close(refusal.closeCode, refusal.message);
   }
 
   /**

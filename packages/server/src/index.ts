@@ -3,8 +3,12 @@ export type { TrustProxy } from './client-address.js';
 export { type Deadline, DeadlineQueue } from './deadlines.js';
 export {
   AuthSocketError,
+  type AuthSocketErrorCode,
+  classify,
   ConfigError,
+  type ErrorClass,
   OutcomeUnknownError,
+  RevokedError,
   StoreUnavailableError,
   TicketError,
   TokenError,
@@ -23,7 +27,6 @@ export type {
   PublishOptions,
 } from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
-export { RevokedError } from './identity.js';
 export { type Logger, silentLogger } from './logger.js';
 export type {
   ExpiryPolicy,

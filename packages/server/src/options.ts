@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { dropUndefined } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { clientAddressResolver, type TrustProxy } from './client-address.js';
 import type { Clock } from './clock.js';
@@ -145,9 +146,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ConfigError('options', 'expected an object');
   if (!options.jwt) throw new ConfigError('jwt', 'is required');
   // `{ maxPayload: undefined }` means "the default", as an omitted option does.
-  const given = Object.fromEntries(
-    Object.entries(options).filter(([, value]) => value !== undefined),
-  ) as Partial<GatewayOptions>;
+  const given = dropUndefined(options);
   const clock = given.clock ?? DEFAULTS.clock;
   const resolved: ResolvedOptions = {
     ...DEFAULTS,
