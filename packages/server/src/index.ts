@@ -15,7 +15,21 @@ export {
   type TokenFailureReason,
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
-export { createGateway, Gateway } from './gateway.js';
+export { createGateway, Gateway } from './adapters/node-ws.js';
+export { GatewayCore } from './core/gateway.js';
+export type { Admitted, Refused } from './core/admission.js';
+export {
+  type HttpReply,
+  type HttpRequest,
+  type MessageContext,
+  type MessageHandler,
+  type ServerSocket,
+  type SocketEvents,
+  SocketState,
+  type SubscribeContext,
+  type Transport,
+  type UpgradeRequest,
+} from './core/ports.js';
 export type {
   Audience,
   Broker,
@@ -36,7 +50,7 @@ export type {
   TopicAction,
 } from './options.js';
 export type { RateLimit } from './rate-limit.js';
-export type { Connection, ConnectionState } from './session.js';
+export type { Connection, ConnectionState } from './core/session.js';
 export {
   MemoryRevocationStore,
   MemoryTicketStore,

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { dropUndefined } from '@authsocket/protocol';
-import type { JWTPayload } from 'jose';
 import { clientAddressResolver, type TrustProxy } from './client-address.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
-import type { Connection } from './session.js';
+import type { MessageContext, MessageHandler } from './core/ports.js';
 import { ConfigError } from './errors.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
@@ -17,14 +16,8 @@ export type ExpiryPolicy = 'ignore' | 'close' | 'reauth';
 export type TicketMode = 'off' | 'optional' | 'required';
 export type TopicAction = 'subscribe' | 'publish';
 
-/** What the application's `onMessage` receives for each `message` frame. */
-export interface MessageEvent {
-  readonly connection: Connection;
-  readonly user: string;
-  /** Claims of the token that authenticated this message (per-message mode) or the connection. */
-  readonly claims: JWTPayload;
-  readonly data: unknown;
-}
+/** What the application's `onMessage` receives for each `message` frame (it can also reply, publish, close). */
+export type MessageEvent = MessageContext;
 
 export interface GatewayOptions {
   /** How JWTs are verified (key, algorithms, issuer, audience). Required. */
@@ -92,6 +85,11 @@ export interface GatewayOptions {
   revocationStore?: RevocationStore;
   /** The application's handler for `message` frames; may return a promise. `ack` follows it. */
   onMessage?: (event: MessageEvent) => void | Promise<void>;
+  /**
+   * The application side as one object (`onMessage`, `onSubscribe`, …): another backend path (an
+   * HTTP proxy, a queue) in place of the callbacks. Not together with `onMessage`.
+   */
+  handler?: MessageHandler;
   /** Whether `user` may subscribe to or publish on `topic`. Default: allowed. */
   authorize?: (user: string, action: TopicAction, topic: string) => boolean | Promise<boolean>;
   /** pino-compatible logger. Default: silent. */
@@ -100,8 +98,8 @@ export interface GatewayOptions {
   clock?: Clock;
 }
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>> &
-  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>;
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage' | 'handler'>> &
+  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage' | 'handler'>;
 
 const DEFAULTS = {
   ticket: 'optional',
@@ -193,6 +191,9 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   clientAddressResolver(resolved.trustProxy);
   if (typeof resolved.nodeId !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.nodeId)) {
     throw new ConfigError('nodeId', 'expected 1-128 letters, digits or . _ : -');
+  }
+  if (resolved.handler !== undefined && resolved.onMessage !== undefined) {
+    throw new ConfigError('handler', "give either 'handler' or 'onMessage', not both");
   }
   if (resolved.path !== undefined && !resolved.path.startsWith('/')) {
     throw new ConfigError('path', `expected a path starting with '/', got '${resolved.path}'`);
