@@ -42,13 +42,19 @@ export type {
 } from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { type Logger, silentLogger } from './logger.js';
-export type {
-  ExpiryPolicy,
-  GatewayOptions,
-  MessageEvent,
-  TicketMode,
-  TopicAction,
+export {
+  describeOptions,
+  type ExpiryPolicy,
+  GATEWAY_OPTIONS,
+  type GatewayOptions,
+  type HistoryOptions,
+  type MessageEvent,
+  type OptionDescription,
+  type OptionSpec,
+  type TicketMode,
+  type TopicAction,
 } from './options.js';
+export { DEFAULT_HISTORY, DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_TICKET_TTL_MS } from './defaults.js';
 export type { RateLimit } from './rate-limit.js';
 export type { Connection, ConnectionState } from './core/session.js';
 export {
