@@ -101,41 +101,25 @@ export interface ErrorClass {
   readonly httpStatus: number;
 }
 
-const STORE_UNAVAILABLE: ErrorClass = {
-  reason: 'unavailable',
-  closeCode: CloseCode.InternalError,
-  message: 'service unavailable',
-  httpStatus: 503,
-};
-const OUTCOME_UNKNOWN: ErrorClass = {
-  reason: 'outcome_unknown',
-  closeCode: CloseCode.InternalError,
-  message: 'publish outcome unknown',
-  httpStatus: 504,
-};
-const REVOKED: ErrorClass = { reason: 'revoked', closeCode: CloseCode.Forbidden, message: 'revoked', httpStatus: 401 };
-const TICKET_INVALID: ErrorClass = {
-  reason: 'ticket_invalid',
-  closeCode: CloseCode.Unauthorized,
-  message: 'invalid ticket',
-  httpStatus: 401,
-};
-const UNKNOWN: ErrorClass = { reason: 'unknown', closeCode: CloseCode.InternalError, message: 'internal error', httpStatus: 500 };
+function answer(reason: string, closeCode: CloseCode, message: string, httpStatus: number): ErrorClass {
+  return { reason, closeCode, message, httpStatus };
+}
+
+const STORE_UNAVAILABLE = answer('unavailable', CloseCode.InternalError, 'service unavailable', 503);
+const OUTCOME_UNKNOWN = answer('outcome_unknown', CloseCode.InternalError, 'publish outcome unknown', 504);
+const REVOKED = answer('revoked', CloseCode.Forbidden, 'revoked', 401);
+const TICKET_INVALID = answer('ticket_invalid', CloseCode.Unauthorized, 'invalid ticket', 401);
+const INVALID_OPTION = answer('invalid_option', CloseCode.InternalError, 'internal error', 500);
+const UNKNOWN = answer('unknown', CloseCode.InternalError, 'internal error', 500);
 
 /** How every edge (upgrade, ticket endpoint, socket, HTTP API) answers `error`. */
 export function classify(error: unknown): ErrorClass {
-  if (error instanceof TokenError) {
-    return { reason: error.reason, closeCode: CloseCode.Unauthorized, message: 'invalid token', httpStatus: 401 };
-  }
+  if (error instanceof TokenError) return answer(error.reason, CloseCode.Unauthorized, 'invalid token', 401);
   if (error instanceof RevokedError) return REVOKED;
   if (error instanceof StoreUnavailableError) return STORE_UNAVAILABLE;
   if (error instanceof OutcomeUnknownError) return OUTCOME_UNKNOWN;
   if (error instanceof TicketError) return TICKET_INVALID;
-  if (error instanceof ProtocolError) {
-    return { reason: 'protocol', closeCode: error.closeCode, message: error.message, httpStatus: 400 };
-  }
-  if (error instanceof ConfigError) {
-    return { reason: 'invalid_option', closeCode: CloseCode.InternalError, message: 'internal error', httpStatus: 500 };
-  }
+  if (error instanceof ProtocolError) return answer('protocol', error.closeCode, error.message, 400);
+  if (error instanceof ConfigError) return INVALID_OPTION;
   return UNKNOWN;
 }

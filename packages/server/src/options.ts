@@ -69,6 +69,28 @@ function history(name: string, value: HistoryOptions): void {
   positive(`${name}.maxAgeMs`, value.maxAgeMs ?? 1);
 }
 
+/** An on/off option, off by default. */
+function flag(description: string): OptionSpec<boolean> {
+  return { type: 'boolean', default: false, description };
+}
+
+/** A whole number of ms, bytes or things. */
+function count(
+  type: 'ms' | 'bytes' | 'integer',
+  value: number,
+  check: (name: string, value: number) => void,
+  description: string,
+): OptionSpec<number> {
+  return { type, default: value, description, check };
+}
+
+/** A `{ limit, windowMs }` rule; `optional`: `false` turns it off. */
+function rate(value: RateLimit, description: string): OptionSpec<RateLimit>;
+function rate(value: RateLimit, description: string, optional: true): OptionSpec<RateLimit | false>;
+function rate(value: RateLimit, description: string, optional = false): OptionSpec<RateLimit> | OptionSpec<RateLimit | false> {
+  return { type: optional ? '{ limit, windowMs } | false' : '{ limit, windowMs }', default: value, description, check: rateLimit };
+}
+
 // ---------------------------------------------------------------- the table
 
 /**
@@ -83,68 +105,23 @@ export const GATEWAY_OPTIONS = {
     description: 'Whether the upgrade takes a ticket; `required` answers 401 without one.',
     check: oneOf('off', 'optional', 'required'),
   }),
-  ticketTtlMs: option<number>({ type: 'ms', default: DEFAULT_TICKET_TTL_MS, description: 'Ticket lifetime.', check: positive }),
-  ticketReuse: option<boolean>({
-    type: 'boolean',
-    default: false,
-    description: 'Let a ticket be redeemed again within its TTL (default: single use).',
-  }),
-  requireAuthMessage: option<boolean>({
-    type: 'boolean',
-    default: false,
-    description: "Two-layer mode: even a ticket-authenticated socket must send `auth` with the same user. Needs ticket: 'required'.",
-  }),
-  handshakeToken: option<boolean>({
-    type: 'boolean',
-    default: false,
-    description: 'Accept a JWT at the handshake (`token.<jwt>` subprotocol or `?token=`); off by default because URLs get logged.',
-  }),
-  perMessageAuth: option<boolean>({
-    type: 'boolean',
-    default: false,
-    description: 'Every `message`/`publish` must carry a `token`, verified through a bounded cache.',
-  }),
-  verificationCacheSize: option<number>({
-    type: 'integer',
-    default: 10_000,
-    description: 'Entries in the per-message verification cache.',
-    check: positive,
-  }),
-  authTimeoutMs: option<number>({
-    type: 'ms',
-    default: 10_000,
-    description: 'How long an unauthenticated socket may stay open before `4408`.',
-    check: positive,
-  }),
+  ticketTtlMs: count('ms', DEFAULT_TICKET_TTL_MS, positive, 'Ticket lifetime.'),
+  ticketReuse: flag('Let a ticket be redeemed again within its TTL (default: single use).'),
+  requireAuthMessage: flag("Two-layer mode: even a ticket-authenticated socket must send `auth` with the same user. Needs ticket: 'required'."),
+  handshakeToken: flag('Accept a JWT at the handshake (`token.<jwt>` subprotocol or `?token=`); off by default because URLs get logged.'),
+  perMessageAuth: flag('Every `message`/`publish` must carry a `token`, verified through a bounded cache.'),
+  verificationCacheSize: count('integer', 10_000, positive, 'Entries in the per-message verification cache.'),
+  authTimeoutMs: count('ms', 10_000, positive, 'How long an unauthenticated socket may stay open before `4408`.'),
   expiryPolicy: option<ExpiryPolicy>({
     type: "'ignore' | 'close' | 'reauth'",
     default: 'reauth',
     description: "What happens when a connection's token expires.",
     check: oneOf('ignore', 'close', 'reauth'),
   }),
-  reauthWindowMs: option<number>({
-    type: 'ms',
-    default: 30_000,
-    description: "Under `reauth`: how long before `exp` to send `reauth_required {reason: 'expiring'}`.",
-    check: nonNegative,
-  }),
-  reauthGraceMs: option<number>({
-    type: 'ms',
-    default: 10_000,
-    description: 'Under `reauth`: how long after `exp` a held connection may still reauth before `4419`.',
-    check: nonNegative,
-  }),
-  maxHeldMessages: option<number>({
-    type: 'integer',
-    default: 1_000,
-    description: 'Messages held for one connection awaiting reauth; one more closes it `4008`.',
-    check: positive,
-  }),
-  closeOnLogout: option<boolean>({
-    type: 'boolean',
-    default: false,
-    description: 'On `logout`, close the socket with 1000 instead of keeping it open for a new `auth`.',
-  }),
+  reauthWindowMs: count('ms', 30_000, nonNegative, "Under `reauth`: how long before `exp` to send `reauth_required {reason: 'expiring'}`."),
+  reauthGraceMs: count('ms', 10_000, nonNegative, 'Under `reauth`: how long after `exp` a held connection may still reauth before `4419`.'),
+  maxHeldMessages: count('integer', 1_000, positive, 'Messages held for one connection awaiting reauth; one more closes it `4008`.'),
+  closeOnLogout: flag('On `logout`, close the socket with 1000 instead of keeping it open for a new `auth`.'),
   path: option<string>({
     type: 'string',
     defaultText: 'any path',
@@ -158,31 +135,11 @@ export const GATEWAY_OPTIONS = {
     defaultText: 'any origin',
     description: 'Exact `Origin` values allowed to upgrade (403 otherwise).',
   }),
-  maxPayload: option<number>({ type: 'bytes', default: 65_536, description: 'Largest accepted frame (`1009` beyond).', check: positive }),
-  maxBufferedBytes: option<number>({
-    type: 'bytes',
-    default: 1_048_576,
-    description: 'Outbound bytes buffered for one connection before it is closed as a slow consumer (`4008`).',
-    check: positive,
-  }),
-  messageRateLimit: option<RateLimit>({
-    type: '{ limit, windowMs }',
-    default: { limit: 1_000, windowMs: 1_000 },
-    description: 'Frames per connection; beyond: `4429`.',
-    check: rateLimit,
-  }),
-  authRateLimit: option<RateLimit>({
-    type: '{ limit, windowMs }',
-    default: { limit: 10, windowMs: 60_000 },
-    description: '`auth` frames per connection; beyond: `4429`.',
-    check: rateLimit,
-  }),
-  upgradeRateLimit: option<RateLimit | false>({
-    type: '{ limit, windowMs } | false',
-    default: { limit: 300, windowMs: 10_000 },
-    description: 'Upgrade attempts per client address; beyond: HTTP 429.',
-    check: rateLimit,
-  }),
+  maxPayload: count('bytes', 65_536, positive, 'Largest accepted frame (`1009` beyond).'),
+  maxBufferedBytes: count('bytes', 1_048_576, positive, 'Outbound bytes buffered for one connection before it is closed as a slow consumer (`4008`).'),
+  messageRateLimit: rate({ limit: 1_000, windowMs: 1_000 }, 'Frames per connection; beyond: `4429`.'),
+  authRateLimit: rate({ limit: 10, windowMs: 60_000 }, '`auth` frames per connection; beyond: `4429`.'),
+  upgradeRateLimit: rate({ limit: 300, windowMs: 10_000 }, 'Upgrade attempts per client address; beyond: HTTP 429.', true),
   trustProxy: option<TrustProxy>({
     type: 'number | string[]',
     default: 0,
@@ -200,12 +157,7 @@ export const GATEWAY_OPTIONS = {
       }
     },
   }),
-  heartbeatIntervalMs: option<number>({
-    type: 'ms',
-    default: 30_000,
-    description: 'Ping interval; a peer that did not answer the previous ping is terminated. 0 disables.',
-    check: nonNegative,
-  }),
+  heartbeatIntervalMs: count('ms', 30_000, nonNegative, 'Ping interval; a peer that did not answer the previous ping is terminated. 0 disables.'),
   history: option<HistoryOptions>({
     type: '{ maxEntries, maxAgeMs } | false',
     default: DEFAULT_HISTORY,

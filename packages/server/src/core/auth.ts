@@ -9,23 +9,15 @@ import {
 import type { JWTPayload } from 'jose';
 import { classify } from '../errors.js';
 import type { AuthMethod, AuthStage, Identity } from '../events.js';
-import type { ResolvedOptions } from '../options.js';
 import type { VerifiedToken } from '../token-verifier.js';
-import type { Core } from './context.js';
+import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { streamStates } from './recovery.js';
 import type { Session } from './session.js';
 import { SubscribeRequest } from './message-context.js';
 
 /** Authentication on an open socket: `auth` frames, reauth, per-message tokens, and binding identities. */
-export class Auth {
-  readonly #core: Core;
-  readonly #options: ResolvedOptions;
-
-  constructor(core: Core) {
-    this.#core = core;
-    this.#options = core.options;
-  }
+export class Auth extends CorePart {
 
   /** An `auth` frame: a first authentication, or a reauth of the same user. */
   async onAuth(
@@ -33,11 +25,11 @@ export class Auth {
     token: string,
     resume: Readonly<Record<string, StreamPosition>> | undefined,
   ): Promise<void> {
-    const wait = session.authAttempts.hit(this.#options.authRateLimit, this.#options.clock.now());
-    if (wait > 0) return this.#core.inbound.rateLimited(session, wait);
+    const wait = session.authAttempts.hit(this.options.authRateLimit, this.options.clock.now());
+    if (wait > 0) return this.core.inbound.rateLimited(session, wait);
     let verified: VerifiedToken;
     try {
-      verified = await this.#core.identity.verify(token);
+      verified = await this.core.identity.verify(token);
     } catch (error) {
       return this.#refuse(session, 'auth', error);
     }
@@ -52,12 +44,12 @@ export class Auth {
    */
   current(session: Session, token: string): JWTPayload | undefined {
     if (session.state !== 'authenticated') return undefined;
-    const hit = this.#core.perMessage.peek(token);
+    const hit = this.core.perMessage.peek(token);
     if (
       hit !== undefined &&
       hit.user === session.user &&
       hit.expiresAt <= (session.expiresAt as number) &&
-      this.#core.identity.isCurrentNow(hit) === true
+      this.core.identity.isCurrentNow(hit) === true
     ) {
       return hit.claims;
     }
@@ -72,8 +64,8 @@ export class Auth {
   ): Promise<void> {
     let verified: VerifiedToken;
     try {
-      verified = await this.#core.perMessage.verify(token);
-      await this.#core.identity.assertCurrent(verified);
+      verified = await this.core.perMessage.verify(token);
+      await this.core.identity.assertCurrent(verified);
     } catch (error) {
       return this.#refuse(session, 'per_message', error);
     }
@@ -84,14 +76,14 @@ export class Auth {
     } else if (verified.expiresAt > (session.expiresAt ?? 0)) {
       // A fresher token on a message extends the connection's identity, as seed 004 describes.
       session.extend(verified.expiresAt);
-      this.#core.expiry.schedule(session);
+      this.core.expiry.schedule(session);
     }
     return next(verified.claims);
   }
 
   /** Closes `4401` and reports where and why. */
   unauthorized(session: Session, stage: AuthStage, reason: string, message: string): void {
-    this.#core.events.emit('authFailed', { stage, reason });
+    this.core.events.emit('authFailed', { stage, reason });
     session.close(CloseCode.Unauthorized, message);
   }
 
@@ -99,7 +91,7 @@ export class Auth {
   #isSameUser(session: Session, user: string, stage: AuthStage): boolean {
     const expected = session.user ?? session.ticketUser;
     if (expected === undefined || expected === user) return true;
-    this.#core.events.emit('authFailed', { stage, reason: 'user_mismatch' });
+    this.core.events.emit('authFailed', { stage, reason: 'user_mismatch' });
     session.close(CloseCode.Forbidden, 'token is for a different user');
     return false;
   }
@@ -108,9 +100,9 @@ export class Auth {
     if (session.isClosed()) return;
     const refusal = classify(error);
     if (refusal.httpStatus === 503) {
-      this.#options.logger.error({ id: session.id, err: refusal.reason }, 'auth failed: store unavailable');
+      this.options.logger.error({ id: session.id, err: refusal.reason }, 'auth failed: store unavailable');
     } else if (refusal.httpStatus === 401) {
-      this.#core.events.emit('authFailed', { stage, reason: refusal.reason });
+      this.core.events.emit('authFailed', { stage, reason: refusal.reason });
     } else {
       throw error;
     }
@@ -131,7 +123,7 @@ export class Auth {
     const isNew = session.user === undefined;
     const wasHeld = session.state === 'held';
     session.bind(identity);
-    const { events, expiry, registry } = this.#core;
+    const { events, expiry, registry } = this.core;
     const authOk = { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt } as const;
     if (!isNew) {
       // In band: this socket missed nothing, what it did not get is in its held queue.
@@ -139,7 +131,7 @@ export class Auth {
       // After auth_ok, so a warning for a short-lived token follows the confirmation it is about.
       expiry.schedule(session);
       if (wasHeld) session.release();
-      events.emit('reauthenticated', { connection: session, latencyMs: session.reauthLatency(this.#options.clock.now(), wasHeld) });
+      events.emit('reauthenticated', { connection: session, latencyMs: session.reauthLatency(this.options.clock.now(), wasHeld) });
       events.emit('authenticated', { connection: session, method });
       return;
     }
@@ -157,7 +149,7 @@ export class Auth {
       }
       if (session.isClosed()) return;
     }
-    const recovering = this.#core.recovery.recover(session, wanted, () => {
+    const recovering = this.core.recovery.recover(session, wanted, () => {
       registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
         if (stream.startsWith(TOPIC_STREAM_PREFIX)) registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
@@ -168,15 +160,15 @@ export class Auth {
     const streams = recovered.states && forbidden ? { ...recovered.states, ...forbidden } : recovered.states;
     session.writeFrame(streams ? { ...authOk, streams } : authOk);
     expiry.schedule(session);
-    this.#core.recovery.finish(session, recovered);
+    this.core.recovery.finish(session, recovered);
     events.emit('authenticated', { connection: session, method });
   }
 
   /** Whether the session's user may join `topic`: the handler's `onSubscribe`, else `authorize`. */
   maySubscribe(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
-    const { handler } = this.#core;
+    const { handler } = this.core;
     const user = session.user as string;
-    if (handler.onSubscribe === undefined) return this.#options.authorize(user, 'subscribe', topic);
-    return handler.onSubscribe(new SubscribeRequest(this.#core, session, user, claims, topic));
+    if (handler.onSubscribe === undefined) return this.options.authorize(user, 'subscribe', topic);
+    return handler.onSubscribe(new SubscribeRequest(this.core, session, user, claims, topic));
   }
 }

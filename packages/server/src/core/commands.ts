@@ -1,23 +1,15 @@
 import { type ClientMessage, CloseCode, MessageType, type StreamPosition, topicStream } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
-import type { ResolvedOptions } from '../options.js';
-import type { Core } from './context.js';
+import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { MessageRequest } from './message-context.js';
 import type { Session } from './session.js';
 
 /** What each client frame does, once it is parsed and its turn has come. */
-export class Commands {
-  readonly #core: Core;
-  readonly #options: ResolvedOptions;
-
-  constructor(core: Core) {
-    this.#core = core;
-    this.#options = core.options;
-  }
+export class Commands extends CorePart {
 
   handle(session: Session, frame: ClientMessage): void | Promise<void> {
-    const { auth } = this.#core;
+    const { auth } = this.core;
     switch (frame.type) {
       case MessageType.Ping:
         return session.writeFrame({ type: MessageType.Pong, ...(frame.id === undefined ? {} : { id: frame.id }) });
@@ -32,13 +24,13 @@ export class Commands {
     }
     if (session.state === 'held') {
       // The token lapsed: keep the client's frames, in order, for after its reauth.
-      if (!session.holdInbound(frame, this.#options.maxHeldMessages)) {
+      if (!session.holdInbound(frame, this.options.maxHeldMessages)) {
         session.close(CloseCode.SlowConsumer, 'too many frames while awaiting reauth');
       }
       return;
     }
     const perMessage =
-      this.#options.perMessageAuth && (frame.type === MessageType.Message || frame.type === MessageType.Publish);
+      this.options.perMessageAuth && (frame.type === MessageType.Message || frame.type === MessageType.Publish);
     if (perMessage) {
       if (frame.token === undefined) return auth.unauthorized(session, 'per_message', 'missing', 'token required');
       // Fast path: a cached token of this session's user, checked without a promise or a pause.
@@ -59,7 +51,7 @@ export class Commands {
       case MessageType.Subscribe:
         return this.#subscribe(session, frame.topic, frame.id, frame.since, claims);
       case MessageType.Unsubscribe:
-        this.#core.registry.leaveTopic(session, frame.topic);
+        this.core.registry.leaveTopic(session, frame.topic);
         session.floors.delete(topicStream(frame.topic));
         return this.#ack(session, frame.id);
       case MessageType.Publish:
@@ -70,11 +62,11 @@ export class Commands {
   }
 
   #message(session: Session, data: unknown, id: string | undefined, claims: JWTPayload): void {
-    const { handler } = this.#core;
+    const { handler } = this.core;
     if (handler.onMessage === undefined) return this.#ack(session, id);
     let result: void | Promise<void>;
     try {
-      result = handler.onMessage(new MessageRequest(this.#core, session, session.user as string, claims, data));
+      result = handler.onMessage(new MessageRequest(this.core, session, session.user as string, claims, data));
     } catch (error) {
       return this.#rejected(session, id, error);
     }
@@ -90,7 +82,7 @@ export class Commands {
   }
 
   #rejected(session: Session, id: string | undefined, error: unknown): void {
-    this.#options.logger.warn({ id: session.id, err: String(error) }, 'onMessage rejected a message');
+    this.options.logger.warn({ id: session.id, err: String(error) }, 'onMessage rejected a message');
     session.writeFrame({
       type: MessageType.Error,
       ...(id === undefined ? {} : { id }),
@@ -115,7 +107,7 @@ export class Commands {
     claims: JWTPayload,
   ): Promise<void> {
     const user = session.user as string;
-    const allowed = await this.#core.auth.maySubscribe(session, claims, topic);
+    const allowed = await this.core.auth.maySubscribe(session, claims, topic);
     // Identity may have changed (logout, close) while authorize ran.
     if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
@@ -130,7 +122,7 @@ export class Commands {
       }
       return;
     }
-    const { recovery, registry } = this.#core;
+    const { recovery, registry } = this.core;
     const recovering = recovery.recover(session, new Map([[stream, since]]), () => registry.joinTopic(session, topic));
     // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
     // message overtake the ack that reports the position before it.
@@ -144,17 +136,17 @@ export class Commands {
 
   async #publish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
     const user = session.user as string;
-    const allowed = await this.#options.authorize(user, 'publish', topic);
+    const allowed = await this.options.authorize(user, 'publish', topic);
     if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`);
-    await this.#core.delivery.publish({ topic }, data, topicStream(topic), undefined);
+    await this.core.delivery.publish({ topic }, data, topicStream(topic), undefined);
     this.#ack(session, id);
   }
 
   #logout(session: Session): void {
     session.logout();
     session.writeFrame({ type: MessageType.LoggedOut });
-    if (this.#options.closeOnLogout) return session.close(CloseCode.Normal, 'logged out');
-    this.#core.expiry.armAuthTimeout(session);
+    if (this.options.closeOnLogout) return session.close(CloseCode.Normal, 'logged out');
+    this.core.expiry.armAuthTimeout(session);
   }
 }

@@ -34,3 +34,14 @@ export interface Core {
   /** Called when the last session left, while the gateway is closing. */
   drained: (() => void) | undefined;
 }
+
+/** A collaborator of the core: it reads its own options and its siblings through `core`. */
+export abstract class CorePart {
+  protected readonly core: Core;
+  protected readonly options: ResolvedOptions;
+
+  constructor(core: Core) {
+    this.core = core;
+    this.options = core.options;
+  }
+}

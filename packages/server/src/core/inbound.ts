@@ -1,6 +1,5 @@
 import { type ClientMessage, CloseCode, MessageType, ProtocolError, parseClientMessage } from '@authsocket/protocol';
-import type { ResolvedOptions } from '../options.js';
-import type { Core } from './context.js';
+import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import type { Session } from './session.js';
 
@@ -8,27 +7,20 @@ import type { Session } from './session.js';
 const BACKLOG_PAUSE_AT = 8;
 
 /** Inbound frames: rate limit, parse, and the ordered backlog behind a frame's async step. */
-export class Inbound {
-  readonly #core: Core;
-  readonly #options: ResolvedOptions;
-
-  constructor(core: Core) {
-    this.#core = core;
-    this.#options = core.options;
-  }
+export class Inbound extends CorePart {
 
   received(session: Session, data: Uint8Array | string, isBinary: boolean): void {
     if (session.isClosed()) return;
     if (isBinary) return session.close(CloseCode.UnsupportedData, 'binary frames are not accepted');
-    const now = this.#options.clock.now();
-    const wait = session.frames.hit(this.#options.messageRateLimit, now);
+    const now = this.options.clock.now();
+    const wait = session.frames.hit(this.options.messageRateLimit, now);
     if (wait > 0) return this.rateLimited(session, wait);
     let frame: ClientMessage;
     try {
       frame = parseClientMessage(data.toString());
     } catch (error) {
       const problem = error instanceof ProtocolError ? error : new ProtocolError('bad frame');
-      this.#options.logger.info({ id: session.id, problem: problem.message }, 'bad frame');
+      this.options.logger.info({ id: session.id, problem: problem.message }, 'bad frame');
       return session.close(problem.closeCode, problem.message);
     }
     if (session.busy) {
@@ -59,7 +51,7 @@ export class Inbound {
   #process(session: Session, frame: ClientMessage): void {
     let result: void | Promise<void>;
     try {
-      result = this.#core.commands.handle(session, frame);
+      result = this.core.commands.handle(session, frame);
     } catch (error) {
       return this.#internalError(session, error);
     }
@@ -77,7 +69,7 @@ export class Inbound {
   }
 
   #internalError(session: Session, error: unknown): void {
-    this.#options.logger.error({ id: session.id, err: String(error) }, 'frame handling failed');
+    this.options.logger.error({ id: session.id, err: String(error) }, 'frame handling failed');
     session.close(CloseCode.InternalError, 'internal error');
   }
 }

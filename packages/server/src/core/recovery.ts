@@ -1,6 +1,5 @@
 import type { StreamPosition, StreamState } from '@authsocket/protocol';
-import type { ResolvedOptions } from '../options.js';
-import type { Core } from './context.js';
+import { CorePart } from './context.js';
 import { type Outbound, outbound } from './frames.js';
 import type { Session } from './session.js';
 
@@ -19,14 +18,7 @@ export function streamStates(): Record<string, StreamState> {
 }
 
 /** Replay from history across the seam with live delivery (resume, subscribe `since`). */
-export class Recovery {
-  readonly #core: Core;
-  readonly #options: ResolvedOptions;
-
-  constructor(core: Core) {
-    this.#core = core;
-    this.#options = core.options;
-  }
+export class Recovery extends CorePart {
 
   /**
    * Replays `streams` from history across the seam with live delivery: each stream's start is read
@@ -40,11 +32,11 @@ export class Recovery {
     streams: ReadonlyMap<string, StreamPosition | undefined>,
     join: () => void,
   ): Recovered | Promise<Recovered> {
-    if (this.#options.history === false) {
+    if (this.options.history === false) {
       join();
       return { states: undefined, replay: [] };
     }
-    const { broker } = this.#options;
+    const { broker } = this.options;
     let requested = false;
     for (const position of streams.values()) requested ||= position !== undefined;
     if (requested || broker.positionNow === undefined) return this.#fromHistory(session, streams, join);
@@ -65,7 +57,7 @@ export class Recovery {
     streams: ReadonlyMap<string, StreamPosition | undefined>,
     join: () => void,
   ): Promise<Recovered> {
-    const broker = this.#options.broker;
+    const broker = this.options.broker;
     const starts = new Map<string, { position: StreamPosition; requested: boolean }>();
     for (const [stream, requested] of streams) {
       starts.set(stream, { position: requested ?? (await broker.position(stream)), requested: requested !== undefined });
@@ -89,7 +81,7 @@ export class Recovery {
         states[stream] = { ...read.position, recovered: false };
       }
     }
-    if (replay.length > 0) this.#core.events.emit('replayed', { connection: session, count: replay.length });
+    if (replay.length > 0) this.core.events.emit('replayed', { connection: session, count: replay.length });
     return { states, replay };
   }
 
@@ -97,8 +89,8 @@ export class Recovery {
   finish(session: Session, recovered: Recovered): void {
     const buffered = session.endRecovery();
     if (buffered === undefined && recovered.replay.length === 0) return;
-    const now = this.#options.clock.now();
-    const { delivery } = this.#core;
+    const now = this.options.clock.now();
+    const { delivery } = this.core;
     for (const out of recovered.replay) delivery.deliver(session, out, now);
     for (const out of buffered ?? []) delivery.deliver(session, out, now);
   }
