@@ -14,6 +14,22 @@ export default tseslint.config(
     },
   },
   {
+    // The server's core knows no transport: sockets, requests and replies come through core/ports.ts.
+    files: ['packages/server/src/core/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['ws', 'http', 'node:http', 'https', 'node:https', 'net', 'node:net'].map((name) => ({
+            name,
+            message: 'core/ is transport-agnostic: use the ports in core/ports.ts (adapters/ binds them)',
+          })),
+          patterns: [{ group: ['ws/*'], message: 'core/ is transport-agnostic' }],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: globals.node },
   },

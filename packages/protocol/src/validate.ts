@@ -1,6 +1,7 @@
 import { LIMITS } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { type ClientMessage, MessageType, type ServerMessage, type StreamPosition } from './messages.js';
+import { isPlainObject } from './objects.js';
 
 /** Returns undefined when `value` is acceptable, else what was expected ("a string of 1-64 characters"). */
 type Check = (value: unknown) => string | undefined;
@@ -99,10 +100,6 @@ const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
   [MessageType.LoggedOut]: {},
   [MessageType.Pong]: { id: optional(id) },
 };
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';

@@ -1,6 +1,12 @@
-import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+
+/** What the address rules read of a request (the core's `UpgradeRequest` fits). */
+export interface ForwardedRequest {
+  header(name: string): string | undefined;
+  /** The peer's address as the socket sees it. */
+  readonly remoteAddress: string | undefined;
+}
 
 /**
  * Which proxies in front of the gateway to believe about the client's address: a number of hops
@@ -34,13 +40,13 @@ function forwardedFor(header: string): string[] | undefined {
 }
 
 /** The hops a request claims to have passed, client first, ending with the peer this socket sees. */
-function chain(req: IncomingMessage, peer: string): string[] {
-  const forwarded = req.headers.forwarded;
+function chain(req: ForwardedRequest, peer: string): string[] {
+  const forwarded = req.header('forwarded');
   const claimed =
     (forwarded !== undefined ? forwardedFor(forwarded) : undefined) ??
-    req.headers['x-forwarded-for']
-      ?.toString()
-      .split(',')
+    req
+      .header('x-forwarded-for')
+      ?.split(',')
       .map((entry) => bareAddress(entry))
       .filter((entry): entry is string => entry !== undefined) ??
     [];
@@ -52,14 +58,14 @@ function chain(req: IncomingMessage, peer: string): string[] {
  * nothing is trusted; otherwise the nearest address in `Forwarded` / `X-Forwarded-For` that a
  * trusted hop vouches for. Throws `ConfigError` for an invalid `trust`.
  */
-export function clientAddressResolver(trust: TrustProxy): (req: IncomingMessage) => string | undefined {
+export function clientAddressResolver(trust: TrustProxy): (req: ForwardedRequest) => string | undefined {
   if (typeof trust === 'number') {
     if (!Number.isSafeInteger(trust) || trust < 0 || trust > MAX_HOPS) {
       throw new ConfigError('trustProxy', `expected a number of hops from 0 to ${MAX_HOPS}, or a list of addresses/CIDRs, got ${trust}`);
     }
-    if (trust === 0) return (req) => req.socket.remoteAddress;
+    if (trust === 0) return (req) => req.remoteAddress;
     return (req) => {
-      const peer = req.socket.remoteAddress;
+      const peer = req.remoteAddress;
       if (peer === undefined) return undefined;
       const hops = chain(req, bareAddress(peer) ?? peer);
       return hops[Math.max(0, hops.length - 1 - trust)];
@@ -78,7 +84,7 @@ export function clientAddressResolver(trust: TrustProxy): (req: IncomingMessage)
   }
   const isTrusted = (address: string) => trusted.check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6');
   return (req) => {
-    const peer = req.socket.remoteAddress;
+    const peer = req.remoteAddress;
     if (peer === undefined) return undefined;
     const hops = chain(req, bareAddress(peer) ?? peer);
     // Walk from the gateway outwards while each hop is a trusted proxy; the first one that is not is the client.

@@ -1,6 +1,16 @@
-import { AuthSocketError } from '@authsocket/protocol';
+import { AuthSocketError, CloseCode, ProtocolError } from '@authsocket/protocol';
 
 export { AuthSocketError };
+
+/** Every stable `code` an authsocket server error carries; branch on it, not on messages. */
+export type AuthSocketErrorCode =
+  | 'ERR_PROTOCOL'
+  | 'ERR_TOKEN_INVALID'
+  | 'ERR_TICKET_INVALID'
+  | 'ERR_REVOKED'
+  | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_OUTCOME_UNKNOWN'
+  | 'ERR_INVALID_OPTION';
 
 /** Why a token was refused; stable values for logs and metrics. Never carries the token itself. */
 export type TokenFailureReason =
@@ -14,6 +24,7 @@ export type TokenFailureReason =
 
 /** A JWT that failed verification. The message is deliberately vague; `reason` is for logs. */
 export class TokenError extends AuthSocketError {
+  declare readonly code: 'ERR_TOKEN_INVALID';
   readonly reason: TokenFailureReason;
 
   constructor(reason: TokenFailureReason, options?: { cause?: unknown }) {
@@ -24,13 +35,26 @@ export class TokenError extends AuthSocketError {
 
 /** Missing, unknown, expired, used or revoked ticket: one message for all, so probing learns nothing. */
 export class TicketError extends AuthSocketError {
+  declare readonly code: 'ERR_TICKET_INVALID';
+
   constructor() {
     super('ERR_TICKET_INVALID', 'invalid ticket');
   }
 }
 
-/** A store (tickets, revocations) could not be reached: callers fail closed. */
+/** The user was revoked after this credential was issued. */
+export class RevokedError extends AuthSocketError {
+  declare readonly code: 'ERR_REVOKED';
+
+  constructor() {
+    super('ERR_REVOKED', 'revoked');
+  }
+}
+
+/** A store (tickets, revocations, broker) could not be reached: callers fail closed; safe to retry. */
 export class StoreUnavailableError extends AuthSocketError {
+  declare readonly code: 'ERR_STORE_UNAVAILABLE';
+
   constructor(options?: { cause?: unknown }) {
     super('ERR_STORE_UNAVAILABLE', 'store unavailable', options);
   }
@@ -42,6 +66,8 @@ export class StoreUnavailableError extends AuthSocketError {
  * same idempotency key; without one, a retry can publish it twice.
  */
 export class OutcomeUnknownError extends AuthSocketError {
+  declare readonly code: 'ERR_OUTCOME_UNKNOWN';
+
   constructor(options?: { cause?: unknown }) {
     super('ERR_OUTCOME_UNKNOWN', 'publish outcome unknown', options);
   }
@@ -49,6 +75,7 @@ export class OutcomeUnknownError extends AuthSocketError {
 
 /** Invalid or conflicting gateway options; thrown by `createGateway` before anything starts. */
 export class ConfigError extends AuthSocketError {
+  declare readonly code: 'ERR_INVALID_OPTION';
   /** The option at fault, e.g. `jwt.secret`. */
   readonly option: string;
 
@@ -56,4 +83,43 @@ export class ConfigError extends AuthSocketError {
     super('ERR_INVALID_OPTION', `invalid option '${option}': ${message}`);
     this.option = option;
   }
+}
+
+/** What an error means at each edge: one table instead of one mapping per edge. */
+export interface ErrorClass {
+  /**
+   * Stable reason for logs, metrics and `authFailed` events, also the `code` of an HTTP error
+   * body: a token failure's own reason, `revoked`, `ticket_invalid`, `protocol`, `unavailable`,
+   * `outcome_unknown`, `invalid_option`, or `unknown` for anything else.
+   */
+  readonly reason: string;
+  /** The close code a connection gets for it. */
+  readonly closeCode: CloseCode;
+  /** The text the peer may see (close reason, HTTP error body): never internal detail. */
+  readonly message: string;
+  /** The status an HTTP edge answers it with. */
+  readonly httpStatus: number;
+}
+
+function answer(reason: string, closeCode: CloseCode, message: string, httpStatus: number): ErrorClass {
+  return { reason, closeCode, message, httpStatus };
+}
+
+const STORE_UNAVAILABLE = answer('unavailable', CloseCode.InternalError, 'service unavailable', 503);
+const OUTCOME_UNKNOWN = answer('outcome_unknown', CloseCode.InternalError, 'publish outcome unknown', 504);
+const REVOKED = answer('revoked', CloseCode.Forbidden, 'revoked', 401);
+const TICKET_INVALID = answer('ticket_invalid', CloseCode.Unauthorized, 'invalid ticket', 401);
+const INVALID_OPTION = answer('invalid_option', CloseCode.InternalError, 'internal error', 500);
+const UNKNOWN = answer('unknown', CloseCode.InternalError, 'internal error', 500);
+
+/** How every edge (upgrade, ticket endpoint, socket, HTTP API) answers `error`. */
+export function classify(error: unknown): ErrorClass {
+  if (error instanceof TokenError) return answer(error.reason, CloseCode.Unauthorized, 'invalid token', 401);
+  if (error instanceof RevokedError) return REVOKED;
+  if (error instanceof StoreUnavailableError) return STORE_UNAVAILABLE;
+  if (error instanceof OutcomeUnknownError) return OUTCOME_UNKNOWN;
+  if (error instanceof TicketError) return TICKET_INVALID;
+  if (error instanceof ProtocolError) return answer('protocol', error.closeCode, error.message, 400);
+  if (error instanceof ConfigError) return INVALID_OPTION;
+  return UNKNOWN;
 }

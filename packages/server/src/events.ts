@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { JWTPayload } from 'jose';
 import type { ExpiryPolicy } from './options.js';
-import type { Connection } from './session.js';
+import type { Connection } from './core/session.js';
 
 /** How a connection proved its identity. */
 export type AuthMethod = 'ticket' | 'handshake_token' | 'message' | 'reauth' | 'per_message';

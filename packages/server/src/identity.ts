@@ -1,13 +1,8 @@
-import { AuthSocketError, StoreUnavailableError, TokenError } from './errors.js';
+import { RevokedError, StoreUnavailableError, TokenError } from './errors.js';
 import type { RevocationStore } from './stores.js';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
 
-/** The user was revoked after this credential was issued. */
-export class RevokedError extends AuthSocketError {
-  constructor() {
-    super('ERR_REVOKED', 'revoked');
-  }
-}
+export { RevokedError };
 
 /**
  * Token verification plus the revocation check, the two questions every entry point asks

@@ -3,15 +3,33 @@ export type { TrustProxy } from './client-address.js';
 export { type Deadline, DeadlineQueue } from './deadlines.js';
 export {
   AuthSocketError,
+  type AuthSocketErrorCode,
+  classify,
   ConfigError,
+  type ErrorClass,
   OutcomeUnknownError,
+  RevokedError,
   StoreUnavailableError,
   TicketError,
   TokenError,
   type TokenFailureReason,
 } from './errors.js';
 export type { AuthMethod, AuthStage, GatewayEvents } from './events.js';
-export { createGateway, Gateway } from './gateway.js';
+export { createGateway, Gateway } from './adapters/node-ws.js';
+export { GatewayCore } from './core/gateway.js';
+export type { Admitted, Refused } from './core/admission.js';
+export {
+  type HttpReply,
+  type HttpRequest,
+  type MessageContext,
+  type MessageHandler,
+  type ServerSocket,
+  type SocketEvents,
+  SocketState,
+  type SubscribeContext,
+  type Transport,
+  type UpgradeRequest,
+} from './core/ports.js';
 export type {
   Audience,
   Broker,
@@ -23,17 +41,22 @@ export type {
   PublishOptions,
 } from './broker.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
-export { RevokedError } from './identity.js';
 export { type Logger, silentLogger } from './logger.js';
-export type {
-  ExpiryPolicy,
-  GatewayOptions,
-  MessageEvent,
-  TicketMode,
-  TopicAction,
+export {
+  describeOptions,
+  type ExpiryPolicy,
+  GATEWAY_OPTIONS,
+  type GatewayOptions,
+  type HistoryOptions,
+  type MessageEvent,
+  type OptionDescription,
+  type OptionSpec,
+  type TicketMode,
+  type TopicAction,
 } from './options.js';
+export { DEFAULT_HISTORY, DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_TICKET_TTL_MS } from './defaults.js';
 export type { RateLimit } from './rate-limit.js';
-export type { Connection, ConnectionState } from './session.js';
+export type { Connection, ConnectionState } from './core/session.js';
 export {
   MemoryRevocationStore,
   MemoryTicketStore,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '@authsocket/protocol';
 import type { Audience, Broker, BrokerHandlers, HistoryRead, Publication, PublishOptions } from './broker.js';
+import { DEFAULT_HISTORY, DEFAULT_IDEMPOTENCY_WINDOW_MS } from './defaults.js';
 
 export interface MemoryBrokerOptions {
   /** Publications kept per stream. Default 1_000. */
@@ -47,9 +48,9 @@ export class MemoryBroker implements Broker {
   #handlers: BrokerHandlers | undefined;
 
   constructor({
-    maxEntries = 1_000,
-    maxAgeMs = 300_000,
-    idempotencyWindowMs = 86_400_000,
+    maxEntries = DEFAULT_HISTORY.maxEntries,
+    maxAgeMs = DEFAULT_HISTORY.maxAgeMs,
+    idempotencyWindowMs = DEFAULT_IDEMPOTENCY_WINDOW_MS,
     maxIdempotencyKeys = 100_000,
     now = Date.now,
   }: MemoryBrokerOptions = {}) {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { JWTPayload } from 'jose';
-import { clientAddressResolver, type TrustProxy } from './client-address.js';
-import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
-import type { Connection } from './session.js';
-import { ConfigError } from './errors.js';
+import { dropUndefined } from '@authsocket/protocol';
 import type { Broker } from './broker.js';
-import { MemoryBroker } from './memory-broker.js';
+import { clientAddressResolver, type TrustProxy } from './client-address.js';
+import { type Clock, systemClock } from './clock.js';
+import type { MessageContext, MessageHandler } from './core/ports.js';
+import { DEFAULT_HISTORY, DEFAULT_TICKET_TTL_MS } from './defaults.js';
+import { ConfigError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
+import { MemoryBroker } from './memory-broker.js';
 import type { RateLimit } from './rate-limit.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
 import type { JwtOptions } from './token-verifier.js';
@@ -15,188 +15,254 @@ import type { JwtOptions } from './token-verifier.js';
 export type ExpiryPolicy = 'ignore' | 'close' | 'reauth';
 export type TicketMode = 'off' | 'optional' | 'required';
 export type TopicAction = 'subscribe' | 'publish';
+export type HistoryOptions = { maxEntries?: number; maxAgeMs?: number } | false;
 
-/** What the application's `onMessage` receives for each `message` frame. */
-export interface MessageEvent {
-  readonly connection: Connection;
-  readonly user: string;
-  /** Claims of the token that authenticated this message (per-message mode) or the connection. */
-  readonly claims: JWTPayload;
-  readonly data: unknown;
+/** What the application's `onMessage` receives for each `message` frame (it can also reply, publish, close). */
+export type MessageEvent = MessageContext;
+
+/** One gateway option: declared once, with everything the code, the CLI and the docs need of it. */
+export interface OptionSpec<T> {
+  /** Its type, as the docs print it. */
+  readonly type: string;
+  /** The value used when it is omitted (or `undefined`). */
+  readonly default?: T;
+  /** Said instead of `default` when the default is made at start (a store, the node id) or is code. */
+  readonly defaultText?: string;
+  readonly description: string;
+  /** Throws `ConfigError` naming `name` for a value it refuses. */
+  readonly check?: (name: string, value: T) => void;
 }
 
-export interface GatewayOptions {
-  /** How JWTs are verified (key, algorithms, issuer, audience). Required. */
-  jwt: JwtOptions;
-  /** Whether the upgrade takes a ticket: `off`, `optional` (default) or `required` (401 without one). */
-  ticket?: TicketMode;
-  /** Ticket lifetime in ms. Default 30_000. */
-  ticketTtlMs?: number;
-  /** Let a ticket be redeemed again within its TTL, as seed 001 allows. Default false (single use). */
-  ticketReuse?: boolean;
-  /** Two-layer mode: even a ticket-authenticated socket must send `auth` with the same user. Default false. */
-  requireAuthMessage?: boolean;
-  /** Accept a JWT at the handshake (`token.<jwt>` subprotocol or `?token=`). Default false: URLs get logged. */
-  handshakeToken?: boolean;
-  /** Every `message`/`publish` must carry a `token`, verified through a bounded cache. Default false. */
-  perMessageAuth?: boolean;
-  /** Entries in the per-message verification cache. Default 10_000. */
-  verificationCacheSize?: number;
-  /** How long an unauthenticated socket may stay open, in ms, before `4408`. Default 10_000. */
-  authTimeoutMs?: number;
-  /** What happens when a connection's token expires. Default `reauth`. */
-  expiryPolicy?: ExpiryPolicy;
-  /** Under `reauth`: how long before `exp` to send `reauth_required {reason: 'expiring'}`. Default 30_000. */
-  reauthWindowMs?: number;
-  /** Under `reauth`: how long after `exp` a held connection may still reauth before `4419`. Default 10_000. */
-  reauthGraceMs?: number;
-  /** Messages held for one connection awaiting reauth; one more closes it `4008`. Default 1_000. */
-  maxHeldMessages?: number;
-  /** On `logout`, close the socket with 1000 instead of keeping it open for a new `auth`. Default false. */
-  closeOnLogout?: boolean;
-  /** Serve only upgrades to this path (others get 404). Default: any path. */
-  path?: string;
-  /** Exact `Origin` values allowed to upgrade (403 otherwise). Default: any origin. */
-  allowedOrigins?: readonly string[];
-  /** Largest accepted frame in bytes (`1009` beyond). Default 65_536. */
-  maxPayload?: number;
-  /** Outbound bytes buffered for one connection before it is closed as a slow consumer (`4008`). Default 1_048_576. */
-  maxBufferedBytes?: number;
-  /** Frames per connection. Default 1_000 per 1_000 ms; beyond: `4429`. */
-  messageRateLimit?: RateLimit;
-  /** `auth` frames per connection. Default 10 per 60_000 ms; beyond: `4429`. */
-  authRateLimit?: RateLimit;
-  /** Upgrade attempts per client address, or false. Default 300 per 10_000 ms; beyond: HTTP 429. */
-  upgradeRateLimit?: RateLimit | false;
-  /**
-   * Proxies whose `Forwarded` / `X-Forwarded-For` say who the client is, for rate limits and logs:
-   * a number of hops (the nearest `n`), or their addresses / CIDRs. Default 0: trust no header.
-   */
-  trustProxy?: TrustProxy;
-  /** This node's name in `/healthz`, logs and metrics. Default: the broker's node id, else random. */
-  nodeId?: string;
-  /** Ping interval in ms; a peer that did not answer the previous ping is terminated. 0 disables. Default 30_000. */
-  heartbeatIntervalMs?: number;
-  /**
-   * Per-stream history for resume: every `sendToUser` and topic publish is kept, bounded by count and
-   * age (bounds apply to the default in-memory broker), or `false` for none (frames then carry no
-   * offsets). Default `{ maxEntries: 1_000, maxAgeMs: 300_000 }`.
-   */
-  history?: { maxEntries?: number; maxAgeMs?: number } | false;
-  /** Moves publications between nodes and keeps history. Default: a single-node in-memory broker. */
-  broker?: Broker;
-  /** Where tickets live. Default: in memory. */
-  ticketStore?: TicketStore;
-  /** Where revocations live. Default: in memory. */
-  revocationStore?: RevocationStore;
-  /** The application's handler for `message` frames; may return a promise. `ack` follows it. */
-  onMessage?: (event: MessageEvent) => void | Promise<void>;
-  /** Whether `user` may subscribe to or publish on `topic`. Default: allowed. */
-  authorize?: (user: string, action: TopicAction, topic: string) => boolean | Promise<boolean>;
-  /** pino-compatible logger. Default: silent. */
-  logger?: Logger;
-  /** Time source for expiry, deadlines and rate limits. Default: the system clock. */
-  clock?: Clock;
+function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
+  return spec;
 }
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>> &
-  Pick<GatewayOptions, 'path' | 'allowedOrigins' | 'onMessage'>;
+// ---------------------------------------------------------------- checks
 
-const DEFAULTS = {
-  ticket: 'optional',
-  ticketTtlMs: 30_000,
-  ticketReuse: false,
-  requireAuthMessage: false,
-  handshakeToken: false,
-  perMessageAuth: false,
-  verificationCacheSize: 10_000,
-  authTimeoutMs: 10_000,
-  expiryPolicy: 'reauth',
-  reauthWindowMs: 30_000,
-  reauthGraceMs: 10_000,
-  maxHeldMessages: 1_000,
-  closeOnLogout: false,
-  maxPayload: 65_536,
-  maxBufferedBytes: 1_048_576,
-  messageRateLimit: { limit: 1_000, windowMs: 1_000 },
-  authRateLimit: { limit: 10, windowMs: 60_000 },
-  upgradeRateLimit: { limit: 300, windowMs: 10_000 },
-  heartbeatIntervalMs: 30_000,
-  trustProxy: 0,
-  history: { maxEntries: 1_000, maxAgeMs: 300_000 },
-  authorize: () => true,
-  logger: silentLogger,
-  clock: systemClock,
-} as const satisfies Partial<GatewayOptions>;
+function integer(min: 0 | 1) {
+  return (name: string, value: number): void => {
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ConfigError(name, `expected ${min === 0 ? 'a non-negative' : 'a positive'} integer, got ${value}`);
+    }
+  };
+}
+const positive = integer(1);
+const nonNegative = integer(0);
 
-function positiveInteger(name: string, value: number, allowZero = false): void {
-  if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
-    throw new ConfigError(name, `expected ${allowZero ? 'a non-negative' : 'a positive'} integer, got ${value}`);
-  }
+function oneOf<T extends string>(...values: readonly T[]) {
+  const expected = values.map((value) => `'${value}'`);
+  const text = `${expected.slice(0, -1).join(', ')} or ${expected.at(-1)}`;
+  return (name: string, value: T): void => {
+    if (!values.includes(value)) throw new ConfigError(name, `expected ${text}, got '${value}'`);
+  };
 }
 
-function rateLimit(name: string, value: RateLimit): void {
-  positiveInteger(`${name}.limit`, value.limit);
-  positiveInteger(`${name}.windowMs`, value.windowMs);
+function rateLimit(name: string, value: RateLimit | false): void {
+  if (value === false) return;
+  positive(`${name}.limit`, value.limit);
+  positive(`${name}.windowMs`, value.windowMs);
 }
+
+function history(name: string, value: HistoryOptions): void {
+  if (value === false) return;
+  positive(`${name}.maxEntries`, value.maxEntries ?? 1);
+  positive(`${name}.maxAgeMs`, value.maxAgeMs ?? 1);
+}
+
+/** An on/off option, off by default. */
+function flag(description: string): OptionSpec<boolean> {
+  return { type: 'boolean', default: false, description };
+}
+
+/** A whole number of ms, bytes or things. */
+function count(
+  type: 'ms' | 'bytes' | 'integer',
+  value: number,
+  check: (name: string, value: number) => void,
+  description: string,
+): OptionSpec<number> {
+  return { type, default: value, description, check };
+}
+
+/** A `{ limit, windowMs }` rule; `optional`: `false` turns it off. */
+function rate(value: RateLimit, description: string): OptionSpec<RateLimit>;
+function rate(value: RateLimit, description: string, optional: true): OptionSpec<RateLimit | false>;
+function rate(value: RateLimit, description: string, optional = false): OptionSpec<RateLimit> | OptionSpec<RateLimit | false> {
+  return { type: optional ? '{ limit, windowMs } | false' : '{ limit, windowMs }', default: value, description, check: rateLimit };
+}
+
+// ---------------------------------------------------------------- the table
+
+/**
+ * Every option of `createGateway`, once: type, default, description and validation. `GatewayOptions`,
+ * `resolveOptions` and `describeOptions()` (for the CLI and the docs) are derived from it.
+ */
+export const GATEWAY_OPTIONS = {
+  jwt: option<JwtOptions>({ type: 'JwtOptions', description: 'How JWTs are verified (key, algorithms, issuer, audience). Required.' }),
+  ticket: option<TicketMode>({
+    type: "'off' | 'optional' | 'required'",
+    default: 'optional',
+    description: 'Whether the upgrade takes a ticket; `required` answers 401 without one.',
+    check: oneOf('off', 'optional', 'required'),
+  }),
+  ticketTtlMs: count('ms', DEFAULT_TICKET_TTL_MS, positive, 'Ticket lifetime.'),
+  ticketReuse: flag('Let a ticket be redeemed again within its TTL (default: single use).'),
+  requireAuthMessage: flag("Two-layer mode: even a ticket-authenticated socket must send `auth` with the same user. Needs ticket: 'required'."),
+  handshakeToken: flag('Accept a JWT at the handshake (`token.<jwt>` subprotocol or `?token=`); off by default because URLs get logged.'),
+  perMessageAuth: flag('Every `message`/`publish` must carry a `token`, verified through a bounded cache.'),
+  verificationCacheSize: count('integer', 10_000, positive, 'Entries in the per-message verification cache.'),
+  authTimeoutMs: count('ms', 10_000, positive, 'How long an unauthenticated socket may stay open before `4408`.'),
+  expiryPolicy: option<ExpiryPolicy>({
+    type: "'ignore' | 'close' | 'reauth'",
+    default: 'reauth',
+    description: "What happens when a connection's token expires.",
+    check: oneOf('ignore', 'close', 'reauth'),
+  }),
+  reauthWindowMs: count('ms', 30_000, nonNegative, "Under `reauth`: how long before `exp` to send `reauth_required {reason: 'expiring'}`."),
+  reauthGraceMs: count('ms', 10_000, nonNegative, 'Under `reauth`: how long after `exp` a held connection may still reauth before `4419`.'),
+  maxHeldMessages: count('integer', 1_000, positive, 'Messages held for one connection awaiting reauth; one more closes it `4008`.'),
+  closeOnLogout: flag('On `logout`, close the socket with 1000 instead of keeping it open for a new `auth`.'),
+  path: option<string>({
+    type: 'string',
+    defaultText: 'any path',
+    description: 'Serve only upgrades to this path (others get 404).',
+    check: (name, value) => {
+      if (!value.startsWith('/')) throw new ConfigError(name, `expected a path starting with '/', got '${value}'`);
+    },
+  }),
+  allowedOrigins: option<readonly string[]>({
+    type: 'string[]',
+    defaultText: 'any origin',
+    description: 'Exact `Origin` values allowed to upgrade (403 otherwise).',
+  }),
+  maxPayload: count('bytes', 65_536, positive, 'Largest accepted frame (`1009` beyond).'),
+  maxBufferedBytes: count('bytes', 1_048_576, positive, 'Outbound bytes buffered for one connection before it is closed as a slow consumer (`4008`).'),
+  messageRateLimit: rate({ limit: 1_000, windowMs: 1_000 }, 'Frames per connection; beyond: `4429`.'),
+  authRateLimit: rate({ limit: 10, windowMs: 60_000 }, '`auth` frames per connection; beyond: `4429`.'),
+  upgradeRateLimit: rate({ limit: 300, windowMs: 10_000 }, 'Upgrade attempts per client address; beyond: HTTP 429.', true),
+  trustProxy: option<TrustProxy>({
+    type: 'number | string[]',
+    default: 0,
+    description:
+      'Proxies whose `Forwarded` / `X-Forwarded-For` say who the client is, for rate limits and logs: a number of hops (the nearest `n`), or their addresses / CIDRs. 0: trust no header.',
+    check: (_name, value) => void clientAddressResolver(value),
+  }),
+  nodeId: option<string>({
+    type: 'string',
+    defaultText: "the broker's node id, else random",
+    description: "This node's name in `/healthz`, logs and metrics.",
+    check: (name, value) => {
+      if (typeof value !== 'string' || !/^[\w.:-]{1,128}$/.test(value)) {
+        throw new ConfigError(name, 'expected 1-128 letters, digits or . _ : -');
+      }
+    },
+  }),
+  heartbeatIntervalMs: count('ms', 30_000, nonNegative, 'Ping interval; a peer that did not answer the previous ping is terminated. 0 disables.'),
+  history: option<HistoryOptions>({
+    type: '{ maxEntries, maxAgeMs } | false',
+    default: DEFAULT_HISTORY,
+    description:
+      'Per-stream history for resume: every `sendToUser` and topic publish is kept, bounded by count and age (bounds apply to the default in-memory broker), or `false` for none (frames then carry no offsets).',
+    check: history,
+  }),
+  broker: option<Broker>({
+    type: 'Broker',
+    defaultText: 'a single-node in-memory broker',
+    description: 'Moves publications between nodes and keeps history.',
+  }),
+  ticketStore: option<TicketStore>({ type: 'TicketStore', defaultText: 'in memory', description: 'Where tickets live.' }),
+  revocationStore: option<RevocationStore>({
+    type: 'RevocationStore',
+    defaultText: 'in memory',
+    description: 'Where revocations live.',
+  }),
+  onMessage: option<(event: MessageEvent) => void | Promise<void>>({
+    type: '(event) => void | Promise<void>',
+    defaultText: 'none: messages are acknowledged',
+    description: 'The application\'s handler for `message` frames; `ack` follows it. Not together with `handler`.',
+  }),
+  handler: option<MessageHandler>({
+    type: 'MessageHandler',
+    defaultText: 'the callbacks `onMessage` and `authorize`',
+    description: 'The application side as one object (`onMessage`, `onSubscribe`, …), e.g. an HTTP proxy or a queue.',
+  }),
+  authorize: option<(user: string, action: TopicAction, topic: string) => boolean | Promise<boolean>>({
+    type: '(user, action, topic) => boolean | Promise<boolean>',
+    default: () => true,
+    defaultText: 'everything allowed',
+    description: 'Whether `user` may subscribe to or publish on `topic`.',
+  }),
+  logger: option<Logger>({ type: 'Logger', default: silentLogger, defaultText: 'silent', description: 'pino-compatible logger.' }),
+  clock: option<Clock>({
+    type: 'Clock',
+    default: systemClock,
+    defaultText: 'the system clock',
+    description: 'Time source for expiry, deadlines and rate limits.',
+  }),
+} as const;
+
+type Table = typeof GATEWAY_OPTIONS;
+type ValueOf<S> = S extends OptionSpec<infer T> ? T : never;
+/** Options that stay undefined when omitted. */
+type Unset = 'path' | 'allowedOrigins' | 'onMessage' | 'handler';
+
+/** The options of `createGateway`; `GATEWAY_OPTIONS` (or `describeOptions()`) documents each. */
+export type GatewayOptions = { jwt: JwtOptions } & { [K in Exclude<keyof Table, 'jwt'>]?: ValueOf<Table[K]> };
+
+export type ResolvedOptions = { readonly jwt: JwtOptions } & {
+  readonly [K in Exclude<keyof Table, 'jwt' | Unset>]: ValueOf<Table[K]>;
+} & { readonly [K in Unset]?: ValueOf<Table[K]> };
+
+/** An option as the CLI and the docs print it. */
+export interface OptionDescription {
+  readonly name: string;
+  readonly type: string;
+  /** The default value when it is data, else a sentence; undefined when the option is required. */
+  readonly default: unknown;
+  readonly description: string;
+}
+
+const ENTRIES = Object.entries(GATEWAY_OPTIONS) as unknown as Array<[keyof Table, OptionSpec<unknown>]>;
+
+/** Every gateway option with its type, default and description, in the table's order. */
+export function describeOptions(): readonly OptionDescription[] {
+  return ENTRIES.map(([name, spec]) => ({
+    name,
+    type: spec.type,
+    default: spec.defaultText ?? spec.default,
+    description: spec.description,
+  }));
+}
+
+const DEFAULTS = Object.fromEntries(
+  ENTRIES.filter(([, spec]) => spec.default !== undefined).map(([name, spec]) => [name, spec.default]),
+) as Partial<ResolvedOptions>;
 
 /** Merges `options` over the defaults once and rejects invalid or conflicting values by name. */
 export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ConfigError('options', 'expected an object');
   if (!options.jwt) throw new ConfigError('jwt', 'is required');
   // `{ maxPayload: undefined }` means "the default", as an omitted option does.
-  const given = Object.fromEntries(
-    Object.entries(options).filter(([, value]) => value !== undefined),
-  ) as Partial<GatewayOptions>;
-  const clock = given.clock ?? DEFAULTS.clock;
-  const resolved: ResolvedOptions = {
+  const given = dropUndefined(options);
+  const clock = given.clock ?? systemClock;
+  const resolved = {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
-    broker: new MemoryBroker({
-      ...(given.history === false ? {} : given.history),
-      now: () => clock.now(),
-    }),
+    broker: new MemoryBroker({ ...(given.history === false ? {} : given.history), now: () => clock.now() }),
     ...given,
     jwt: options.jwt,
     nodeId: given.nodeId ?? given.broker?.nodeId ?? randomBytes(6).toString('base64url'),
-  };
-
-  if (!['off', 'optional', 'required'].includes(resolved.ticket)) {
-    throw new ConfigError('ticket', `expected 'off', 'optional' or 'required', got '${resolved.ticket}'`);
-  }
-  if (!['ignore', 'close', 'reauth'].includes(resolved.expiryPolicy)) {
-    throw new ConfigError('expiryPolicy', `expected 'ignore', 'close' or 'reauth', got '${resolved.expiryPolicy}'`);
+  } as ResolvedOptions;
+  for (const [name, spec] of ENTRIES) {
+    const value = resolved[name];
+    if (value !== undefined) spec.check?.(name, value);
   }
   if (resolved.requireAuthMessage && resolved.ticket !== 'required') {
     throw new ConfigError('requireAuthMessage', "two-layer mode needs ticket: 'required'");
   }
-  for (const name of [
-    'ticketTtlMs',
-    'verificationCacheSize',
-    'authTimeoutMs',
-    'maxHeldMessages',
-    'maxPayload',
-    'maxBufferedBytes',
-  ] as const) {
-    positiveInteger(name, resolved[name]);
-  }
-  for (const name of ['reauthWindowMs', 'reauthGraceMs', 'heartbeatIntervalMs'] as const) {
-    positiveInteger(name, resolved[name], true);
-  }
-  if (resolved.history) {
-    positiveInteger('history.maxEntries', resolved.history.maxEntries ?? 1);
-    positiveInteger('history.maxAgeMs', resolved.history.maxAgeMs ?? 1);
-  }
-  rateLimit('messageRateLimit', resolved.messageRateLimit);
-  rateLimit('authRateLimit', resolved.authRateLimit);
-  if (resolved.upgradeRateLimit) rateLimit('upgradeRateLimit', resolved.upgradeRateLimit);
-  clientAddressResolver(resolved.trustProxy);
-  if (typeof resolved.nodeId !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.nodeId)) {
-    throw new ConfigError('nodeId', 'expected 1-128 letters, digits or . _ : -');
-  }
-  if (resolved.path !== undefined && !resolved.path.startsWith('/')) {
-    throw new ConfigError('path', `expected a path starting with '/', got '${resolved.path}'`);
+  if (resolved.handler !== undefined && resolved.onMessage !== undefined) {
+    throw new ConfigError('handler', "give either 'handler' or 'onMessage', not both");
   }
   return resolved;
 }

@@ -1,17 +1,18 @@
 import http from 'node:http';
 import { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { clientAddressResolver } from '../src/client-address.js';
+import { nodeRequest } from '../src/adapters/node-ws.js';
+import { clientAddressResolver, type ForwardedRequest } from '../src/client-address.js';
 import { createGateway } from '../src/index.js';
 import { refusal, SECRET, startServer, TestSocket } from './helpers.js';
 
 /** A request as Node parses it, from `peer` with these headers (no network needed to read headers). */
-function request(peer: string, headers: Record<string, string>): http.IncomingMessage {
+function request(peer: string, headers: Record<string, string>): ForwardedRequest {
   const socket = new Socket();
   Object.defineProperty(socket, 'remoteAddress', { value: peer });
   const req = new http.IncomingMessage(socket);
   req.headers = headers;
-  return req;
+  return nodeRequest(req);
 }
 
 describe('the client address behind proxies', () => {

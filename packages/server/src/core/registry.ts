@@ -28,19 +28,19 @@ export class Registry {
 
   joinTopic(session: Session, topic: string): void {
     add(this.#byTopic, topic, session);
-    session.topics.add(topic);
+    session.addTopic(topic);
   }
 
   leaveTopic(session: Session, topic: string): void {
     remove(this.#byTopic, topic, session);
-    session.topics.delete(topic);
+    session.removeTopic(topic);
   }
 
   /** Removes `session` from its user's and its topics' indexes (logout, close). */
   unbind(session: Session): void {
     if (session.user !== undefined) remove(this.#byUser, session.user, session);
     for (const topic of session.topics) remove(this.#byTopic, topic, session);
-    session.topics.clear();
+    session.clearTopics();
   }
 }
 

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import {
   ProtocolError,
   RESUME_PROTOCOL_PREFIX,
@@ -10,6 +9,7 @@ import {
   TOKEN_QUERY_PARAM,
   validateResume,
 } from '@authsocket/protocol';
+import type { UpgradeRequest } from './ports.js';
 
 /** Credentials offered with an upgrade request. */
 export interface UpgradeCredentials {
@@ -25,10 +25,10 @@ export interface UpgradeCredentials {
  * is malformed: no `authsocket.v1`, or a credential given twice. `url` is undefined when the
  * request has no query string.
  */
-export function readCredentials(req: IncomingMessage, url: URL | undefined): UpgradeCredentials | string {
+export function readCredentials(req: UpgradeRequest, url: URL | undefined): UpgradeCredentials | string {
   let offered = false;
   const found: { ticket: string[]; token: string[]; resume: string[] } = { ticket: [], token: [], resume: [] };
-  for (const raw of (req.headers['sec-websocket-protocol'] ?? '').split(',')) {
+  for (const raw of (req.header('sec-websocket-protocol') ?? '').split(',')) {
     const entry = raw.trim();
     if (entry === SUBPROTOCOL) offered = true;
     else if (entry.startsWith(TICKET_PROTOCOL_PREFIX)) found.ticket.push(entry.slice(TICKET_PROTOCOL_PREFIX.length));

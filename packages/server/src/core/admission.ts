@@ -1,14 +1,14 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamPosition } from '@authsocket/protocol';
-import { clientAddressResolver } from './client-address.js';
+import { clientAddressResolver } from '../client-address.js';
+import { classify, RevokedError } from '../errors.js';
+import type { AuthMethod, EventSink, Identity } from '../events.js';
+import type { IdentityVerifier } from '../identity.js';
+import type { ResolvedOptions } from '../options.js';
+import { KeyedRateLimiter } from '../rate-limit.js';
+import type { Tickets } from '../tickets.js';
 import { readCredentials, type UpgradeCredentials } from './credentials.js';
-import { StoreUnavailableError, TokenError } from './errors.js';
-import type { AuthMethod, EventSink, Identity } from './events.js';
-import { REFUSAL_BODY, sendJson } from './http-response.js';
-import { type IdentityVerifier, RevokedError } from './identity.js';
-import type { ResolvedOptions } from './options.js';
-import { KeyedRateLimiter } from './rate-limit.js';
-import type { Tickets } from './tickets.js';
+import { REFUSAL_BODY } from './http.js';
+import type { HttpReply, HttpRequest, UpgradeRequest } from './ports.js';
 
 /** An upgrade the gateway accepts, with the identity proven at the handshake, if any. */
 export interface Admitted {
@@ -22,12 +22,6 @@ export interface Admitted {
 export interface Refused {
   readonly status: 400 | 401 | 403 | 404 | 429 | 503;
   readonly headers?: Record<string, string>;
-}
-
-export function failureReason(error: unknown): string {
-  if (error instanceof TokenError) return error.reason;
-  if (error instanceof RevokedError) return 'revoked';
-  return 'unknown';
 }
 
 /** The request target as a URL, or undefined when it cannot be parsed (e.g. `//[?x`). */
@@ -50,7 +44,7 @@ export class Admission {
   readonly #events: EventSink;
   readonly #limiter: KeyedRateLimiter | undefined;
   /** The client's address for rate limits and logs, through the proxies `trustProxy` vouches for. */
-  readonly clientAddress: (req: IncomingMessage) => string | undefined;
+  readonly clientAddress: (req: UpgradeRequest) => string | undefined;
 
   constructor(options: ResolvedOptions, identity: IdentityVerifier, tickets: Tickets, events: EventSink) {
     this.#options = options;
@@ -65,9 +59,9 @@ export class Admission {
    * Decides an upgrade request: at once, unless a ticket or handshake token has to be checked
    * (most upgrades authenticate with their first message and need no promise here).
    */
-  admit(req: IncomingMessage): Admitted | Refused | Promise<Admitted | Refused> {
+  admit(req: UpgradeRequest): Admitted | Refused | Promise<Admitted | Refused> {
     const options = this.#options;
-    const target = req.url ?? '/';
+    const target = req.url;
     // Credentials usually travel in the subprotocol: a URL is parsed only when there is one to read.
     let url: URL | undefined;
     if (options.path !== undefined || target.includes('?')) {
@@ -78,7 +72,7 @@ export class Admission {
       }
     }
     if (options.path !== undefined && url?.pathname !== options.path) return { status: 404 };
-    const origin = req.headers.origin;
+    const origin = req.header('origin');
     // A missing Origin is a non-browser client, which could forge any Origin anyway.
     if (options.allowedOrigins && origin !== undefined && !options.allowedOrigins.includes(origin)) {
       return { status: 403 };
@@ -126,21 +120,22 @@ export class Admission {
         method ??= 'handshake_token';
       }
     } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        options.logger.error({ err: error.code }, 'upgrade refused: store unavailable');
+      const { reason, httpStatus } = classify(error);
+      if (httpStatus === 503) {
+        options.logger.error({ err: reason }, 'upgrade refused: store unavailable');
         return { status: 503 };
       }
       if (error instanceof RevokedError) this.#events.emit('ticket', { outcome: 'rejected' });
-      this.#events.emit('authFailed', { stage: 'upgrade', reason: failureReason(error) });
+      this.#events.emit('authFailed', { stage: 'upgrade', reason });
       return { status: 401 };
     }
     return { status: 101, identity, method, resume: credentials.resume };
   }
 
   /** `POST /auth/ticket`: a ticket for the bearer of a valid JWT. */
-  async issueTicket(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const token = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const unauthorized = () => sendJson(res, 401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
+  async issueTicket(req: HttpRequest, reply: HttpReply): Promise<void> {
+    const token = /^Bearer ([^\s]+)$/i.exec(req.header('authorization') ?? '')?.[1];
+    const unauthorized = () => reply.json(401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
     if (!token) {
       this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: 'missing' });
       return unauthorized();
@@ -150,16 +145,17 @@ export class Admission {
       const now = this.#options.clock.now();
       const issued = await this.#tickets.issue(verified.user, verified.claims, verified.expiresAt, now);
       this.#events.emit('ticket', { outcome: 'issued' });
-      sendJson(res, 200, issued);
+      reply.json(200, issued);
     } catch (error) {
-      if (error instanceof StoreUnavailableError) {
-        this.#options.logger.error({ err: error.code }, 'ticket store unavailable');
-        return sendJson(res, 503, { error: REFUSAL_BODY[503] });
+      const { reason, httpStatus } = classify(error);
+      if (httpStatus === 503) {
+        this.#options.logger.error({ err: reason }, 'ticket store unavailable');
+        return reply.json(503, { error: REFUSAL_BODY[503] });
       }
-      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: failureReason(error) });
-      if (error instanceof TokenError || error instanceof RevokedError) return unauthorized();
+      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason });
+      if (httpStatus === 401) return unauthorized();
       this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
-      sendJson(res, 503, { error: REFUSAL_BODY[503] });
+      reply.json(503, { error: REFUSAL_BODY[503] });
     }
   }
 }

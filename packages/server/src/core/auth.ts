@@ -1,0 +1,174 @@
+import {
+  CloseCode,
+  MessageType,
+  type StreamPosition,
+  type StreamState,
+  TOPIC_STREAM_PREFIX,
+  userStream,
+} from '@authsocket/protocol';
+import type { JWTPayload } from 'jose';
+import { classify } from '../errors.js';
+import type { AuthMethod, AuthStage, Identity } from '../events.js';
+import type { VerifiedToken } from '../token-verifier.js';
+import { CorePart } from './context.js';
+import { isPromise } from './frames.js';
+import { streamStates } from './recovery.js';
+import type { Session } from './session.js';
+import { SubscribeRequest } from './message-context.js';
+
+/** Authentication on an open socket: `auth` frames, reauth, per-message tokens, and binding identities. */
+export class Auth extends CorePart {
+
+  /** An `auth` frame: a first authentication, or a reauth of the same user. */
+  async onAuth(
+    session: Session,
+    token: string,
+    resume: Readonly<Record<string, StreamPosition>> | undefined,
+  ): Promise<void> {
+    const wait = session.authAttempts.hit(this.options.authRateLimit, this.options.clock.now());
+    if (wait > 0) return this.core.inbound.rateLimited(session, wait);
+    let verified: VerifiedToken;
+    try {
+      verified = await this.core.identity.verify(token);
+    } catch (error) {
+      return this.#refuse(session, 'auth', error);
+    }
+    if (session.isClosed() || !this.#isSameUser(session, verified.user, 'auth')) return;
+    await this.bind(session, verified, session.user === undefined ? 'message' : 'reauth', resume);
+  }
+
+  /**
+   * Per-message mode's fast path: the claims of `token` when it is this authenticated session's
+   * user's, already verified and cached, no later expiry to adopt, and the revocation store answers
+   * synchronously. Undefined means: take `withMessageToken`.
+   */
+  current(session: Session, token: string): JWTPayload | undefined {
+    if (session.state !== 'authenticated') return undefined;
+    const hit = this.core.perMessage.peek(token);
+    if (
+      hit !== undefined &&
+      hit.user === session.user &&
+      hit.expiresAt <= (session.expiresAt as number) &&
+      this.core.identity.isCurrentNow(hit) === true
+    ) {
+      return hit.claims;
+    }
+    return undefined;
+  }
+
+  /** Per-message mode: verify the frame's token (cached), then run `next` with its claims. */
+  async withMessageToken(
+    session: Session,
+    token: string,
+    next: (claims: JWTPayload) => void | Promise<void>,
+  ): Promise<void> {
+    let verified: VerifiedToken;
+    try {
+      verified = await this.core.perMessage.verify(token);
+      await this.core.identity.assertCurrent(verified);
+    } catch (error) {
+      return this.#refuse(session, 'per_message', error);
+    }
+    if (session.isClosed() || !this.#isSameUser(session, verified.user, 'per_message')) return;
+    if (session.state === 'pending') {
+      await this.bind(session, verified, 'per_message', undefined);
+      if (session.isClosed()) return;
+    } else if (verified.expiresAt > (session.expiresAt ?? 0)) {
+      // A fresher token on a message extends the connection's identity, as seed 004 describes.
+      session.extend(verified.expiresAt);
+      this.core.expiry.schedule(session);
+    }
+    return next(verified.claims);
+  }
+
+  /** Closes `4401` and reports where and why. */
+  unauthorized(session: Session, stage: AuthStage, reason: string, message: string): void {
+    this.core.events.emit('authFailed', { stage, reason });
+    session.close(CloseCode.Unauthorized, message);
+  }
+
+  /** A socket keeps one user: the one bound, or its ticket's in two-layer mode. Else `4403`. */
+  #isSameUser(session: Session, user: string, stage: AuthStage): boolean {
+    const expected = session.user ?? session.ticketUser;
+    if (expected === undefined || expected === user) return true;
+    this.core.events.emit('authFailed', { stage, reason: 'user_mismatch' });
+    session.close(CloseCode.Forbidden, 'token is for a different user');
+    return false;
+  }
+
+  #refuse(session: Session, stage: AuthStage, error: unknown): void {
+    if (session.isClosed()) return;
+    const refusal = classify(error);
+    if (refusal.httpStatus === 503) {
+      this.options.logger.error({ id: session.id, err: refusal.reason }, 'auth failed: store unavailable');
+    } else if (refusal.httpStatus === 401) {
+      this.core.events.emit('authFailed', { stage, reason: refusal.reason });
+    } else {
+      throw error;
+    }
+    session.close(refusal.closeCode, refusal.message);
+  }
+
+  /**
+   * Binds an identity to the session and starts its expiry policy. On a reauth of the same user the
+   * socket carries on (held deliveries flushed in order); on a first bind the user's stream, and any
+   * resumed topic streams, are recovered from history.
+   */
+  async bind(
+    session: Session,
+    identity: Identity,
+    method: AuthMethod,
+    resume: Readonly<Record<string, StreamPosition>> | undefined,
+  ): Promise<void> {
+    const isNew = session.user === undefined;
+    const wasHeld = session.state === 'held';
+    session.bind(identity);
+    const { events, expiry, registry } = this.core;
+    const authOk = { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt } as const;
+    if (!isNew) {
+      // In band: this socket missed nothing, what it did not get is in its held queue.
+      session.writeFrame(authOk);
+      // After auth_ok, so a warning for a short-lived token follows the confirmation it is about.
+      expiry.schedule(session);
+      if (wasHeld) session.release();
+      events.emit('reauthenticated', { connection: session, latencyMs: session.reauthLatency(this.options.clock.now(), wasHeld) });
+      events.emit('authenticated', { connection: session, method });
+      return;
+    }
+    const own = userStream(identity.user);
+    const wanted = new Map<string, StreamPosition | undefined>([[own, resume?.[own]]]);
+    let forbidden: Record<string, StreamState> | undefined;
+    for (const [stream, position] of resume ? Object.entries(resume) : []) {
+      if (wanted.has(stream)) continue;
+      const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
+      if (topic !== undefined && topic.length > 0 && (await this.maySubscribe(session, identity.claims, topic))) {
+        wanted.set(stream, position);
+      } else {
+        // Resume re-checks authorization: a stream this user may not read yields nothing.
+        (forbidden ??= streamStates())[stream] = { recovered: false };
+      }
+      if (session.isClosed()) return;
+    }
+    const recovering = this.core.recovery.recover(session, wanted, () => {
+      registry.addUser(session, identity.user);
+      for (const stream of wanted.keys()) {
+        if (stream.startsWith(TOPIC_STREAM_PREFIX)) registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
+      }
+    });
+    const recovered = isPromise(recovering) ? await recovering : recovering;
+    if (session.isClosed() || session.user !== identity.user) return;
+    const streams = recovered.states && forbidden ? { ...recovered.states, ...forbidden } : recovered.states;
+    session.writeFrame(streams ? { ...authOk, streams } : authOk);
+    expiry.schedule(session);
+    this.core.recovery.finish(session, recovered);
+    events.emit('authenticated', { connection: session, method });
+  }
+
+  /** Whether the session's user may join `topic`: the handler's `onSubscribe`, else `authorize`. */
+  maySubscribe(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
+    const { handler } = this.core;
+    const user = session.user as string;
+    if (handler.onSubscribe === undefined) return this.options.authorize(user, 'subscribe', topic);
+    return handler.onSubscribe(new SubscribeRequest(this.core, session, user, claims, topic));
+  }
+}

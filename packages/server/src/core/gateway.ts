@@ -1,0 +1,200 @@
+import { EventEmitter } from 'node:events';
+import { CloseCode, topicStream, userStream } from '@authsocket/protocol';
+import type { PublishOptions } from '../broker.js';
+import { DeadlineQueue } from '../deadlines.js';
+import type { GatewayEvents } from '../events.js';
+import { IdentityVerifier } from '../identity.js';
+import { type GatewayOptions, type ResolvedOptions, resolveOptions } from '../options.js';
+import { Tickets } from '../tickets.js';
+import { createTokenVerifier, DEFAULT_CLOCK_TOLERANCE_SEC, type VerifiedToken } from '../token-verifier.js';
+import { createCachedVerifier } from '../verification-cache.js';
+import { Admission, type Admitted } from './admission.js';
+import { Auth } from './auth.js';
+import { Commands } from './commands.js';
+import type { Core } from './context.js';
+import { Delivery } from './delivery.js';
+import { Expiry } from './expiry.js';
+import { HttpRoutes } from './http.js';
+import { Inbound } from './inbound.js';
+import type { HttpReply, HttpRequest, MessageHandler, ServerSocket, SocketEvents, Transport, UpgradeRequest } from './ports.js';
+import { Recovery } from './recovery.js';
+import { Registry } from './registry.js';
+import { Revocations } from './revocations.js';
+import { Session } from './session.js';
+
+/** How long `close()` waits for peers to answer the 1001 close before cutting them. */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+/** The in-process backend path: the application's callbacks from the options. */
+function inProcessHandler(options: ResolvedOptions): MessageHandler {
+  return options.handler ?? (options.onMessage ? { onMessage: options.onMessage } : {});
+}
+
+/**
+ * An authenticated WebSocket gateway without a transport: ticket endpoint, upgrade decisions,
+ * auth flows, expiry policies, per-user and per-topic delivery. A transport adapter drives it
+ * through `transport` (see `@authsocket/server/ws` for Node's `http` + `ws`).
+ */
+export class GatewayCore extends EventEmitter<GatewayEvents> {
+  readonly #options: ResolvedOptions;
+  readonly #core: Core;
+  readonly #admission: Admission;
+  readonly #routes: HttpRoutes;
+  readonly #revocations: Revocations;
+  #nextId = 1;
+  #closing = false;
+  /** The side of the core a transport adapter drives. */
+  readonly transport: Transport;
+
+  constructor(options: GatewayOptions) {
+    super();
+    const resolved = resolveOptions(options);
+    this.#options = resolved;
+    const { clock } = resolved;
+    const verifier = createTokenVerifier(resolved.jwt, clock);
+    const skewMs = (resolved.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
+    const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs);
+    // Filled in below in dependency order; every collaborator reads its siblings through it.
+    const core = {
+      options: resolved,
+      events: this,
+      registry: new Registry(),
+      deadlines: new DeadlineQueue(clock),
+      identity,
+      perMessage: createCachedVerifier(verifier, { maxEntries: resolved.verificationCacheSize }, clock),
+      handler: inProcessHandler(resolved),
+      drained: undefined,
+    } as Partial<Core> as { -readonly [K in keyof Core]: Core[K] };
+    core.delivery = new Delivery(core);
+    core.expiry = new Expiry(core);
+    core.recovery = new Recovery(core);
+    core.auth = new Auth(core);
+    core.commands = new Commands(core);
+    core.inbound = new Inbound(core);
+    this.#core = core;
+    const tickets = new Tickets(resolved.ticketStore, { ttlMs: resolved.ticketTtlMs, reusable: resolved.ticketReuse });
+    this.#admission = new Admission(resolved, identity, tickets, this);
+    this.#routes = new HttpRoutes(resolved, this.#admission, () => ({
+      closing: this.#closing,
+      connections: core.registry.all.size,
+    }));
+    this.#revocations = new Revocations(core);
+    this.transport = this.#transport();
+    resolved.broker
+      .start({
+        publication: (publication) => core.delivery.deliverLocally(publication),
+        control: (message) => this.#revocations.closeUser(message.revoke),
+        resync: () => this.#revocations.resync(),
+      })
+      .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'broker failed to start'));
+  }
+
+  #transport(): Transport {
+    const core = this.#core;
+    const isClosing = () => this.#closing;
+    return {
+      options: this.#options,
+      get accepting() {
+        return !isClosing();
+      },
+      admit: (request: UpgradeRequest) => this.#admission.admit(request),
+      open: (socket: ServerSocket, request: UpgradeRequest, admitted: Admitted) => this.#open(socket, request, admitted),
+      serve: (request: HttpRequest, reply: HttpReply) => this.#routes.serve(request, reply),
+      *sockets() {
+        for (const session of core.registry.all) yield session.socket;
+      },
+    };
+  }
+
+  #open(socket: ServerSocket, request: UpgradeRequest, admitted: Admitted): SocketEvents {
+    const core = this.#core;
+    const session = new Session(core, this.#nextId++, socket, this.#admission.clientAddress(request));
+    core.registry.all.add(session);
+    const { identity, method, resume } = admitted;
+    if (identity && method && !this.#options.requireAuthMessage) {
+      core.inbound.run(session, core.auth.bind(session, identity, method, resume));
+    } else {
+      session.expect(identity?.user);
+      core.expiry.armAuthTimeout(session);
+    }
+    return session;
+  }
+
+  /**
+   * Sends `data` to every connection of `user`, on every node, and keeps it in the user's stream
+   * history for resume. Resolves once delivered on this node, with how many of this node's
+   * connections got it (or hold it for their reauth).
+   */
+  sendToUser(user: string, data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#core.delivery.publish({ user }, data, userStream(user), options);
+  }
+
+  /**
+   * Sends `data` to every authenticated, unexpired connection, at most once: not kept in history,
+   * so a connection that is down (or on a node whose link is down) at that moment misses it.
+   */
+  broadcast(data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#core.delivery.publish({ everyone: true }, data, undefined, options);
+  }
+
+  /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
+  publish(topic: string, data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#core.delivery.publish({ topic }, data, topicStream(topic), options);
+  }
+
+  /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */
+  async revokeUser(user: string): Promise<number> {
+    await this.#options.revocationStore.revoke(user, this.#options.clock.now());
+    await this.#options.broker.control({ revoke: user });
+    return this.#revocations.closeUser(user);
+  }
+
+  /**
+   * Verifies a JWT exactly as every entry point does (signature, algorithm, claims, expiry,
+   * revocation): for the application's own HTTP routes, e.g. a token refresh endpoint.
+   * Throws `TokenError`, `RevokedError` or `StoreUnavailableError`.
+   */
+  verifyToken(token: string): Promise<VerifiedToken> {
+    return this.#core.identity.verify(token);
+  }
+
+  /** Counts for health and metrics: connections by state and messages held awaiting reauth. */
+  stats(): { connections: number; authenticated: number; held: number; heldMessages: number } {
+    const result = { connections: 0, authenticated: 0, held: 0, heldMessages: 0 };
+    for (const session of this.#core.registry.all) {
+      result.connections++;
+      if (session.state === 'authenticated') result.authenticated++;
+      if (session.state === 'held') {
+        result.held++;
+        result.heldMessages += session.heldCount;
+      }
+    }
+    return result;
+  }
+
+  /** Open connections of `user`, or of everyone when `user` is omitted. */
+  connectionCount(user?: string): number {
+    const { registry } = this.#core;
+    return user === undefined ? registry.all.size : (registry.ofUser(user)?.size ?? 0);
+  }
+
+  /** Stops accepting, closes every connection with 1001 and releases timers. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#revocations.stop();
+    const core = this.#core;
+    const { all } = core.registry;
+    const drained = new Promise<void>((resolve) => {
+      core.drained = resolve;
+    });
+    for (const session of [...all]) session.close(CloseCode.GoingAway, 'server shutting down');
+    const cut = setTimeout(() => {
+      for (const session of all) session.socket.terminate();
+    }, SHUTDOWN_GRACE_MS);
+    if (all.size > 0) await drained;
+    clearTimeout(cut);
+    core.drained = undefined;
+    core.deadlines.clear();
+  }
+}
