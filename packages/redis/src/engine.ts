@@ -131,8 +131,9 @@ function connect(target: ParsedTarget, options: RedisOptions, channels: readonly
       ...options,
       sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
       name: target.name,
-      // Subscribes to +switch-master on a sentinel, so a failover reconnects at once.
-      failoverDetector: true,
+      // Not `failoverDetector`: its disconnect can race a reconnect and leave the connection ended
+      // for good (ioredis 6.0). A killed master drops the connections anyway, and a demoted one has
+      // its clients killed by Sentinel, so they reconnect and ask the sentinels again.
       sentinelRetryStrategy: (attempt: number) => reconnectDelay(attempt, maxDelay),
     };
     const command = new Redis(sentinel);

@@ -46,6 +46,7 @@ class Link {
     this.redis.on('smessage', this.#onMessage);
     this.redis.on('ready', this.#onReady);
     this.redis.on('close', this.#onClose);
+    this.redis.on('end', this.#onEnd);
     this.#liveness = new Liveness(() => [this.redis], options.liveness, {
       dead: (_redis, reason) => {
         this.#logger.warn({ role: 'subscriber', node, reason }, 'redis link not answering: reconnecting');
@@ -62,6 +63,7 @@ class Link {
     this.redis.off('smessage', this.#onMessage);
     this.redis.off('ready', this.#onReady);
     this.redis.off('close', this.#onClose);
+    this.redis.off('end', this.#onEnd);
     this.redis.disconnect();
   }
 
@@ -86,6 +88,12 @@ class Link {
         this.#owner.topologyChanged();
       },
     );
+  };
+
+  /** ioredis gave up on this connection (it does on some aborted connects): a new one replaces it. */
+  readonly #onEnd = (): void => {
+    this.#logger.warn({ node: this.node }, 'redis subscriber connection ended: replacing it');
+    this.#owner.relayout();
   };
 
   readonly #onClose = (): void => {
@@ -130,7 +138,7 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
     const layout = this.#options.layout();
     for (const [node, link] of this.#links) {
       const channels = layout.get(node);
-      if (!channels || channels.join() !== link.channels.join()) {
+      if (!channels || channels.join() !== link.channels.join() || link.redis.status === 'end') {
         link.close();
         this.#links.delete(node);
       }
