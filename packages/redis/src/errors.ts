@@ -31,14 +31,15 @@ export async function attempt<T>(redis: Client, operation: () => Promise<T>): Pr
 }
 
 /**
- * What a failed publish means for its caller. Redis answered with an error (READONLY, OOM, NOPERM,
- * a CROSSSLOT bug) or ioredis never sent it: not published, `StoreUnavailableError`, safe to retry.
- * Anything else happened after it was written to a ready connection — no reply within the command
- * timeout, the connection closed before the reply — so it may have run: `OutcomeUnknownError`.
+ * What a failed publish means for its caller. The broker sends a publish only on a ready
+ * connection, where ioredis writes it at once; so Redis answering with an error (READONLY, OOM,
+ * NOPERM) means not published: `StoreUnavailableError`, safe to retry. Anything else — no reply
+ * within the command timeout, the connection closed or was dropped by the liveness PING before the
+ * reply (ioredis then fails sent and unsent commands alike) — means it may have run:
+ * `OutcomeUnknownError`.
  */
 export function publishFailure(error: unknown): StoreUnavailableError | OutcomeUnknownError {
   if (error instanceof StoreUnavailableError) return error;
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'ReplyError' || name === 'MaxRetriesPerRequestError') return unavailable(error);
+  if (error instanceof Error && error.name === 'ReplyError') return unavailable(error);
   return new OutcomeUnknownError({ cause: error });
 }
