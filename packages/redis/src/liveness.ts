@@ -67,7 +67,8 @@ export class Liveness {
     for (const redis of this.#probes.keys()) if (!targets.includes(redis)) this.#probes.delete(redis);
     for (const redis of targets) {
       const probe = this.#probes.get(redis);
-      if (redis.status !== 'ready' && redis.status !== 'connect') {
+      // 'wait': a Cluster node not connected yet (ioredis connects them lazily): the PING connects it.
+      if (redis.status !== 'ready' && redis.status !== 'connect' && redis.status !== 'wait') {
         // Known down already: ioredis is reconnecting it.
         this.#probes.delete(redis);
         continue;
@@ -83,6 +84,7 @@ export class Liveness {
         continue;
       }
       if (probe?.kind === 'handshake') this.#probes.delete(redis);
+      if (redis.status === 'wait' && probe) continue;
       // While one is dead, PING every tick: recovery is seen as soon as it answers.
       if ((send || this.#dead) && !this.#probes.has(redis)) this.#ping(redis, now);
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type BrokerHandlers, ConfigError, type ControlMessage, type Publication, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisEngine, Keys, type RedisEngine } from '../src/index.js';
+import { type BrokerStatus, createRedisEngine, Keys, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
 import { RedisCluster, RedisServer, until } from './helpers.js';
 
 let cluster: RedisCluster;
@@ -24,8 +24,8 @@ interface Node {
   readonly controls: ControlMessage[];
 }
 
-async function node(): Promise<Node> {
-  const engine = createRedisEngine({ cluster: cluster.seeds }, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100 });
+async function node(options: RedisEngineOptions = {}): Promise<Node> {
+  const engine = createRedisEngine({ cluster: cluster.seeds }, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
   engines.push(engine);
   const self: Node = { engine, received: [], controls: [] };
   const handlers: BrokerHandlers = {
@@ -138,4 +138,30 @@ describe('Redis Cluster misconfiguration', () => {
       await standalone.stop();
     }
   });
+});
+
+describe('Redis Cluster liveness', () => {
+  it('marks the broker not ready when one master freezes (SIGSTOP), and ready again when it thaws', async () => {
+    const a = await node({ livenessIntervalMs: 200, livenessTimeoutMs: 500, commandTimeoutMs: 5_000 });
+    const statuses: BrokerStatus[] = [];
+    a.engine.broker.on('status', (status) => statuses.push(status));
+    const keys = new Keys('authsocket:', 16);
+    const stream = streamPerShard(keys, 'frozen')[3]!;
+    const port = await cluster.ownerOf(keys.stream(stream).channel);
+    const frozen = cluster.nodes.find((n) => n.port === port)!;
+    frozen.signal('SIGSTOP');
+    try {
+      // Only the PING can notice: the command timeout is 5 s, and TCP sees nothing wrong.
+      await until(() => a.engine.status === 'reconnecting', 2_500, 'reconnecting while one master is frozen');
+    } finally {
+      frozen.signal('SIGCONT');
+    }
+    await a.engine.ready(10_000);
+    expect(statuses).toEqual(['reconnecting', 'ready']);
+    await until(
+      async () => (await a.engine.broker.publish({ to: { user: 'frozen' }, data: '"thawed"', stream }).catch(() => 0)) === 1,
+      10_000,
+      'publishing on the thawed master',
+    );
+  }, 30_000);
 });
