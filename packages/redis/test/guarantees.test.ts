@@ -202,6 +202,19 @@ describe('after a loss', () => {
     expect(resynced).toBe(1);
   });
 
+  it('names the node by the nodeId option', async () => {
+    const a = await node(redis.url, { nodeId: 'node-a' });
+    const b = await node();
+    expect(a.engine.broker.nodeId).toBe('node-a');
+    expect(b.engine.broker.nodeId).toMatch(/^[\w-]{12}$/);
+    // Two engines given the same id still tell their own publications apart.
+    const c = await node(redis.url, { nodeId: 'node-a' });
+    a.received.length = 0;
+    expect(await c.engine.broker.publish({ to: { everyone: true }, data: '"c"' })).toBe(1);
+    expect(await a.engine.broker.publish({ to: { everyone: true }, data: '"a"' })).toBe(1);
+    expect(a.received.map((p) => p.data)).toEqual(['"c"', '"a"']);
+  });
+
   it('emits control lag from the sender’s timestamp', async () => {
     const [a, b] = await Promise.all([node(), node()]);
     const lags: number[] = [];
