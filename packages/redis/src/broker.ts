@@ -220,6 +220,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     this.#refusal = error;
     this.#options.logger.error({ node: this.nodeId, err: error.message }, 'redis broker cannot start');
     this.#refused.emit('refused', error);
+    this.#update();
   }
 
   /**
@@ -513,7 +514,9 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     const previous = this.#status;
     let next: BrokerStatus;
     if (this.#closed) next = 'closed';
-    else if (this.#subscriber.subscribed && this.#command.status === 'ready' && !this.#liveness.dead) next = 'ready';
+    else if (this.#subscriber.subscribed && this.#command.status === 'ready' && !this.#liveness.dead && !this.#refusal) {
+      next = 'ready';
+    }
     // Before the first failure, still connecting; after it (refused, wrong password, lost): reconnecting.
     else next = this.#lost ? 'reconnecting' : 'connecting';
     if (next === previous) return;
