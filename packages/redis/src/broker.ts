@@ -165,9 +165,10 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     command.on('ready', this.#update);
     command.on('close', this.#onCommandClose);
     this.#liveness = new Liveness(options.commandNodes, options.liveness, {
-      dead: (redis, reason) => {
+      dead: (redis, reason, again) => {
         const node = `${redis.options.host}:${redis.options.port}`;
-        options.logger.warn({ role: 'command', node, reason }, 'redis link not answering: reconnecting');
+        const log = again ? options.logger.debug : options.logger.warn;
+        log.call(options.logger, { role: 'command', node, reason }, 'redis link not answering: reconnecting');
         this.#lost = true;
         this.#update();
       },

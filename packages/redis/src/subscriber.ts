@@ -48,8 +48,10 @@ class Link {
     this.redis.on('close', this.#onClose);
     this.redis.on('end', this.#onEnd);
     this.#liveness = new Liveness(() => [this.redis], options.liveness, {
-      dead: (_redis, reason) => {
-        this.#logger.warn({ role: 'subscriber', node, reason }, 'redis link not answering: reconnecting');
+      alive: () => this.#logger.info({ role: 'subscriber', node }, 'redis link answering again'),
+      dead: (_redis, reason, again) => {
+        const log = again ? this.#logger.debug : this.#logger.warn;
+        log.call(this.#logger, { role: 'subscriber', node, reason }, 'redis link not answering: reconnecting');
         this.#onClose();
       },
     });
