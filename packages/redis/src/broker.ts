@@ -522,11 +522,12 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     else next = this.#lost ? 'reconnecting' : 'connecting';
     if (next === previous) return;
     this.#status = next;
+    // One message for every change (dashboards and the gateway's tests key on it); degrading and
+    // recovering are at warn, so an operator sees both.
     const { logger } = this.#options;
-    const fields = { status: next, previous, node: this.nodeId };
-    if (next === 'reconnecting') logger.warn(fields, 'redis broker degraded');
-    else if (next === 'ready' && this.#lost) logger.warn(fields, 'redis broker recovered');
-    else logger.info(fields, 'redis broker status');
+    const recovered = next === 'ready' && this.#lost;
+    const log = next === 'reconnecting' || recovered ? logger.warn : logger.info;
+    log.call(logger, { status: next, previous, node: this.nodeId, ...(recovered ? { recovered } : {}) }, 'redis broker status');
     this.emit('status', next, previous);
   };
 }

@@ -32,9 +32,10 @@ interface Node {
   readonly at: number[];
 }
 
-/** Every log line as `level message`, to check what an operator sees. */
+/** Every log line as `level message [status]`, to check what an operator sees. */
 function recorder(lines: string[]): Logger {
-  const at = (level: string) => (_fields: object, message: string) => lines.push(`${level} ${message}`);
+  const at = (level: string) => (fields: Record<string, unknown>, message: string) =>
+    lines.push(`${level} ${message}${fields.status ? ` ${String(fields.status)}` : ''}`);
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -78,8 +79,8 @@ describe('liveness PING', () => {
     expect(await a.engine.broker.publish({ to: { user: 'x' }, data: '"thawed"', stream: 'user:thawed' })).toBe(1);
     // An operator sees it degrade and recover, at warn.
     expect(lines).toContain('warn redis link not answering: reconnecting');
-    expect(lines).toContain('warn redis broker degraded');
-    expect(lines).toContain('warn redis broker recovered');
+    expect(lines).toContain('warn redis broker status reconnecting');
+    expect(lines).toContain('warn redis broker status ready');
   });
 
   it('notices a black-holed link, and delivers again soon after it heals, repairing what it missed', async () => {
