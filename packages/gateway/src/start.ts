@@ -64,7 +64,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await engine?.close();
     throw error;
   }
-  const metrics = createMetrics(gateway, { processMetrics: options.processMetrics ?? false });
+  const metrics = createMetrics(gateway, {
+    node: config.nodeId,
+    broker: engine?.broker,
+    processMetrics: options.processMetrics ?? false,
+  });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
   const server = http.createServer(app);
   gateway.attach(server);
