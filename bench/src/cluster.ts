@@ -115,7 +115,7 @@ function request(port: number, method: string, urlPath: string, body?: unknown, 
 async function api(port: number, urlPath: string, data: unknown, apiKey: string): Promise<number> {
   const { status, json } = await request(port, 'POST', urlPath, { data }, apiKey);
   if (status !== 200) throw new Error(`POST ${urlPath} on :${port} answered ${status}: ${JSON.stringify(json)}`);
-  return (json as { delivered?: number }).delivered ?? 0;
+  return (json as { deliveredLocally?: number }).deliveredLocally ?? 0;
 }
 
 // ---------------------------------------------------------------- load generator (child process)

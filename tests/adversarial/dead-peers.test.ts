@@ -38,10 +38,10 @@ describe('a client that never reads', () => {
     let pushed = 0;
     // The kernel's socket buffers absorb several MB first (tcp_rmem autotunes up to 32 MiB here).
     // Unbounded, the gateway's queue would then grow with every push; bounded, it is cut at 1 MiB,
-    // and pushes report `delivered: 0` once the socket is gone (1 s after the 4008 close).
+    // and pushes report `deliveredLocally: 0` once the socket is gone (1 s after the 4008 close).
     for (; pushed < 2_000; pushed++) {
-      const { delivered } = await gateway.api('/users/sloth/messages', { data: chunk });
-      if (delivered === 0) break;
+      const { deliveredLocally } = await gateway.api('/users/sloth/messages', { data: chunk });
+      if (deliveredLocally === 0) break;
       // Live Buffers after a full collection: what the gateway holds for the peer (sampled: GC is slow).
       if (pushed % 20 === 0) peak = Math.max(peak, liveBuffers() - baseline);
     }

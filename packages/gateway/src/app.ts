@@ -52,7 +52,7 @@ export function createApp(parts: AppParts): Express {
   }
 
   if (apiKey !== undefined) {
-    app.use('/api', createHttpApi(gateway, { apiKey, logger, metrics }));
+    app.use('/api', createHttpApi(gateway, { apiKey, node: config.nodeId, logger, metrics }));
   } else {
     app.use('/api', (_req, res) => {
       res.status(404).json({ error: 'the HTTP API is off: start the gateway with --api-key' });

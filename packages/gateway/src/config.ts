@@ -41,6 +41,7 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   for (const spec of OPTIONS) values[spec.key] = resolve(spec, flags[spec.flag], env);
   const config = values as unknown as GatewayConfig;
   checkKeySource(config);
+  checkRedisTarget(config);
 
   const warnings: string[] = [];
   const known = new Set(OPTIONS.map((spec) => spec.env));
@@ -129,6 +130,40 @@ function checkKeySource(config: GatewayConfig): void {
   }
 }
 
+const REDIS_TARGETS = ['redisUrl', 'redisClusterNodes', 'redisSentinels'] as const;
+
+/** At most one Redis target; a Redis password only with one. */
+function checkRedisTarget(config: GatewayConfig): void {
+  const [first, second] = REDIS_TARGETS.filter((key) => config[key] !== undefined).map(optionFor);
+  if (first && second) {
+    throw InvalidOptionError.of(second, `conflicts with --${first.flag}: set exactly one Redis target`);
+  }
+  if (!first && config.redisPassword !== undefined) {
+    const names = REDIS_TARGETS.map(optionFor).map((spec) => `--${spec.flag}`);
+    throw InvalidOptionError.of(optionFor('redisPassword'), `needs a Redis target: ${names.join(', ')}`);
+  }
+}
+
+/** The configuration as it may be printed or logged: secrets masked, a Redis URL without its password. */
+export function printableConfig(config: GatewayConfig): Record<string, unknown> {
+  const printable: Record<string, unknown> = {};
+  for (const spec of OPTIONS) {
+    const value = config[spec.key];
+    printable[spec.key] = spec.secret && value !== undefined ? MASK : value;
+  }
+  if (config.redisUrl !== undefined) printable.redisUrl = withoutPassword(config.redisUrl);
+  return printable;
+}
+
+const MASK = '[redacted]';
+
+function withoutPassword(raw: string): string {
+  const url = new URL(raw);
+  // Brackets would be percent-encoded in a URL.
+  if (url.password !== '') url.password = '***';
+  return url.href;
+}
+
 /** The server library's option names, for its `ConfigError`s, mapped to the flags that feed them. */
 const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   jwt: 'jwtSecret',
@@ -146,6 +181,8 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   authTimeoutMs: 'authTimeoutMs',
   path: 'wsPath',
   allowedOrigins: 'allowedOrigins',
+  trustProxy: 'trustProxy',
+  nodeId: 'nodeId',
 };
 
 /** Rewrites the server library's `ConfigError` (e.g. a too-short RSA key) in terms of this CLI's options. */

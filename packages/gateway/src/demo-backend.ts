@@ -38,8 +38,8 @@ export function demoChatHandler({ gateway, logger, clock }: Omit<DemoBackendOpti
   return async ({ user, data }) => {
     const { topic, text } = chatSend(data);
     const posted = { type: CHAT_POSTED, payload: { id: randomUUID(), topic, from: user, text, at: clock.now() } };
-    const delivered = await gateway().publish(topic, posted);
-    logger.debug({ user, topic, delivered }, 'demo: chat message');
+    const deliveredLocally = await gateway().publish(topic, posted);
+    logger.debug({ user, topic, deliveredLocally }, 'demo: chat message');
   };
 }
 
@@ -61,7 +61,7 @@ function chatSend(data: unknown): { topic: string; text: string } {
 /**
  * `POST /demo/notify` with `Authorization: Bearer <the user's jwt>` and an optional `{"text": ...}`:
  * pushes a `notifications/added` action to that user's every connection, exactly as a backend
- * would with `POST /api/users/:user/messages` and the API key. Answers `{delivered}`.
+ * would with `POST /api/users/:user/messages` and the API key. Answers `{deliveredLocally}`: this node's connections that got it.
  */
 export function createDemoBackend({ gateway, logger, clock }: DemoBackendOptions): Router {
   const router = Router();
@@ -75,9 +75,9 @@ export function createDemoBackend({ gateway, logger, clock }: DemoBackendOptions
       type: NOTIFICATION_ADDED,
       payload: { id: randomUUID(), text, at: clock.now(), via: 'POST /demo/notify' },
     };
-    const delivered = await gateway.sendToUser(user, notification);
-    logger.info({ user, delivered }, 'demo: notification');
-    res.set('Cache-Control', 'no-store').json({ delivered });
+    const deliveredLocally = await gateway.sendToUser(user, notification);
+    logger.info({ user, deliveredLocally }, 'demo: notification');
+    res.set('Cache-Control', 'no-store').json({ deliveredLocally });
   });
 
   async function bearerUser(req: Request): Promise<string | undefined> {

@@ -1,5 +1,5 @@
 import { LIMITS } from '@authsocket/protocol';
-import type { Gateway } from '@authsocket/server';
+import type { Gateway, PublishOptions } from '@authsocket/server';
 import express, { type Request, type RequestHandler, Router } from 'express';
 import { requireApiKey } from './api-key.js';
 import { HttpError, notFound } from './http-errors.js';
@@ -9,9 +9,13 @@ import type { GatewayMetrics } from './metrics.js';
 /** Largest JSON body the API accepts; the WebSocket's own frame limit is 64 KiB too. */
 export const API_BODY_LIMIT = '64kb';
 const MAX_USER_LENGTH = 256;
+/** 1 to 255 visible ASCII characters: enough for a UUID or a hash, and safe in logs and Redis keys. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export interface HttpApiOptions {
   readonly apiKey: string;
+  /** This node's id, in every answer: the counts are this node's own. */
+  readonly node: string;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
 }
@@ -20,38 +24,42 @@ export interface HttpApiOptions {
  * The application backend's API, behind `Authorization: Bearer <api key>`:
  * push to a user, a topic or everyone; revoke a user; count a user's connections.
  */
-export function createHttpApi(gateway: Gateway, { apiKey, logger, metrics }: HttpApiOptions): Router {
+export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics }: HttpApiOptions): Router {
   const api = Router();
   api.use(countRequests(metrics));
   // The key is checked before any body is read: an unauthenticated caller costs no parsing.
   api.use(requireApiKey(apiKey));
   api.use(express.json({ limit: API_BODY_LIMIT }));
 
+  // Counts are this node's connections only (others deliver too, uncounted): hence `...Locally`.
   api.post('/users/:user/messages', async (req, res) => {
     const user = userParam(req);
-    const delivered = await gateway.sendToUser(user, dataOf(req));
-    logger.info({ api: 'sendToUser', user, delivered }, 'api: message to user');
-    res.json({ delivered });
+    const options = publishOptions(req);
+    const deliveredLocally = await gateway.sendToUser(user, dataOf(req), options);
+    logger.info({ api: 'sendToUser', user, deliveredLocally, ...options }, 'api: message to user');
+    res.json({ deliveredLocally, node });
   });
   api.post('/topics/:topic/messages', async (req, res) => {
     const topic = topicParam(req);
-    const delivered = await gateway.publish(topic, dataOf(req));
-    logger.info({ api: 'publish', topic, delivered }, 'api: message to topic');
-    res.json({ delivered });
+    const options = publishOptions(req);
+    const deliveredLocally = await gateway.publish(topic, dataOf(req), options);
+    logger.info({ api: 'publish', topic, deliveredLocally, ...options }, 'api: message to topic');
+    res.json({ deliveredLocally, node });
   });
   api.post('/broadcast', async (req, res) => {
-    const delivered = await gateway.broadcast(dataOf(req));
-    logger.info({ api: 'broadcast', delivered }, 'api: broadcast');
-    res.json({ delivered });
+    const options = publishOptions(req);
+    const deliveredLocally = await gateway.broadcast(dataOf(req), options);
+    logger.info({ api: 'broadcast', deliveredLocally, ...options }, 'api: broadcast');
+    res.json({ deliveredLocally, node });
   });
   api.post('/users/:user/revoke', async (req, res) => {
     const user = userParam(req);
-    const closed = await gateway.revokeUser(user);
-    logger.info({ api: 'revokeUser', user, closed }, 'api: user revoked');
-    res.json({ closed });
+    const closedLocally = await gateway.revokeUser(user);
+    logger.info({ api: 'revokeUser', user, closedLocally }, 'api: user revoked');
+    res.json({ closedLocally, node });
   });
   api.get('/users/:user/connections', (req, res) => {
-    res.json({ count: gateway.connectionCount(userParam(req)) });
+    res.json({ connectedLocally: gateway.connectionCount(userParam(req)), node });
   });
   api.use(notFound);
   return api;
@@ -73,6 +81,14 @@ function dataOf(req: Request): unknown {
     throw new HttpError(400, 'expected Content-Type: application/json and a body like {"data": ...}');
   }
   return (body as { data: unknown }).data;
+}
+
+/** `Idempotency-Key`: a retry with the same key (and audience) within the store's window publishes nothing. */
+function publishOptions(req: Request): PublishOptions {
+  const key = req.get('idempotency-key');
+  if (key === undefined) return {};
+  if (!IDEMPOTENCY_KEY.test(key)) throw new HttpError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  return { idempotencyKey: key };
 }
 
 function userParam(req: Request): string {

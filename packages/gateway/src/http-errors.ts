@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from '@authsocket/server';
+import { OutcomeUnknownError, StoreUnavailableError } from '@authsocket/server';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from './logger.js';
 
@@ -35,8 +35,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (error instanceof HttpError) return void res.status(error.status).json({ error: error.message });
     const bodyError = BODY_ERRORS[(error as { type?: string } | null)?.type ?? ''];
     if (bodyError) return void res.status(bodyError[0]).json({ error: bodyError[1] });
-    // Redis (or another store) unreachable: the request may be retried, on this node later or another.
-    if (error instanceof StoreUnavailableError) return void res.status(503).json({ error: 'service unavailable' });
+    // Not done (Redis or another store unreachable): safe to retry, on this node in a moment or another.
+    if (error instanceof StoreUnavailableError) {
+      return void res.status(503).set('Retry-After', '1').json({ error: 'service unavailable', code: 'unavailable' });
+    }
+    // Sent, but no answer: it may still be published. Retry only with the same Idempotency-Key.
+    if (error instanceof OutcomeUnknownError) {
+      return void res.status(504).json({ error: 'publish outcome unknown', code: 'outcome_unknown' });
+    }
     logger.error({ method: req.method, path: req.originalUrl.split('?', 1)[0], err: String(error) }, 'request failed');
     res.status(500).json({ error: 'internal error' });
   };

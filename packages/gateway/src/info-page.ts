@@ -14,7 +14,8 @@ export function infoPage({ demo, wsPath, apiEnabled }: InfoPageOptions): string 
   const rows: [string, string][] = [
     [`GET ${wsPath} (WebSocket)`, 'subprotocol <code>authsocket.v1</code>, plus <code>ticket.&lt;ticket&gt;</code> or a first <code>auth</code> frame'],
     ['POST /auth/ticket', '<code>Authorization: Bearer &lt;jwt&gt;</code> → <code>{ticket, expiresAt}</code>, single use'],
-    ['GET /healthz', 'liveness and open connections'],
+    ['GET /healthz', 'readiness for load balancers: 200 only while the broker answers'],
+    ['GET /livez', 'liveness: 200 while the process serves'],
     ['GET /metrics', 'Prometheus metrics of the auth lifecycle'],
   ];
   if (demo) {
@@ -29,7 +30,7 @@ export function infoPage({ demo, wsPath, apiEnabled }: InfoPageOptions): string 
       ['POST /api/topics/:topic/messages', '<code>{"data": …}</code> to a topic’s subscribers'],
       ['POST /api/broadcast', '<code>{"data": …}</code> to every authenticated connection'],
       ['POST /api/users/:user/revoke', 'close the user’s connections with 4403'],
-      ['GET /api/users/:user/connections', '<code>{count}</code>'],
+      ['GET /api/users/:user/connections', '<code>{connectedLocally, node}</code>'],
     );
   }
   const table = rows.map(([endpoint, what]) => `<tr><th>${escape(endpoint)}</th><td>${what}</td></tr>`).join('\n');

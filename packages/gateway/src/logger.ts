@@ -23,11 +23,14 @@ const REDACTED = [
   'secret',
 ];
 
-/** JSON lines on `destination` (stdout by default) at `level`; pino-compatible as the server's `logger`. */
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+/**
+ * JSON lines on `destination` (stdout by default) at `level`, each naming this node (`node`);
+ * pino-compatible as the server's `logger`.
+ */
+export function createLogger(level: LogLevel, node: string, destination?: DestinationStream): Logger {
   const options = {
     level,
-    base: { service: 'authsocket' },
+    base: { service: 'authsocket', node },
     redact: { paths: REDACTED, censor: '[redacted]' },
   };
   return destination ? pino(options, destination) : pino(options);

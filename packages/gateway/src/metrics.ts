@@ -1,5 +1,21 @@
-import type { Gateway } from '@authsocket/server';
+import type { RedisBroker } from '@authsocket/redis';
+import type { BrokerStatus, Gateway } from '@authsocket/server';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface MetricsOptions {
+  /** This node's id, as `authsocket_node_info{node}`. */
+  readonly node: string;
+  /** The Redis broker whose link and repairs are measured; without one (in memory) the broker is always ready. */
+  readonly broker?: RedisBroker | undefined;
+  /**
+   * Add prom-client's default process metrics, which start event-loop and GC observers for the
+   * rest of the process's life: right for the CLI, not for a test that starts many gateways in one
+   * process. Default false.
+   */
+  readonly processMetrics?: boolean;
+}
+
+const BROKER_STATUSES: readonly BrokerStatus[] = ['connecting', 'ready', 'reconnecting', 'closed'];
 
 export interface GatewayMetrics {
   /** This gateway's own registry (never prom-client's global one). */
@@ -8,12 +24,8 @@ export interface GatewayMetrics {
   observeApiRequest(route: string, status: number): void;
 }
 
-/**
- * Counts the auth lifecycle from the gateway's events. `processMetrics` adds prom-client's default
- * process metrics, which start event-loop and GC observers for the rest of the process's life:
- * right for the CLI, not for a test that starts many gateways in one process.
- */
-export function createMetrics(gateway: Gateway, { processMetrics = false } = {}): GatewayMetrics {
+/** Counts the auth lifecycle from the gateway's events, and the broker's link and repairs from the Redis broker's. */
+export function createMetrics(gateway: Gateway, { node, broker, processMetrics = false }: MetricsOptions): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (processMetrics) collectDefaultMetrics({ register: registry });
@@ -97,6 +109,30 @@ export function createMetrics(gateway: Gateway, { processMetrics = false } = {})
     },
   });
 
+  const streamGaps = new Counter({
+    name: 'authsocket_stream_gap_closes_total',
+    help: 'Connections closed 4009 because their stream would have skipped a position (they resume).',
+    registers,
+  });
+  new Gauge({
+    name: 'authsocket_node_info',
+    help: 'Always 1; names this node (--node-id), as in /healthz and the logs.',
+    labelNames: ['node'] as const,
+    registers,
+  }).set({ node }, 1);
+  new Gauge({
+    name: 'authsocket_broker_status',
+    help: "1 for the broker link's current status (ready, connecting, reconnecting, closed), 0 for the others.",
+    labelNames: ['status'] as const,
+    registers,
+    collect() {
+      const current = broker?.status ?? 'ready';
+      for (const status of BROKER_STATUSES) this.set({ status }, status === current ? 1 : 0);
+    },
+  });
+  if (broker) brokerMetrics(broker, registers);
+
+  gateway.on('streamGap', () => streamGaps.inc());
   gateway.on('ticket', ({ outcome }) => tickets.inc({ outcome }));
   gateway.on('authFailed', ({ stage, reason }) => authFailures.inc({ stage, reason }));
   gateway.on('authenticated', ({ method }) => authentications.inc({ method }));
@@ -114,4 +150,61 @@ export function createMetrics(gateway: Gateway, { processMetrics = false } = {})
     registry,
     observeApiRequest: (route, status) => apiRequests.inc({ route, status: String(status) }),
   };
+}
+
+/** The Redis broker's own events: link changes, repairs from history, new epochs, control messages, resyncs. */
+function brokerMetrics(broker: RedisBroker, registers: Registry[]): void {
+  const statusChanges = new Counter({
+    name: 'authsocket_broker_status_changes_total',
+    help: 'Changes of the broker link status, by the status entered (flapping shows between scrapes).',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  const gapRepairs = new Counter({
+    name: 'authsocket_broker_gap_repairs_total',
+    help: 'Times this node noticed it missed publications of a stream and read them from history.',
+    registers,
+  });
+  const gapMessages = new Counter({
+    name: 'authsocket_broker_gap_messages_total',
+    help: 'Publications missed on the subscriber link, by outcome: recovered from history, or lost (history gone).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const epochChanges = new Counter({
+    name: 'authsocket_broker_epoch_changes_total',
+    help: 'Streams seen in a new epoch (Redis lost their data: restart, flush, expiry).',
+    registers,
+  });
+  const controls = new Counter({
+    name: 'authsocket_broker_control_messages_total',
+    help: 'Control messages (revocations) received from other nodes.',
+    registers,
+  });
+  const controlLag = new Histogram({
+    name: 'authsocket_broker_control_lag_seconds',
+    help: "Time from a control message's sending to its arrival here, by the two nodes' clocks.",
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers,
+  });
+  const resyncs = new Counter({
+    name: 'authsocket_broker_resyncs_total',
+    help: 'Times the subscriber link came back after a loss and live revocations were re-read from Redis.',
+    registers,
+  });
+  for (const status of BROKER_STATUSES) statusChanges.inc({ status }, 0);
+  for (const outcome of ['recovered', 'lost']) gapMessages.inc({ outcome }, 0);
+
+  broker.on('status', (status) => statusChanges.inc({ status }));
+  broker.on('gapRepaired', ({ missed, recovered }) => {
+    gapRepairs.inc();
+    gapMessages.inc({ outcome: 'recovered' }, recovered);
+    gapMessages.inc({ outcome: 'lost' }, Math.max(0, missed - recovered));
+  });
+  broker.on('epochChanged', () => epochChanges.inc());
+  broker.on('control', ({ lagMs }) => {
+    controls.inc();
+    controlLag.observe(lagMs / 1000);
+  });
+  broker.on('resynced', () => resyncs.inc());
 }

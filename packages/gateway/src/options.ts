@@ -1,4 +1,5 @@
-import type { ExpiryPolicy, TicketMode } from '@authsocket/server';
+import { hostname } from 'node:os';
+import type { ExpiryPolicy, TicketMode, TrustProxy } from '@authsocket/server';
 import * as parse from './parsers.js';
 import type { Parser } from './parsers.js';
 
@@ -32,8 +33,20 @@ export interface GatewayConfig {
   readonly publishTopics: readonly string[] | undefined;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
-  /** Redis for tickets, revocations, history and fan-out; in memory without it. */
+  /** Redis for tickets, revocations, history and fan-out; in memory without a Redis target. */
   readonly redisUrl: string | undefined;
+  /** Seed nodes (`host:port`) of a Redis Cluster: the other Redis target. */
+  readonly redisClusterNodes: readonly string[] | undefined;
+  /** Sentinels (`host:port`) that know the Redis master: the third Redis target. */
+  readonly redisSentinels: readonly string[] | undefined;
+  /** Name of the master the sentinels monitor. */
+  readonly redisSentinelName: string;
+  /** `AUTH` password of every Redis connection (not the sentinels'), for any target. */
+  readonly redisPassword: string | undefined;
+  /** Proxies whose `X-Forwarded-For` / `Forwarded` are believed; undefined: the library's default (none). */
+  readonly trustProxy: TrustProxy | undefined;
+  /** This node's name in `/healthz`, logs and metrics, and the Redis engine's node id. */
+  readonly nodeId: string;
   /** Bearer key of the HTTP API; undefined outside demo mode disables the API. */
   readonly apiKey: string | undefined;
   readonly logLevel: LogLevel;
@@ -59,11 +72,13 @@ export interface OptionSpec<K extends ConfigKey = ConfigKey> {
   /** How the default reads in `--help` and the README. */
   readonly defaultLabel: string;
   readonly description: string;
+  /** A credential: its value is masked wherever the configuration is printed, and never logged. */
+  readonly secret: boolean;
   readonly parse: Parser<NonNullable<GatewayConfig[K]>>;
 }
 
-type Definition<K extends ConfigKey> = Omit<OptionSpec<K>, 'env' | 'fallbackEnv' | 'type' | 'defaultLabel'> &
-  Partial<Pick<OptionSpec<K>, 'fallbackEnv' | 'type' | 'defaultLabel'>>;
+type Definition<K extends ConfigKey> = Omit<OptionSpec<K>, 'env' | 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret'> &
+  Partial<Pick<OptionSpec<K>, 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret'>>;
 
 export const envName = (flag: string): string => `AUTHSOCKET_${flag.toUpperCase().replaceAll('-', '_')}`;
 
@@ -72,11 +87,15 @@ function option<K extends ConfigKey>(definition: Definition<K>): OptionSpec {
     env: envName(definition.flag),
     fallbackEnv: [],
     type: 'string',
+    secret: false,
     defaultLabel: definition.defaultValue === undefined ? '' : String(definition.defaultValue),
     ...definition,
   };
   return spec as unknown as OptionSpec;
 }
+
+/** `<hostname>-<pid>`: unique per process on one machine, readable in logs; only the characters a node id allows. */
+const DEFAULT_NODE_ID = `${hostname().replace(/[^\w.:-]/g, '-')}-${process.pid}`;
 
 const duration = (ms: number) => ({ valueName: '<duration>', defaultLabel: parse.formatDuration(ms) });
 
@@ -107,6 +126,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: undefined,
     defaultLabel: 'generated in --demo',
     description: 'HS256 secret, at least 32 bytes',
+    secret: true,
     parse: parse.secret(32, 'bytes'),
   }),
   option({
@@ -245,12 +265,65 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parse.url(['redis:', 'rediss:'], { hideValue: true }),
   }),
   option({
+    key: 'redisClusterNodes',
+    flag: 'redis-cluster-nodes',
+    valueName: '<host:port,...>',
+    defaultValue: undefined,
+    description: 'seed nodes of a Redis Cluster, instead of --redis-url',
+    parse: parse.hostPorts,
+  }),
+  option({
+    key: 'redisSentinels',
+    flag: 'redis-sentinels',
+    valueName: '<host:port,...>',
+    defaultValue: undefined,
+    description: 'Redis Sentinels that know the master, instead of --redis-url',
+    parse: parse.hostPorts,
+  }),
+  option({
+    key: 'redisSentinelName',
+    flag: 'redis-sentinel-name',
+    valueName: '<name>',
+    defaultValue: 'mymaster',
+    description: 'name of the master the sentinels monitor',
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'redisPassword',
+    flag: 'redis-password',
+    valueName: '<password>',
+    defaultValue: undefined,
+    defaultLabel: 'none, or the one in --redis-url',
+    description: 'AUTH password of the Redis servers (not of the sentinels), for any Redis target',
+    secret: true,
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'trustProxy',
+    flag: 'trust-proxy',
+    valueName: '<hops|cidr,...>',
+    defaultValue: undefined,
+    defaultLabel: '0 (no proxy trusted)',
+    description: 'proxies whose X-Forwarded-For / Forwarded name the client address for rate limits and logs: a number of hops, or proxy addresses/CIDRs',
+    parse: parse.trustProxy,
+  }),
+  option({
+    key: 'nodeId',
+    flag: 'node-id',
+    valueName: '<id>',
+    defaultValue: DEFAULT_NODE_ID,
+    defaultLabel: '<hostname>-<pid>',
+    description: 'name of this node in /healthz, logs and metrics (letters, digits, . _ : -)',
+    parse: parse.nonEmpty,
+  }),
+  option({
     key: 'apiKey',
     flag: 'api-key',
     valueName: '<key>',
     defaultValue: undefined,
     defaultLabel: 'API off; generated in --demo',
     description: 'bearer key of the /api endpoints, at least 16 characters',
+    secret: true,
     parse: parse.secret(16, 'characters'),
   }),
   option({

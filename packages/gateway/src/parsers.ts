@@ -172,3 +172,28 @@ export const rateLimit: Parser<{ limit: number; windowMs: number } | false> = (r
   if (!match || !(limit >= 1)) throw new ValueError(`expected a rate like 300/10s, or off, got ${quote(raw)}`);
   return { limit, windowMs: duration({ min: 1 })(match[2] as string) };
 };
+
+const HOST_PORT = /^(?:\[[^\]]+\]|[^:[\]\s]+):(\d{1,5})$/;
+
+/** `10.0.0.1:7000,[::1]:7001`: Redis nodes, as the engine's targets take them. */
+export const hostPorts: Parser<string[]> = (raw) => {
+  const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw new ValueError('expected comma-separated host:port pairs like 10.0.0.1:7000,10.0.0.2:7000');
+  for (const entry of list) {
+    const port = Number(HOST_PORT.exec(entry)?.[1] ?? 0);
+    if (!(port >= 1 && port <= 65_535)) throw new ValueError(`expected host:port pairs like 10.0.0.1:7000, got ${quote(entry)}`);
+  }
+  return list;
+};
+
+/**
+ * `2` (hops) or `10.0.0.0/8,192.0.2.7` (proxy addresses). Only the shape is read here: the server
+ * library checks hop counts and addresses, and its refusal is reported under this flag.
+ */
+export const trustProxy: Parser<number | string[]> = (raw) => {
+  const trimmed = raw.trim();
+  if (/^\d{1,9}$/.test(trimmed)) return Number(trimmed);
+  const list = trimmed.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw new ValueError('expected a number of hops, or comma-separated proxy addresses/CIDRs like 10.0.0.0/8');
+  return list;
+};

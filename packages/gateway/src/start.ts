@@ -9,9 +9,9 @@ import {
   systemClock,
   type TopicAction,
 } from '@authsocket/server';
-import { createRedisEngine, type RedisEngine } from '@authsocket/redis';
+import { createRedisEngine, type RedisEngine, type RedisTarget } from '@authsocket/redis';
 import { createApp } from './app.js';
-import { fromServerConfigError } from './config.js';
+import { fromServerConfigError, printableConfig } from './config.js';
 import { demoChatHandler } from './demo-backend.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
 import { createLogger, type DestinationStream, type Logger } from './logger.js';
@@ -42,9 +42,10 @@ export interface RunningGateway {
 
 /** Starts the gateway process's server in this process: `config` as `loadConfig` returns it. */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
-  const logger = createLogger(config.logLevel, options.logDestination);
+  const logger = createLogger(config.logLevel, config.nodeId, options.logDestination);
   const clock = options.clock ?? systemClock;
   for (const warning of options.warnings ?? []) logger.warn({}, warning);
+  logger.debug({ config: printableConfig(config) }, 'configuration');
 
   const jwtSecret = config.jwtSecret ?? (config.demo && !config.jwtPublicKey && !config.jwksUrl ? generated() : undefined);
   if (jwtSecret !== undefined && config.jwtSecret === undefined) {
@@ -55,9 +56,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   if (generatedApiKey !== undefined) logger.info({}, 'demo: generated an API key for this run (shown once on stderr)');
   if (apiKey === undefined) logger.info({}, 'no api-key: the HTTP API under /api is off');
 
-  const engine = config.redisUrl === undefined ? undefined : startRedis(config.redisUrl, logger);
-  const gateway = buildGateway(config, { jwtSecret, clock, logger, engine });
-  const metrics = createMetrics(gateway, { processMetrics: options.processMetrics ?? false });
+  const engine = startRedis(config, logger);
+  let gateway: Gateway;
+  try {
+    gateway = buildGateway(config, { jwtSecret, clock, logger, engine });
+  } catch (error) {
+    await engine?.close();
+    throw error;
+  }
+  const metrics = createMetrics(gateway, {
+    node: config.nodeId,
+    broker: engine?.broker,
+    processMetrics: options.processMetrics ?? false,
+  });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
   const server = http.createServer(app);
   gateway.attach(server);
@@ -101,12 +112,31 @@ interface GatewayParts {
 }
 
 /**
- * Connects to Redis without waiting: a node whose Redis is down starts anyway, answers `/healthz`
- * with 503 and fails ticket requests closed until the link is back, which it re-establishes itself.
- * The broker logs its own link changes (never the URL, which may carry a password).
+ * Connects to the configured Redis target, if any, without waiting: a node whose Redis is down
+ * starts anyway, answers `/healthz` with 503 and fails ticket requests closed until the link is
+ * back, which it re-establishes itself. The broker logs its own link changes (never the URL or the
+ * password).
  */
-function startRedis(url: string, logger: Logger): RedisEngine {
-  return createRedisEngine(url, { logger: logger.child({ component: 'redis' }) });
+function startRedis(config: GatewayConfig, logger: Logger): RedisEngine | undefined {
+  const target = redisTarget(config);
+  if (target === undefined) return undefined;
+  try {
+    return createRedisEngine(target, {
+      nodeId: config.nodeId,
+      ...(config.redisPassword !== undefined ? { redis: { password: config.redisPassword } } : {}),
+      logger: logger.child({ component: 'redis' }),
+    });
+  } catch (error) {
+    throw fromServerConfigError(error);
+  }
+}
+
+/** `loadConfig` lets at most one of the three through. */
+function redisTarget(config: GatewayConfig): RedisTarget | undefined {
+  if (config.redisUrl !== undefined) return config.redisUrl;
+  if (config.redisClusterNodes !== undefined) return { cluster: config.redisClusterNodes };
+  if (config.redisSentinels !== undefined) return { sentinels: config.redisSentinels, name: config.redisSentinelName };
+  return undefined;
 }
 
 function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine }: GatewayParts): Gateway {
@@ -140,6 +170,8 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       reauthGraceMs: config.reauthGraceMs,
       authTimeoutMs: config.authTimeoutMs,
       upgradeRateLimit: config.upgradeRateLimit,
+      trustProxy: config.trustProxy,
+      nodeId: config.nodeId,
       path: config.wsPath,
       allowedOrigins: config.allowedOrigins,
       broker: engine?.broker,

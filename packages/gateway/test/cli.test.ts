@@ -124,7 +124,7 @@ describe('the built authsocket CLI', () => {
     const client = new TestClient(`${url.replace('http', 'ws')}/ws`, [SUBPROTOCOL, `${TICKET_PROTOCOL_PREFIX}${ticket}`]);
     await client.next((frame) => frame.type === 'auth_ok');
     const count = await fetch(`${url}/api/users/alice/connections`, { headers: { authorization: `Bearer ${apiKey}` } });
-    expect(await count.json()).toEqual({ count: 1 });
+    expect(await count.json()).toMatchObject({ connectedLocally: 1 });
 
     child.kill('SIGTERM');
     expect(await client.closed).toEqual({ code: 1001, reason: 'server shutting down' });

@@ -1,10 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Environment, type GatewayConfig, InvalidOptionError, loadConfig, OPTIONS, startGateway } from '../src/index.js';
-import { SECRET } from './helpers.js';
+import { printableConfig } from '../src/config.js';
+import { API_KEY, SECRET } from './helpers.js';
 
 /** A key source, so that each case is about its own option. */
 const WITH_SECRET = { AUTHSOCKET_JWT_SECRET: SECRET };
@@ -50,6 +51,12 @@ describe('loadConfig', () => {
       publishTopics: undefined,
       wsPath: '/ws',
       redisUrl: undefined,
+      redisClusterNodes: undefined,
+      redisSentinels: undefined,
+      redisSentinelName: 'mymaster',
+      redisPassword: undefined,
+      trustProxy: undefined,
+      nodeId: `${hostname()}-${process.pid}`,
       apiKey: undefined,
       logLevel: 'info',
       demo: true,
@@ -81,6 +88,12 @@ describe('loadConfig', () => {
     ['AUTHSOCKET_DEMO=1', [], { AUTHSOCKET_DEMO: '1' }, { demo: true }],
     ['--demo over AUTHSOCKET_DEMO=false', ['--demo'], { AUTHSOCKET_DEMO: 'false' }, { demo: true }],
     ['a redis URL', ['--redis-url', 'redis://:pw@127.0.0.1:6380/0'], {}, { redisUrl: 'redis://:pw@127.0.0.1:6380/0' }],
+    ['Redis Cluster seed nodes', ['--redis-cluster-nodes', '10.0.0.1:7000, [::1]:7001'], {}, { redisClusterNodes: ['10.0.0.1:7000', '[::1]:7001'], redisUrl: undefined }],
+    ['Redis Sentinels and a master name', [], { AUTHSOCKET_REDIS_SENTINELS: 'sentinel-a:26379,sentinel-b:26379', AUTHSOCKET_REDIS_SENTINEL_NAME: 'cache' }, { redisSentinels: ['sentinel-a:26379', 'sentinel-b:26379'], redisSentinelName: 'cache' }],
+    ['a Redis password with a target', ['--redis-url', 'redis://127.0.0.1:6380'], { AUTHSOCKET_REDIS_PASSWORD: 'hunter2' }, { redisPassword: 'hunter2' }],
+    ['trusted proxy hops', ['--trust-proxy', '2'], {}, { trustProxy: 2 }],
+    ['trusted proxy addresses', [], { AUTHSOCKET_TRUST_PROXY: '10.0.0.0/8, 192.0.2.7' }, { trustProxy: ['10.0.0.0/8', '192.0.2.7'] }],
+    ['a node id', ['--node-id', 'gw-1'], {}, { nodeId: 'gw-1' }],
     ['a log level', [], { AUTHSOCKET_LOG_LEVEL: 'debug' }, { logLevel: 'debug' }],
     ['a WebSocket path', ['--ws-path', '/realtime'], {}, { wsPath: '/realtime' }],
   ];
@@ -127,6 +140,14 @@ describe('loadConfig', () => {
     [['--ws-path', 'ws'], {}, 'invalid option --ws-path (AUTHSOCKET_WS_PATH): expected a path starting with /, got "ws"'],
     [['--static-dir', '/nonexistent/site'], {}, 'invalid option --static-dir (AUTHSOCKET_STATIC_DIR): expected an existing directory, got "/nonexistent/site"'],
     [['--issuer', ' '], {}, 'invalid option --issuer (AUTHSOCKET_ISSUER): expected a non-empty value'],
+    [['--redis-cluster-nodes', '10.0.0.1'], {}, 'invalid option --redis-cluster-nodes (AUTHSOCKET_REDIS_CLUSTER_NODES): expected host:port pairs like 10.0.0.1:7000, got "10.0.0.1"'],
+    [[], { AUTHSOCKET_REDIS_SENTINELS: 'a:26379,b:0' }, 'invalid option --redis-sentinels (AUTHSOCKET_REDIS_SENTINELS): expected host:port pairs like 10.0.0.1:7000, got "b:0"'],
+    [['--redis-sentinels', ' , '], {}, 'invalid option --redis-sentinels (AUTHSOCKET_REDIS_SENTINELS): expected comma-separated host:port pairs like 10.0.0.1:7000,10.0.0.2:7000'],
+    [['--redis-url', 'redis://127.0.0.1:6380', '--redis-cluster-nodes', '127.0.0.1:7000'], {}, 'invalid option --redis-cluster-nodes (AUTHSOCKET_REDIS_CLUSTER_NODES): conflicts with --redis-url: set exactly one Redis target'],
+    [['--redis-sentinels', '127.0.0.1:26379'], { AUTHSOCKET_REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'invalid option --redis-sentinels (AUTHSOCKET_REDIS_SENTINELS): conflicts with --redis-cluster-nodes: set exactly one Redis target'],
+    [['--redis-password', 'hunter2'], {}, 'invalid option --redis-password (AUTHSOCKET_REDIS_PASSWORD): needs a Redis target: --redis-url, --redis-cluster-nodes, --redis-sentinels'],
+    [['--trust-proxy', ','], {}, 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops, or comma-separated proxy addresses/CIDRs like 10.0.0.0/8'],
+    [['--node-id', ' '], {}, 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected a non-empty value'],
     [['--nope', '1'], {}, 'unknown option --nope: see authsocket serve --help'],
     [['--issuer', 'x', 'extra'], {}, 'unexpected argument "extra": options are --<name> <value>'],
   ];
@@ -142,6 +163,24 @@ describe('loadConfig', () => {
     expect(failure(['--jwt-secret', 'hunter2-is-short']).message).not.toContain('hunter2');
     expect(failure([], { AUTHSOCKET_API_KEY: 'hunter2' }).message).not.toContain('hunter2');
     expect(failure(['--redis-url', 'http://user:hunter2@cache']).message).not.toContain('hunter2');
+    expect(failure(['--redis-password', 'hunter2']).message).not.toContain('hunter2');
+  });
+
+  it('prints the configuration with every secret masked and the Redis URL without its password', () => {
+    const loaded = config(['--api-key', API_KEY, '--redis-url', 'redis://user:hunter2@127.0.0.1:6380/1'], {
+      ...WITH_SECRET,
+      AUTHSOCKET_REDIS_PASSWORD: 'other-pass',
+    });
+    const printed = printableConfig(loaded);
+    expect(printed).toMatchObject({
+      jwtSecret: '[redacted]',
+      apiKey: '[redacted]',
+      redisPassword: '[redacted]',
+      redisUrl: 'redis://user:***@127.0.0.1:6380/1',
+      redisSentinelName: 'mymaster',
+    });
+    const text = JSON.stringify(printed);
+    for (const secret of [SECRET, API_KEY, 'hunter2', 'other-pass']) expect(text).not.toContain(secret);
   });
 
   it('requires a JWT key source outside demo mode', () => {
@@ -182,6 +221,18 @@ describe('startGateway configuration errors', () => {
       new InvalidOptionError('jwt-public-key', 'invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): RSA keys must be at least 2048 bits'),
     );
   });
+
+  const refusedAtStart: [string[], string][] = [
+    [['--trust-proxy', '10.0.0.0/33'], "invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected an IP address or CIDR, got '10.0.0.0/33'"],
+    [['--trust-proxy', '99'], 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops from 0 to 32, or a list of addresses/CIDRs, got 99'],
+    [['--node-id', 'node one'], 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected 1-128 letters, digits or . _ : -'],
+  ];
+  for (const [args, message] of refusedAtStart) {
+    it(`reports the server library's refusal of ${args.join(' ')} under the flag`, async () => {
+      const { config: loaded } = loadConfig([...args, '--jwt-secret', SECRET, '--port', '0', '--log-level', 'silent'], {});
+      await expect(startGateway(loaded)).rejects.toThrow(new InvalidOptionError(args[0]?.slice(2) ?? '', message));
+    });
+  }
 });
 
 describe('the README', () => {

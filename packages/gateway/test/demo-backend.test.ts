@@ -74,7 +74,7 @@ describe('POST /demo/notify', () => {
     const response = await notify(gateway, first.token);
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
-    expect(await response.json()).toEqual({ delivered: 2 });
+    expect(await response.json()).toEqual({ deliveredLocally: 2 });
     for (const { client } of [first, second]) {
       expect(await client.next((frame) => frame.type === 'message')).toMatchObject({
         stream: 'user:alice',
@@ -84,7 +84,7 @@ describe('POST /demo/notify', () => {
         },
       });
     }
-    expect(await (await notify(gateway, first.token, { text: ' Your export is ready ' })).json()).toEqual({ delivered: 2 });
+    expect(await (await notify(gateway, first.token, { text: ' Your export is ready ' })).json()).toEqual({ deliveredLocally: 2 });
     expect(await first.client.next((frame) => frame.type === 'message' && frame.offset === 2)).toMatchObject({
       data: { payload: { text: 'Your export is ready' } },
     });

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { API_KEY, connectAs, SECRET, start, stopAll, subscribe } from './helpers.js';
+import { API_KEY, connectAs, SECRET, start, stopAll, subscribe, type TestClient, type TestGateway } from './helpers.js';
 
 afterEach(stopAll);
 
-const demo = () => start(['--demo', '--api-key', API_KEY]);
+const demo = () => start(['--demo', '--api-key', API_KEY, '--node-id', 'gw-test']);
 
 describe('the HTTP API', () => {
   const routes: [string, string][] = [
@@ -40,7 +40,7 @@ describe('the HTTP API', () => {
 
     const response = await gateway.request('/api/users/alice/messages', { apiKey: API_KEY, json: { data: { text: 'export ready' } } });
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ delivered: 2 });
+    expect(await response.json()).toEqual({ deliveredLocally: 2, node: 'gw-test' });
     for (const { client } of [first, second]) {
       expect(await client.next((frame) => frame.type === 'message')).toMatchObject({ type: 'message', data: { text: 'export ready' } });
     }
@@ -57,7 +57,7 @@ describe('the HTTP API', () => {
     expect(await subscribe(alice.client, 'chat:lobby')).toMatchObject({ type: 'ack' });
 
     const response = await gateway.request('/api/topics/chat:lobby/messages', { apiKey: API_KEY, json: { data: 'hello' } });
-    expect(await response.json()).toEqual({ delivered: 1 });
+    expect(await response.json()).toEqual({ deliveredLocally: 1, node: 'gw-test' });
     expect(await alice.client.next((frame) => frame.type === 'message')).toMatchObject({
       type: 'message',
       topic: 'chat:lobby',
@@ -73,7 +73,7 @@ describe('the HTTP API', () => {
     const alice = await connectAs(gateway, 'alice');
     const carol = await connectAs(gateway, 'carol');
     const response = await gateway.request('/api/broadcast', { apiKey: API_KEY, json: { data: null } });
-    expect(await response.json()).toEqual({ delivered: 2 });
+    expect(await response.json()).toEqual({ deliveredLocally: 2, node: 'gw-test' });
     for (const { client } of [alice, carol]) {
       expect(await client.next((frame) => frame.type === 'message')).toMatchObject({ type: 'message', data: null });
     }
@@ -85,7 +85,7 @@ describe('the HTTP API', () => {
     const bob = await connectAs(gateway, 'bob');
 
     const response = await gateway.request('/api/users/alice/revoke', { apiKey: API_KEY, method: 'POST' });
-    expect(await response.json()).toEqual({ closed: 1 });
+    expect(await response.json()).toEqual({ closedLocally: 1, node: 'gw-test' });
     expect(await alice.client.closed).toEqual({ code: 4403, reason: 'revoked' });
     const refused = await gateway.request('/auth/ticket', { method: 'POST', headers: { authorization: `Bearer ${alice.token}` } });
     expect(refused.status).toBe(401);
@@ -96,14 +96,77 @@ describe('the HTTP API', () => {
     const gateway = await demo();
     const count = async (user: string) =>
       (await gateway.request(`/api/users/${user}/connections`, { apiKey: API_KEY })).json();
-    expect(await count('alice')).toEqual({ count: 0 });
+    expect(await count('alice')).toEqual({ connectedLocally: 0, node: 'gw-test' });
     const first = await connectAs(gateway, 'alice');
     await connectAs(gateway, 'alice');
-    expect(await count('alice')).toEqual({ count: 2 });
-    expect(await count('bob')).toEqual({ count: 0 });
+    expect(await count('alice')).toEqual({ connectedLocally: 2, node: 'gw-test' });
+    expect(await count('bob')).toEqual({ connectedLocally: 0, node: 'gw-test' });
     first.client.close();
     await first.client.closed;
-    await expect.poll(() => count('alice')).toEqual({ count: 1 });
+    await expect.poll(() => count('alice')).toEqual({ connectedLocally: 1, node: 'gw-test' });
+  });
+
+  /** Each publishing route, and a client of alice's that its message reaches. */
+  const publishRoutes: [string, (gateway: TestGateway) => Promise<TestClient>][] = [
+    ['/api/users/alice/messages', async (gateway) => (await connectAs(gateway, 'alice')).client],
+    ['/api/topics/chat:lobby/messages', async (gateway) => {
+      const { client } = await connectAs(gateway, 'alice');
+      await subscribe(client, 'chat:lobby');
+      return client;
+    }],
+    ['/api/broadcast', async (gateway) => (await connectAs(gateway, 'alice')).client],
+  ];
+  for (const [path, listener] of publishRoutes) {
+    it(`delivers a POST ${path} retried with the same Idempotency-Key once`, async () => {
+      const gateway = await demo();
+      const client = await listener(gateway);
+      const post = (key: string, data: string) =>
+        gateway.request(path, { apiKey: API_KEY, json: { data }, headers: { 'idempotency-key': key } });
+
+      expect(await (await post('order-42', 'first')).json()).toEqual({ deliveredLocally: 1, node: 'gw-test' });
+      expect(await (await post('order-42', 'retry')).json()).toEqual({ deliveredLocally: 0, node: 'gw-test' });
+      expect(await (await post('order-43', 'second')).json()).toEqual({ deliveredLocally: 1, node: 'gw-test' });
+      await client.next((frame) => frame.type === 'message' && frame.data === 'second');
+      expect(client.frames.filter((frame) => frame.type === 'message').map((frame) => frame.data)).toEqual(['first', 'second']);
+    });
+  }
+
+  it('scopes an Idempotency-Key to its audience: the same key for another user is delivered', async () => {
+    const gateway = await demo();
+    const bob = await connectAs(gateway, 'bob');
+    const post = (user: string) =>
+      gateway.request(`/api/users/${user}/messages`, { apiKey: API_KEY, json: { data: user }, headers: { 'idempotency-key': 'k' } });
+    await post('alice');
+    expect(await (await post('bob')).json()).toEqual({ deliveredLocally: 1, node: 'gw-test' });
+    expect(await bob.client.next((frame) => frame.type === 'message')).toMatchObject({ data: 'bob' });
+  });
+
+  const badKeys: [string, string][] = [
+    ['an empty key', ''],
+    ['a key with a space', 'order 42'],
+    ['a key of 256 characters', 'k'.repeat(256)],
+    ['a key beyond ASCII', 'caf\u00e9'],
+  ];
+  for (const [name, key] of badKeys) {
+    it(`refuses ${name} in Idempotency-Key with 400 naming the header, delivering nothing`, async () => {
+      const gateway = await demo();
+      const alice = await connectAs(gateway, 'alice');
+      for (const path of ['/api/users/alice/messages', '/api/topics/chat:lobby/messages', '/api/broadcast']) {
+        const response = await gateway.request(path, { apiKey: API_KEY, json: { data: 1 }, headers: { 'idempotency-key': key } });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toEqual({ error: 'Idempotency-Key must be 1 to 255 visible ASCII characters' });
+      }
+      alice.client.send({ type: 'ping', id: 'p' });
+      await alice.client.next((frame) => frame.type === 'pong');
+      expect(alice.client.frames.filter((frame) => frame.type === 'message')).toEqual([]);
+    });
+  }
+
+  it('accepts a key of 255 visible ASCII characters', async () => {
+    const gateway = await demo();
+    const key = '!~'.repeat(127) + 'x';
+    const response = await gateway.request('/api/broadcast', { apiKey: API_KEY, json: { data: 1 }, headers: { 'idempotency-key': key } });
+    expect(response.status).toBe(200);
   });
 
   const badBodies: [string, Record<string, string>, string, number, string][] = [
@@ -140,7 +203,7 @@ describe('the HTTP API', () => {
     const gateway = await start(['--demo']);
     expect(gateway.generatedApiKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const response = await gateway.request('/api/users/alice/connections', { apiKey: gateway.generatedApiKey });
-    expect(await response.json()).toEqual({ count: 0 });
+    expect(await response.json()).toEqual({ connectedLocally: 0, node: expect.any(String) });
   });
 });
 

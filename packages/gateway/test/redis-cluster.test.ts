@@ -35,7 +35,7 @@ class GatewayNode {
 
   /** Spawns the CLI and resolves once its JSON 'gateway listening' line names the bound port. */
   static async start(name: string, redisUrl: string, started: CliProcess[]): Promise<GatewayNode> {
-    const args = ['serve', '--port', '0', '--host', '127.0.0.1', '--redis-url', redisUrl];
+    const args = ['serve', '--port', '0', '--host', '127.0.0.1', '--redis-url', redisUrl, '--node-id', name];
     const node = spawnCli([...args, '--jwt-secret', SECRET, '--api-key', API_KEY, '--log-level', 'info']);
     started.push(node);
     const listening = await new Promise<{ url: string; wsUrl: string }>((resolve, reject) => {
@@ -220,8 +220,8 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     const total = 45;
     // Pushed through all three nodes' APIs at once: the order is Redis's, the same everywhere.
     const sent = await Promise.all(Array.from({ length: total }, (_, i) => nodes[i % 3]!.send('carol', i)));
-    // Each node counts the one connection it delivered to itself.
-    expect(sent.every((response) => response.status === 200 && response.body.delivered === 1)).toBe(true);
+    // Each node counts the one connection it delivered to itself, and says which node it is.
+    sent.forEach((response, i) => expect(response).toEqual({ status: 200, body: { deliveredLocally: 1, node: nodes[i % 3]!.name } }));
     for (const socket of sockets) await messagesUntil(socket, total);
     await Promise.all([...sockets, bystander].map(settle));
     const [first] = sockets;
@@ -263,7 +263,7 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     const outstanding = await a.ticket('frank');
     // Signed before the revocation (a token signed after it, in a later second, is rightly accepted).
     const earlierToken = await signToken('frank');
-    expect(await c.request('POST', '/api/users/frank/revoke')).toEqual({ status: 200, body: { closed: 0 } });
+    expect(await c.request('POST', '/api/users/frank/revoke')).toEqual({ status: 200, body: { closedLocally: 0, node: 'C' } });
     expect(await onA.closed).toEqual({ code: 4403, reason: 'revoked' });
     expect(await onB.closed).toEqual({ code: 4403, reason: 'revoked' });
     expect(await upgradeStatus(b.wsUrl, outstanding)).toBe(401);
@@ -273,7 +273,7 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     await once(late.socket, 'open');
     late.send({ type: 'auth', token: earlierToken });
     expect((await late.closed).code).toBe(4403);
-    expect(await a.request('GET', '/api/users/frank/connections')).toEqual({ status: 200, body: { count: 0 } });
+    expect(await a.request('GET', '/api/users/frank/connections')).toEqual({ status: 200, body: { connectedLocally: 0, node: 'A' } });
   });
 
   it('fails closed while Redis is down, reports degraded health, and recovers without restarting any node', async () => {
@@ -289,7 +289,7 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     // Fail closed: no ticket issued, none redeemed unchecked, no push pretends to succeed.
     for (const node of nodes) expect((await node.issue('hank')).status).toBe(503);
     expect(await upgradeStatus(c.wsUrl, unredeemed)).toBe(503);
-    expect((await a.send('gina', 'lost')).status).toBe(503);
+    expect(await a.send('gina', 'lost')).toEqual({ status: 503, body: { error: 'service unavailable', code: 'unavailable' } });
     // Established connections stay open and answer.
     await settle(before);
     expect(before.socket.readyState).toBe(WebSocket.OPEN);

@@ -63,8 +63,8 @@ export async function refresh(token: string, expiresIn?: number): Promise<Issued
  * `POST /demo/notify`: the demo gateway playing the app's backend, which would call
  * `POST /api/users/:user/messages` with its API key (never in a browser).
  */
-export async function notifyMe(token: string, text?: string): Promise<{ delivered: number }> {
+export async function notifyMe(token: string, text?: string): Promise<{ deliveredLocally: number }> {
   const response = await post('/demo/notify', { token, body: text === undefined ? undefined : { text } });
   if (!response.ok) throw new RequestError(response.status, await errorOf(response));
-  return (await response.json()) as { delivered: number };
+  return (await response.json()) as { deliveredLocally: number };
 }

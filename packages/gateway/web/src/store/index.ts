@@ -163,9 +163,10 @@ export const sendNotification = (): AppThunk<Promise<void>> => async (dispatch, 
   if (!token) return;
   dispatch(sendStarted());
   try {
-    const { delivered } = await api.notifyMe(token);
+    const { deliveredLocally } = await api.notifyMe(token);
     dispatch(sendFinished(null));
-    dispatch(logged('info', `POST /demo/notify → the backend pushed to ${delivered} connection${delivered === 1 ? '' : 's'}`));
+    const connections = `${deliveredLocally} connection${deliveredLocally === 1 ? '' : 's'}`;
+    dispatch(logged('info', `POST /demo/notify → the backend pushed to ${connections} on this node`));
   } catch (error) {
     dispatch(sendFinished(messageOf(error)));
   }
