@@ -67,10 +67,10 @@ describe('the JSON logs', () => {
   it('report an unreachable Redis without its URL or password, and answer /healthz with 503', async () => {
     // A loopback port nothing listens on: the connection is refused at once.
     const gateway = await start(['--demo', '--log-level', 'warn', '--redis-url', 'redis://:hunter2@127.0.0.1:1']);
-    for (let i = 0; i < 100 && !gateway.logs.records.some((record) => record.msg === 'redis broker degraded'); i++) {
+    for (let i = 0; i < 100 && !gateway.logs.records.some((record) => record.msg === 'redis broker status'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    expect(gateway.logs.records.find((record) => record.msg === 'redis broker degraded')).toMatchObject({
+    expect(gateway.logs.records.find((record) => record.msg === 'redis broker status')).toMatchObject({
       level: 40,
       status: 'reconnecting',
     });
