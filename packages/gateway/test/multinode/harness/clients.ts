@@ -216,6 +216,8 @@ export class RecordingClient {
   readonly client: AuthSocket;
   readonly events = new Map<string, StreamEvent[]>();
   readonly closes: number[] = [];
+  /** Data of messages without a stream (broadcasts), in arrival order. */
+  readonly unstreamed: unknown[] = [];
   authentications = 0;
 
   constructor(url: string, user: string) {
@@ -236,6 +238,8 @@ export class RecordingClient {
     this.client.on('message', (message: InboundMessage) => {
       if (message.stream !== undefined && message.offset !== undefined) {
         this.record(message.stream, { kind: 'message', epoch: message.epoch, offset: message.offset });
+      } else {
+        this.unstreamed.push(message.data);
       }
     });
     this.client.on('close', ({ code }) => this.closes.push(code));
