@@ -64,10 +64,11 @@ async function newUserThroughProxy(user: string): Promise<string> {
 beforeAll(async () => {
   buildCli();
   redis = resources.add(await RedisServer.start(), (server) => server.stop());
-  relays = await Promise.all(['A', 'B', 'C'].map(() => TcpRelay.start({ host: '127.0.0.1', port: redis.port })));
-  for (const relay of relays) resources.add(relay, (r) => r.close());
-  nodes = await Promise.all(['A', 'B', 'C'].map((name, i) => GatewayNode.start({ name, redis: ['--redis-url', relays[i]!.url()] })));
-  for (const node of nodes) resources.add(node, (n) => n.kill());
+  // Each registered as soon as it runs: a sibling failing to start must not leak it.
+  relays = await Promise.all(['A', 'B', 'C'].map(async () => resources.add(await TcpRelay.start({ host: '127.0.0.1', port: redis.port }), (r) => r.close())));
+  nodes = await Promise.all(
+    ['A', 'B', 'C'].map(async (name, i) => resources.add(await GatewayNode.start({ name, redis: ['--redis-url', relays[i]!.url()] }), (n) => n.kill())),
+  );
   await Promise.all(nodes.map((node) => becomes(node, 200, 10_000)));
   proxy = resources.add(await Haproxy.start(nodes.map((node) => ({ name: node.name, host: '127.0.0.1', port: node.port }))), (p) => p.stop());
   await until('haproxy sees every node UP', async () => Object.values(await proxy.serverStatus()).filter((s) => s === 'UP').length === 3, {

@@ -33,11 +33,13 @@ beforeAll(async () => {
   buildCli();
   redis = resources.add(await RedisServer.start(), (server) => server.stop());
   relayB = resources.add(await TcpRelay.start({ host: '127.0.0.1', port: redis.port }), (relay) => relay.close());
-  [a, b] = await Promise.all([
-    GatewayNode.start({ name: 'A', redis: ['--redis-url', redis.url] }),
-    GatewayNode.start({ name: 'B', redis: ['--redis-url', relayB.url()] }),
-  ]);
-  for (const node of [a, b]) resources.add(node, (n) => n.kill());
+  // Each registered as soon as it runs: a sibling failing to start must not leak it.
+  [a, b] = (await Promise.all(
+    [
+      { name: 'A', redis: ['--redis-url', redis.url] },
+      { name: 'B', redis: ['--redis-url', relayB.url()] },
+    ].map(async (options) => resources.add(await GatewayNode.start(options), (n) => n.kill())),
+  )) as [GatewayNode, GatewayNode];
   await Promise.all([ready(a), ready(b)]);
 }, 60_000);
 

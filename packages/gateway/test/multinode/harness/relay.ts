@@ -38,13 +38,13 @@ export class TcpRelay {
   }
 
   static async start(target: { host: string; port: number }, host = '127.0.0.1'): Promise<TcpRelay> {
-    let relay: TcpRelay | undefined;
-    const server = net.createServer({ noDelay: true }, (socket) => relay?.accept(socket));
+    const server = net.createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, host, () => resolve());
     });
-    relay = new TcpRelay(server, host, (server.address() as net.AddressInfo).port, target);
+    const relay = new TcpRelay(server, host, (server.address() as net.AddressInfo).port, target);
+    server.on('connection', (socket) => relay.accept(socket));
     return relay;
   }
 
