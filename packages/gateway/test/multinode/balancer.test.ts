@@ -19,6 +19,8 @@ import { TcpRelay } from './harness/relay.js';
 const DEGRADED_BOUND_MS = 5_000;
 const CLIENTS = envCount('MULTINODE_CLIENTS', 99, 3_000);
 const FEED = envCount('MULTINODE_FEED', 60);
+/** The kill -9 test's time budget grows with the soak counts. */
+const KILL_BUDGET_MS = 60_000 + CLIENTS * 100 + FEED * 100;
 
 const resources = new Resources();
 let redis: RedisServer;
@@ -147,7 +149,7 @@ describe('three nodes behind HAProxy', () => {
     await within(
       'every client subscribed',
       Promise.all(clients.map((recording) => recording.client.subscribe(topic))),
-      20_000,
+      20_000 + CLIENTS * 20,
     );
     const [a, , c] = nodes as [GatewayNode, GatewayNode, GatewayNode];
 
@@ -162,7 +164,7 @@ describe('three nodes behind HAProxy', () => {
       await sleep(25);
     }
     await until('every client at the last publication', () => clients.every((recording) => recording.offsets(stream).at(-1) === FEED), {
-      timeoutMs: 20_000,
+      timeoutMs: 20_000 + CLIENTS * 20,
       intervalMs: 200,
     }).catch(() => undefined);
 
@@ -177,5 +179,5 @@ describe('three nodes behind HAProxy', () => {
     for (const recording of clients) {
       for (const text of broadcasts) expect(recording.unstreamed.filter((data) => data === text).length).toBeLessThanOrEqual(1);
     }
-  }, 90_000);
+  }, KILL_BUDGET_MS);
 });

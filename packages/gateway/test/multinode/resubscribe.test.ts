@@ -15,6 +15,8 @@ import { TcpRelay } from './harness/relay.js';
 const PUBLISHES = envCount('MULTINODE_PUBLISHES', 400);
 const RESUBSCRIBES = envCount('MULTINODE_RESUBSCRIBES', 30);
 const CUTS = envCount('MULTINODE_CUTS', 10);
+/** Each test's time budget grows with the soak counts (about 5 ms per publish, 0.5 s per cut or re-subscribe). */
+const BUDGET_MS = 30_000 + PUBLISHES * 10 + (CUTS + RESUBSCRIBES) * 500;
 
 const resources = new Resources();
 let node: GatewayNode;
@@ -57,7 +59,7 @@ describe('scenario 1: re-subscribing to a topic while a publisher runs (one node
     expect(report).toMatchObject({ missing: 0, duplicates: 0, outOfOrder: 0 });
     // Nothing was excused either: the socket never left, so a recovered:false would itself be a gap.
     expect(client.messages(`topic:${topic}`).map((m) => m.offset)).toEqual(Array.from({ length: PUBLISHES }, (_, i) => i + 1));
-  }, 60_000);
+  }, BUDGET_MS);
 
   it(`gives an @authsocket/client whose TCP link is cut ${CUTS} times every publication once in order, or recovered:false for the stream`, async () => {
     const topic = 'resubscribe-client';
@@ -89,5 +91,5 @@ describe('scenario 1: re-subscribing to a topic while a publisher runs (one node
     } else {
       expect(report.last?.offset).toBe(PUBLISHES);
     }
-  }, 90_000);
+  }, BUDGET_MS);
 });
