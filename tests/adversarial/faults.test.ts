@@ -130,11 +130,18 @@ describe('a Redis restart under a gateway process (--redis-url)', () => {
     expect(streams['user:alice']).toMatchObject({ recovered: false, offset: 0 });
     expect(streams['user:alice']?.epoch).not.toBe(before.epoch);
     await gateway.api('/users/alice/messages', { data: 'after' });
-    for (const socket of [alice, resumed]) await socket.next((frame) => frame.type === 'message' && frame.data === 'after');
+    await resumed.next((frame) => frame.type === 'message' && frame.data === 'after');
     expect(delivered(resumed).map((message) => message.data)).toEqual(['after']);
-    await canary.assertAlive();
+    // The socket from before the outage read the old epoch: it is told to resume (4009), never
+    // handed the new epoch as if nothing had been lost.
+    expect(await alice.closedWithin(5_000)).toEqual({ code: 4009, reason: 'stream gap: resume' });
+    expect(delivered(alice).map((message) => message.data)).toEqual(['before']);
     expect(canary.client.messages()).not.toContain('after');
-    alice.close();
+    // The canary read streams of the old epoch too: it would be told to resume at its next push.
+    // A fresh one (a resumed client) is served as before.
+    canary.close();
+    canary = await Canary.onGateway(gateway);
+    await canary.assertAlive();
     resumed.close();
     await eventually(async () => (await gateway.health()).connections === 1, 5_000, 'only the canary connected');
   });

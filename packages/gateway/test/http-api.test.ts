@@ -170,6 +170,11 @@ describe('the site at /', () => {
 
   it('serves /healthz from the gateway', async () => {
     const gateway = await demo();
-    expect(await (await gateway.request('/healthz')).json()).toEqual({ status: 'ok', broker: 'ready', connections: 0 });
+    expect(await (await gateway.request('/healthz')).json()).toEqual({
+      status: 'ok',
+      broker: 'ready',
+      node: expect.any(String),
+      connections: 0,
+    });
   });
 });

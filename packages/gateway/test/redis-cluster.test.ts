@@ -316,11 +316,17 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     await eventually(() => expect(messages(hank).find((m) => m.data === 'fresh')).toMatchObject({ offset: 1, stream: 'user:hank' }), 3_000);
   });
 
-  // `gina` on node A saw offset 1 of the old epoch before the restart above; the new epoch starts
-  // again at 1, which the connection's per-epoch floor must not take for a duplicate.
-  it('after Redis lost its data, still pushes to a connection that saw offsets of the old epoch', async () => {
-    const socket = clients.find((client) => data(client).includes('before'))!;
+  // `gina`'s sockets on nodes A and C saw offset 1 of the old epoch before the restart above. What
+  // the old epoch held after it is gone with Redis's data: a push of the new epoch must not reach
+  // them as if nothing were missing. They close 4009, and their resume reports the loss.
+  it('after Redis lost its data, a connection that saw the old epoch is told to resume, and the resume says recovered: false', async () => {
+    const old = clients.filter((client) => data(client).includes('before'));
+    expect(old).toHaveLength(2);
     expect((await a.send('gina', 'new epoch')).status).toBe(200);
-    await eventually(() => expect(data(socket)).toContain('new epoch'), 1_000);
+    for (const socket of old) expect(await socket.closed).toEqual({ code: 4009, reason: 'stream gap: resume' });
+    for (const socket of old) expect(data(socket)).not.toContain('new epoch');
+    const position = messages(old[0]!).find((message) => message.data === 'before')!;
+    const resumed = await authenticated(b.wsUrl, 'gina', { 'user:gina': { epoch: position.epoch!, offset: position.offset! } });
+    expect((await authOk(resumed)).streams?.['user:gina']).toMatchObject({ recovered: false, offset: 1 });
   });
 });

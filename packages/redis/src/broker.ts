@@ -10,46 +10,65 @@ import type {
   HistoryRead,
   Logger,
   Publication,
+  PublishOptions,
 } from '@authsocket/server';
 import type { Redis } from 'ioredis';
-import { attempt, isDown, unavailable } from './errors.js';
+import { attempt, type Client, isDown, publishFailure, unavailable } from './errors.js';
 import type { Keys } from './keys.js';
-import { POSITION, PUBLISH, READ } from './scripts.js';
+import { Liveness, type LivenessOptions } from './liveness.js';
+import { BROADCAST, POSITION, PUBLISH, READ } from './scripts.js';
+import type { Subscriber } from './subscriber.js';
 
 /*
  * The broker's health (`BrokerStatus`, shared with the server's `/healthz`). `ready`: the command
- * connection is up and this node is subscribed, so it publishes and receives. `connecting`: created,
- * no connection attempt has failed yet (publish waits for it, bounded). `reconnecting`: a connection
- * was lost or an attempt failed (refused, wrong password, TLS); it reconnects and resubscribes by
- * itself, and publish and read fail fast with `StoreUnavailableError` meanwhile. `closed`: `close()`
- * was called.
+ * connection is up and answers its PINGs, and every shard channel is subscribed, so it publishes and
+ * receives. `connecting`: created, no connection attempt has failed yet (publish waits for it,
+ * bounded). `reconnecting`: a connection was lost, missed its liveness PING or an attempt failed
+ * (refused, wrong password, TLS); it reconnects and resubscribes by itself, and publish and read
+ * fail fast with `StoreUnavailableError` meanwhile. `closed`: `close()` was called.
  */
 
 export interface RedisBrokerEvents {
   status: [status: BrokerStatus, previous: BrokerStatus];
+  /** Publications this node missed on its subscriber link were looked up in history. */
+  gapRepaired: [repair: { stream: string; missed: number; recovered: number }];
+  /** A stream's publication arrived in another epoch than the last one this node saw (Redis lost its data). */
+  epochChanged: [change: { stream: string; from: string; to: string }];
+  /** A control message from another node arrived, `lagMs` after it was sent (by the two nodes' clocks). */
+  control: [control: { lagMs: number }];
+  /** The subscriber link is back after a loss and resubscribed; `handlers.resync` was called. */
+  resynced: [];
 }
 
 export interface RedisBrokerOptions {
   readonly keys: Keys;
+  /** This node's id for logs, metrics and `/healthz`; random when not given. */
+  readonly nodeId?: string;
   /** Publications kept per stream (exact `MAXLEN`). */
   readonly maxEntries: number;
   /** Age after which publications leave the history, in ms. */
   readonly maxAgeMs: number;
   /** How long an idle stream keeps its epoch and offset, in ms. */
   readonly streamTtlMs: number;
+  /** How long an idempotency key is remembered, in ms. */
+  readonly idempotencyWindowMs: number;
   /** How long `publish` waits for its publication to come back to this node, in ms. */
   readonly deliveryTimeoutMs: number;
   /** How long `start` waits for the broker to be ready, in ms. */
   readonly startTimeoutMs: number;
   /** Streams whose last position this node remembers to detect and repair gaps (least recently used go first). */
   readonly trackedStreams: number;
+  /** PING period and deadline on the command connections (the subscriber's own are in `Subscriber`). */
+  readonly liveness: LivenessOptions;
+  /** The command side's connections to PING: the one connection, or every Cluster master. */
+  readonly commandNodes: () => readonly Redis[];
   readonly logger: Logger;
 }
 
 /**
  * What travels on a channel and is kept in history: one line of JSON header, a newline, then the
  * publication's data exactly as the gateway serialized it (never parsed or re-encoded on the way).
- * `n` is the publishing node's id and `s` its sequence number, so the publisher recognizes its own.
+ * `n` is the publishing broker instance's id and `s` its sequence number, so the publisher recognizes its own.
  */
 interface Header {
   readonly n: string;
@@ -94,52 +113,67 @@ const newEpoch = (): string => randomBytes(9).toString('base64url');
 type Decoded = NonNullable<ReturnType<typeof decode>>;
 
 interface Pending {
+  /** Settles with the count this node's handler returned, or 0 when the echo did not come back. */
   resolve(count: number): void;
-  reject(error: unknown): void;
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
 /**
  * A `Broker` on Redis. History per stream in a Redis Stream, an epoch and offset counter per stream
- * in a hash, and publish as one Lua script that allocates the offset, appends, trims and `SPUBLISH`es
- * on the stream's shard channel — so the channel carries a stream's publications in offset order and
- * every node, this one included, delivers them in that order. This node's own publication coming
- * back on its subscriber connection resolves `publish` with the count its handler returned.
+ * in a hash, and publish as one Lua script that checks the idempotency key, allocates the offset,
+ * appends, trims and `SPUBLISH`es on the stream's shard channel — so the channel carries a stream's
+ * publications in offset order and every node, this one included, delivers them in that order.
+ * This node's own publication coming back on its subscriber link resolves `publish` with the count
+ * its handler returned.
  *
- * Uses two connections it does not own: `command` (scripts, reads) and `subscriber` (shard channels).
+ * Uses a command connection (a `Redis` or a `Cluster`) and a `Subscriber` it does not own.
  */
 export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Broker {
-  /** Unique per broker instance: tells this node's publications from other nodes'. */
-  readonly nodeId = randomBytes(9).toString('base64url');
-  readonly #command: Redis;
-  readonly #subscriber: Redis;
+  readonly nodeId: string;
+  /** Unique per broker instance, in every payload: tells this broker's publications from others'. */
+  readonly #instance = randomBytes(9).toString('base64url');
+  readonly #command: Client;
+  readonly #subscriber: Subscriber;
   readonly #options: RedisBrokerOptions;
+  readonly #liveness: Liveness;
   readonly #pending = new Map<number, Pending>();
   /** Per stream, the last position this node delivered or started connections from (LRU order). */
   readonly #seen = new Map<string, StreamPosition>();
   /** Streams being repaired from history, with the publications that arrived meanwhile, in order. */
   readonly #repairs = new Map<string, Decoded[]>();
+  /** Wakes `ready()` waiters when the target is found unusable (`refuse`). */
+  readonly #refused = new EventEmitter<{ refused: [error: Error] }>();
   #handlers: BrokerHandlers | undefined;
   #status: BrokerStatus = 'connecting';
-  #subscribed = false;
-  /** Bumped on every subscriber (re)connection, so a late SSUBSCRIBE reply of an older one is ignored. */
-  #generation = 0;
+  #refusal: Error | undefined;
   #sequence = 0;
   #closed = false;
   /** A connection closed or failed since this broker was created: not ready means reconnecting. */
   #lost = false;
+  /** The subscriber link was up once: its next `up` is a recovery, followed by a resync. */
+  #wasSubscribed = false;
 
-  constructor(command: Redis, subscriber: Redis, options: RedisBrokerOptions) {
+  constructor(command: Client, subscriber: Subscriber, options: RedisBrokerOptions) {
     super();
     this.#command = command;
     this.#subscriber = subscriber;
     this.#options = options;
-    subscriber.on('smessage', this.#onMessage);
-    subscriber.on('ready', this.#onSubscriberReady);
-    subscriber.on('close', this.#onSubscriberClose);
+    this.nodeId = options.nodeId ?? this.#instance;
+    subscriber.on('message', this.#onMessage);
+    subscriber.on('up', this.#onSubscriberUp);
+    subscriber.on('down', this.#onSubscriberDown);
     command.on('ready', this.#update);
     command.on('close', this.#onCommandClose);
-    if (subscriber.status === 'ready') this.#onSubscriberReady();
+    this.#liveness = new Liveness(options.commandNodes, options.liveness, {
+      dead: (redis, reason) => {
+        const node = `${redis.options.host}:${redis.options.port}`;
+        options.logger.warn({ role: 'command', node, reason }, 'redis link not answering: reconnecting');
+        this.#lost = true;
+        this.#update();
+      },
+      alive: this.#update,
+    });
+    if (subscriber.subscribed) this.#onSubscriberUp();
   }
 
   /** The current health; `status` events report every change. */
@@ -147,24 +181,45 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     return this.#status;
   }
 
-  /** Resolves when the broker is ready; rejects with `StoreUnavailableError` after `timeoutMs` or on close. */
+  /**
+   * Resolves when the broker is ready; rejects with `StoreUnavailableError` after `timeoutMs` or on
+   * close, and with `ConfigError` when the target cannot work (e.g. a Cluster node given as a URL).
+   */
   ready(timeoutMs = this.#options.startTimeoutMs): Promise<void> {
+    if (this.#refusal) return Promise.reject(this.#refusal);
     if (this.#status === 'ready') return Promise.resolve();
     if (this.#status === 'closed') return Promise.reject(unavailable(new Error('broker closed')));
     return new Promise((resolve, reject) => {
-      const onStatus = (status: BrokerStatus) => {
-        if (status !== 'ready' && status !== 'closed') return;
+      const done = () => {
         clearTimeout(timer);
         this.off('status', onStatus);
+        this.#refused.off('refused', onRefused);
+      };
+      const onStatus = (status: BrokerStatus) => {
+        if (status !== 'ready' && status !== 'closed') return;
+        done();
         if (status === 'ready') resolve();
         else reject(unavailable(new Error('broker closed')));
       };
+      const onRefused = (error: Error) => {
+        done();
+        reject(error);
+      };
       const timer = setTimeout(() => {
-        this.off('status', onStatus);
+        done();
         reject(unavailable(new Error(`redis broker not ready after ${timeoutMs} ms (${this.#status})`)));
       }, timeoutMs);
       this.on('status', onStatus);
+      this.#refused.on('refused', onRefused);
     });
+  }
+
+  /** The target cannot work as configured: logged once, and `ready`/`start` reject with `error`. */
+  refuse(error: Error): void {
+    if (this.#refusal || this.#closed) return;
+    this.#refusal = error;
+    this.#options.logger.error({ node: this.nodeId, err: error.message }, 'redis broker cannot start');
+    this.#refused.emit('refused', error);
   }
 
   /**
@@ -177,39 +232,56 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     await this.ready();
   }
 
-  async publish(publication: Publication): Promise<number> {
+  async publish(publication: Publication, options?: PublishOptions): Promise<number> {
+    const idempotencyKey = options?.idempotencyKey;
+    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey === '')) {
+      throw new TypeError("'idempotencyKey' must be a non-empty string");
+    }
     if (this.#status === 'connecting') await this.ready(this.#options.deliveryTimeoutMs);
-    if (this.#status !== 'ready') throw unavailable(new Error(`redis broker is ${this.#status}`));
     const command = this.#command;
+    // Known down: refused before sending, so certainly not published.
+    if (this.#status !== 'ready' || isDown(command)) throw unavailable(new Error(`redis broker is ${this.#status}`));
     const sequence = ++this.#sequence;
-    const { stream } = publication;
-    const header = JSON.stringify({ n: this.nodeId, s: sequence, to: publication.to, ...(stream === undefined ? {} : { stream }) });
+    const { stream, to } = publication;
+    const { keys, idempotencyWindowMs } = this.#options;
+    const header = JSON.stringify({ n: this.#instance, s: sequence, to, ...(stream === undefined ? {} : { stream }) });
+    const idempotency = idempotencyKey === undefined ? [] : [keys.idempotency(to, stream, idempotencyKey)];
     // Registered before sending: the publication may come back before the script's own reply.
-    const delivered = this.#expect(sequence);
+    const echo = this.#expect(sequence);
+    let reply: unknown;
     try {
       if (stream === undefined) {
-        await attempt(command, () => command.spublish(this.#options.keys.channel(0), `${header}\n${publication.data}`));
+        const channel = keys.channel(0);
+        const payload = `${header}\n${publication.data}`;
+        reply = await (idempotency.length === 0
+          ? command.spublish(channel, payload)
+          : BROADCAST.run(command, idempotency, [idempotencyWindowMs, channel, payload]));
       } else {
-        const keys = this.#options.keys.stream(stream);
+        const { meta, history, channel } = keys.stream(stream);
         const { maxEntries, maxAgeMs, streamTtlMs } = this.#options;
-        await attempt(command, () =>
-          PUBLISH.run(
-            command,
-            [keys.meta, keys.history],
-            // The header without its closing brace: the script appends offset and epoch.
-            [newEpoch(), streamTtlMs, maxEntries, maxAgeMs, keys.channel, header.slice(0, -1), publication.data],
-          ),
+        reply = await PUBLISH.run(
+          command,
+          [meta, history, ...idempotency],
+          // The header without its closing brace: the script appends offset and epoch.
+          [newEpoch(), streamTtlMs, maxEntries, maxAgeMs, channel, header.slice(0, -1), publication.data, idempotencyWindowMs],
         );
       }
     } catch (error) {
-      this.#settle(sequence, { error });
+      this.#settle(sequence, 0);
+      throw publishFailure(error);
     }
-    return delivered;
+    if (idempotency.length > 0 && Number(reply) === 0) {
+      // A duplicate: nothing was published, nothing will come back.
+      this.#settle(sequence, 0);
+      return 0;
+    }
+    return echo;
   }
 
   async control(message: ControlMessage): Promise<void> {
     const command = this.#command;
-    const payload = JSON.stringify({ n: this.nodeId, revoke: message.revoke });
+    // The send time lets receivers measure how late revocations arrive.
+    const payload = JSON.stringify({ n: this.#instance, t: Date.now(), revoke: message.revoke });
     await attempt(command, () => command.spublish(this.#options.keys.control, payload));
   }
 
@@ -246,59 +318,48 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     return { position, recovered: true, publications };
   }
 
-  /** Stops delivering and unsubscribes; the connections stay open (their owner closes them). */
+  /** Stops delivering; the connections stay open (their owner closes them). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#handlers = undefined;
-    this.#subscriber.off('smessage', this.#onMessage);
-    this.#subscriber.off('ready', this.#onSubscriberReady);
-    this.#subscriber.off('close', this.#onSubscriberClose);
+    this.#liveness.stop();
+    this.#subscriber.off('message', this.#onMessage);
+    this.#subscriber.off('up', this.#onSubscriberUp);
+    this.#subscriber.off('down', this.#onSubscriberDown);
     this.#command.off('ready', this.#update);
     this.#command.off('close', this.#onCommandClose);
-    this.#failPending(new Error('broker closed'));
+    this.#settleAll('broker closed');
     this.#update();
-    if (this.#subscribed && !isDown(this.#subscriber)) {
-      const { keys } = this.#options;
-      await Promise.all([keys.control, ...keys.channels].map((channel) => this.#subscriber.sunsubscribe(channel))).catch(
-        () => {},
-      );
-    }
-    this.#subscribed = false;
   }
 
-  // ---------------------------------------------------------------- subscriber connection
+  // ---------------------------------------------------------------- subscriber link
 
-  readonly #onSubscriberReady = (): void => {
-    const generation = ++this.#generation;
-    const { keys } = this.#options;
-    // One SSUBSCRIBE per channel: on Redis Cluster each shard channel may live on another node.
-    Promise.all([keys.control, ...keys.channels].map((channel) => this.#subscriber.ssubscribe(channel))).then(
-      () => {
-        if (generation !== this.#generation || this.#closed) return;
-        this.#subscribed = true;
-        this.#update();
-      },
-      (error: unknown) => {
-        if (generation !== this.#generation || this.#closed) return;
-        // The connection dropped meanwhile (the next 'ready' retries), or Redis refused (e.g. an ACL
-        // without the channels): the broker stays not ready and says why.
-        this.#options.logger.error({ err: String(error) }, 'redis broker could not subscribe');
-      },
-    );
+  readonly #onSubscriberUp = (): void => {
+    this.#update();
+    if (!this.#wasSubscribed) {
+      this.#wasSubscribed = true;
+      return;
+    }
+    // Control messages sent while the link was down are lost: the node re-reads what they said.
+    this.#options.logger.info({ node: this.nodeId }, 'redis broker resubscribed: resyncing');
+    try {
+      this.#handlers?.resync?.();
+    } catch (error) {
+      this.#options.logger.error({ err: String(error) }, 'resync handler failed');
+    }
+    this.emit('resynced');
+  };
+
+  readonly #onSubscriberDown = (): void => {
+    this.#lost = true;
+    // Publications in flight may never come back on this link; committed ones still count as published.
+    this.#settleAll('subscriber link lost');
+    this.#update();
   };
 
   readonly #onCommandClose = (): void => {
     this.#lost = true;
-    this.#update();
-  };
-
-  readonly #onSubscriberClose = (): void => {
-    this.#lost = true;
-    this.#generation++;
-    this.#subscribed = false;
-    // Publications in flight may never come back on this connection: their publishers fail.
-    this.#failPending(new Error('redis subscriber connection lost'));
     this.#update();
   };
 
@@ -309,7 +370,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
       this.#options.logger.warn({ channel }, 'redis broker ignored a malformed publication');
       return;
     }
-    const { stream, epoch, offset } = decoded.publication;
+    const { stream, epoch, offset } = decoded.publication as { stream?: string; epoch: string; offset: number };
     if (stream !== undefined) {
       const waiting = this.#repairs.get(stream);
       if (waiting) {
@@ -317,8 +378,15 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
         return;
       }
       const last = this.#seen.get(stream);
-      // The channel is ordered: a skipped offset means this node's subscription was interrupted.
-      if (last && last.epoch === epoch && (offset as number) > last.offset + 1) return this.#repair(stream, last, decoded);
+      if (last && last.epoch !== epoch) {
+        // Redis lost the stream (restart, flush, expiry): whatever this node missed of the new epoch is in its history.
+        this.#options.logger.warn({ stream, from: last.epoch, to: epoch }, 'redis broker saw a new epoch');
+        this.emit('epochChanged', { stream, from: last.epoch, to: epoch });
+        if (offset > 1) return this.#repair(stream, { epoch, offset: 0 }, decoded);
+      } else if (last && offset > last.offset + 1) {
+        // The channel is ordered: a skipped offset means this node's subscription was interrupted.
+        return this.#repair(stream, last, decoded);
+      }
     }
     this.#dispatch(decoded);
   };
@@ -326,7 +394,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   /** Hands a publication to this node's handler; settles this node's own publish. */
   #dispatch({ header, publication }: Decoded): void {
     const count = this.#deliver(publication);
-    if (header.n === this.nodeId) this.#settle(header.s, { count });
+    if (header.n === this.#instance) this.#settle(header.s, count);
   }
 
   #deliver(publication: Publication): number {
@@ -341,22 +409,25 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   }
 
   /**
-   * Delivers what this node missed of `stream` between `last` and `next` from history, then `next`
-   * and whatever arrived meanwhile, in order. If history no longer has it, connections that need it
-   * learn on their next resume (`recovered: false`); the live ones carry on.
+   * Delivers what this node missed of `stream` after `from` and before `next` from history, then
+   * `next` and whatever arrived meanwhile, in order. What history no longer has, the gateway's
+   * sessions notice themselves (a skipped position closes them for a resume).
    */
-  #repair(stream: string, last: StreamPosition, next: Decoded): void {
+  #repair(stream: string, from: StreamPosition, next: Decoded): void {
     const queue = [next];
     this.#repairs.set(stream, queue);
-    const missed = { stream, after: last.offset, before: next.publication.offset };
+    const before = next.publication.offset as number;
+    const missed = { stream, epoch: from.epoch, after: from.offset, before };
     this.#options.logger.warn(missed, 'redis broker missed publications: repairing from history');
-    this.read(stream, last)
+    let recovered = 0;
+    this.read(stream, from)
       .then(
         (read) => {
           if (!read.recovered) return this.#options.logger.warn(missed, 'redis broker could not repair: history is gone');
           for (const publication of read.publications) {
-            if (publication.epoch === last.epoch && (publication.offset as number) < (missed.before as number)) {
+            if (publication.epoch === from.epoch && (publication.offset as number) < before) {
               this.#deliver(publication);
+              recovered++;
             }
           }
         },
@@ -364,15 +435,20 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
       )
       .finally(() => {
         this.#repairs.delete(stream);
-        if (!this.#closed) for (const decoded of queue) this.#dispatch(decoded);
+        if (this.#closed) return;
+        this.emit('gapRepaired', { stream, missed: before - from.offset - 1, recovered });
+        for (const decoded of queue) this.#dispatch(decoded);
       })
       .catch(() => {});
   }
 
-  /** A connection starts from `position` (position/read): remembered unless this node knows better. */
+  /**
+   * A connection starts from `position` (position/read): remembered for a stream this node does not
+   * track yet. A known stream keeps its last delivered position, even when the read shows a newer
+   * epoch: the next live publication of that epoch then repairs from its start.
+   */
   #start(stream: string, position: StreamPosition): void {
-    const last = this.#seen.get(stream);
-    if (!last || last.epoch !== position.epoch) this.#track(stream, position, false);
+    if (!this.#seen.has(stream)) this.#track(stream, position, false);
   }
 
   /** Remembers the last position of `stream` (never lowered within an epoch), most recent last. */
@@ -387,14 +463,15 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   }
 
   #onControl(message: string): void {
-    let parsed: { n?: unknown; revoke?: unknown };
+    let parsed: { n?: unknown; t?: unknown; revoke?: unknown };
     try {
-      parsed = JSON.parse(message) as { n?: unknown; revoke?: unknown };
+      parsed = JSON.parse(message) as typeof parsed;
     } catch {
       return;
     }
     // This node already acted on its own control messages; they are for the others.
-    if (parsed.n === this.nodeId || typeof parsed.revoke !== 'string') return;
+    if (parsed.n === this.#instance || typeof parsed.revoke !== 'string') return;
+    if (typeof parsed.t === 'number') this.emit('control', { lagMs: Math.max(0, Date.now() - parsed.t) });
     try {
       this.#handlers?.control({ revoke: parsed.revoke });
     } catch (error) {
@@ -404,31 +481,30 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
 
   // ---------------------------------------------------------------- own publications
 
+  /** Resolves with this node's count when the publication comes back; with 0 if it does not in time. */
   #expect(sequence: number): Promise<number> {
-    const promise = new Promise<number>((resolve, reject) => {
+    return new Promise<number>((resolve) => {
       const timeoutMs = this.#options.deliveryTimeoutMs;
-      const timer = setTimeout(
-        () => this.#settle(sequence, { error: new Error(`publication did not come back within ${timeoutMs} ms`) }),
-        timeoutMs,
-      );
-      this.#pending.set(sequence, { resolve, reject, timer });
+      const timer = setTimeout(() => {
+        this.#options.logger.debug({ sequence, timeoutMs }, 'published, but not back on this node in time');
+        this.#settle(sequence, 0);
+      }, timeoutMs);
+      this.#pending.set(sequence, { resolve, timer });
     });
-    // The caller gets the rejection when it awaits; until then it must not count as unhandled.
-    promise.catch(() => {});
-    return promise;
   }
 
-  #settle(sequence: number, outcome: { count: number } | { error: unknown }): void {
+  #settle(sequence: number, count: number): void {
     const pending = this.#pending.get(sequence);
     if (!pending) return;
     this.#pending.delete(sequence);
     clearTimeout(pending.timer);
-    if ('count' in outcome) pending.resolve(outcome.count);
-    else pending.reject(unavailable(outcome.error));
+    pending.resolve(count);
   }
 
-  #failPending(error: Error): void {
-    for (const sequence of [...this.#pending.keys()]) this.#settle(sequence, { error });
+  /** Every publication in flight resolves 0: if its script committed, it is published (the caller still awaits the reply). */
+  #settleAll(reason: string): void {
+    if (this.#pending.size > 0) this.#options.logger.debug({ pending: this.#pending.size, reason }, 'publications not echoed');
+    for (const sequence of [...this.#pending.keys()]) this.#settle(sequence, 0);
   }
 
   // ---------------------------------------------------------------- health
@@ -437,13 +513,16 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     const previous = this.#status;
     let next: BrokerStatus;
     if (this.#closed) next = 'closed';
-    else if (this.#subscribed && this.#command.status === 'ready') next = 'ready';
+    else if (this.#subscriber.subscribed && this.#command.status === 'ready' && !this.#liveness.dead) next = 'ready';
     // Before the first failure, still connecting; after it (refused, wrong password, lost): reconnecting.
     else next = this.#lost ? 'reconnecting' : 'connecting';
     if (next === previous) return;
     this.#status = next;
-    const log = next === 'reconnecting' ? this.#options.logger.warn : this.#options.logger.info;
-    log.call(this.#options.logger, { status: next, previous, node: this.nodeId }, 'redis broker status');
+    const { logger } = this.#options;
+    const fields = { status: next, previous, node: this.nodeId };
+    if (next === 'reconnecting') logger.warn(fields, 'redis broker degraded');
+    else if (next === 'ready' && this.#lost) logger.warn(fields, 'redis broker recovered');
+    else logger.info(fields, 'redis broker status');
     this.emit('status', next, previous);
   };
 }

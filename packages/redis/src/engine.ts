@@ -1,8 +1,11 @@
 import { type BrokerStatus, ConfigError, type Logger, silentLogger } from '@authsocket/server';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { RedisBroker } from './broker.js';
-import { Keys } from './keys.js';
+import type { Client } from './errors.js';
+import { Keys, slotOf } from './keys.js';
 import { RedisRevocationStore } from './revocation-store.js';
+import { Subscriber, type SubscriberOptions } from './subscriber.js';
+import { type ParsedTarget, parseTarget, type RedisTarget } from './target.js';
 import { RedisTicketStore } from './ticket-store.js';
 
 export interface RedisEngineOptions {
@@ -41,15 +44,32 @@ export interface RedisEngineOptions {
    * Default 10_000.
    */
   trackedStreams?: number;
+  /** This node's id, for logs, metrics and `/healthz`. Default: random per engine. */
+  nodeId?: string;
+  /**
+   * How long a publish's idempotency key is remembered, in ms: a publish with the same key and
+   * audience within it publishes nothing. Default 86_400_000 (24 h).
+   */
+  idempotencyWindowMs?: number;
+  /** PING period on every Redis connection (command and subscriber, per Cluster node), in ms. Default 1_000. */
+  livenessIntervalMs?: number;
+  /**
+   * A connection whose PING gets no reply within this counts as down, in ms: the broker turns
+   * `reconnecting` and the connection is dropped and re-established. Default 2_000.
+   */
+  livenessTimeoutMs?: number;
   /** Longest wait between reconnection attempts, in ms (exponential with jitter up to it). Default 2_000. */
   maxReconnectDelayMs?: number;
-  /** Extra ioredis options for both connections, e.g. `tls: { ca }` for a private CA. */
+  /**
+   * Extra ioredis options for every connection, e.g. `tls: { ca }` for a private CA, or `username`
+   * and `password` (and `sentinelPassword` for the sentinels) with a Cluster or Sentinel target.
+   */
   redis?: RedisOptions;
   /** pino-compatible logger. Default: silent. */
   logger?: Logger;
 }
 
-/** Everything the gateway needs from Redis, on one command and one subscriber connection. */
+/** Everything the gateway needs from Redis: one command connection (or Cluster), one subscriber connection per node. */
 export interface RedisEngine {
   readonly broker: RedisBroker;
   readonly ticketStore: RedisTicketStore;
@@ -58,7 +78,7 @@ export interface RedisEngine {
   readonly status: BrokerStatus;
   /** Resolves when connected and subscribed; rejects with `StoreUnavailableError` after `timeoutMs` (default `connectTimeoutMs`). */
   ready(timeoutMs?: number): Promise<void>;
-  /** Closes the broker and both connections. */
+  /** Closes the broker and every connection. */
   close(): Promise<void>;
 }
 
@@ -74,6 +94,9 @@ const DEFAULTS = {
   connectTimeoutMs: 5_000,
   maxReconnectDelayMs: 2_000,
   trackedStreams: 10_000,
+  idempotencyWindowMs: 86_400_000,
+  livenessIntervalMs: 1_000,
+  livenessTimeoutMs: 2_000,
 } as const;
 
 function positiveInteger(name: string, value: number): number {
@@ -87,15 +110,86 @@ export function reconnectDelay(attempt: number, maxMs: number, random: () => num
   return Math.max(10, Math.round(ceiling * random()));
 }
 
-/**
- * Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS) and
- * returns the gateway's broker, ticket store and revocation store over two shared connections.
- * Pass them to `createGateway({ broker, ticketStore, revocationStore, ... })` on every node.
- */
-export function createRedisEngine(url: string, options: RedisEngineOptions = {}): RedisEngine {
-  if (typeof url !== 'string' || !/^rediss?:\/\//i.test(url)) {
-    throw new ConfigError('url', "expected a 'redis://' or 'rediss://' URL");
+/** The command connection and how the subscriber finds the nodes that serve the channels. */
+interface Connections {
+  readonly command: Client;
+  readonly commandNodes: () => readonly Redis[];
+  readonly subscriber: Pick<SubscriberOptions, 'layout' | 'connect' | 'topologyChanged'>;
+}
+
+function connect(target: ParsedTarget, options: RedisOptions, channels: readonly string[], maxDelay: number): Connections {
+  if (target.kind === 'standalone') {
+    const command = new Redis(target.url, options);
+    return {
+      command,
+      commandNodes: () => [command],
+      subscriber: { layout: () => new Map([['redis', channels]]), connect: () => new Redis(target.url, options) },
+    };
   }
+  if (target.kind === 'sentinel') {
+    const sentinel: RedisOptions = {
+      ...options,
+      sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
+      name: target.name,
+      // Not `failoverDetector`: its disconnect can race a reconnect and leave the connection ended
+      // for good (ioredis 6.0). A killed master drops the connections anyway, and a demoted one has
+      // its clients killed by Sentinel, so they reconnect and ask the sentinels again.
+      sentinelRetryStrategy: (attempt: number) => reconnectDelay(attempt, maxDelay),
+    };
+    const command = new Redis(sentinel);
+    return {
+      command,
+      commandNodes: () => [command],
+      subscriber: { layout: () => new Map([[target.name, channels]]), connect: () => new Redis(sentinel) },
+    };
+  }
+  const { retryStrategy, ...nodeOptions } = options;
+  const command = new Cluster(
+    target.nodes.map(({ host, port }) => ({ host, port })),
+    {
+      redisOptions: nodeOptions,
+      clusterRetryStrategy: (attempt: number) => retryStrategy?.(attempt) ?? null,
+      enableOfflineQueue: options.enableOfflineQueue,
+      scaleReads: 'master',
+      // Notices a failover or resharding within a second even when no command hits MOVED.
+      slotsRefreshInterval: 1_000,
+      slotsRefreshTimeout: options.connectTimeout,
+    },
+  );
+  return {
+    command,
+    commandNodes: () => command.nodes('master'),
+    subscriber: {
+      // Each channel on the master that owns its slot; unknown until the Cluster read its slot map.
+      layout: () => {
+        const layout = new Map<string, string[]>();
+        for (const channel of channels) {
+          const node = command.slots[slotOf(channel)]?.[0];
+          if (node !== undefined) layout.set(node, [...(layout.get(node) ?? []), channel]);
+        }
+        return layout;
+      },
+      connect: (node: string) => {
+        const colon = node.lastIndexOf(':');
+        return new Redis({ ...options, host: node.slice(0, colon), port: Number(node.slice(colon + 1)) });
+      },
+      topologyChanged: () => command.refreshSlotsCache(),
+    },
+  };
+}
+
+const CLUSTER_NODE = new ConfigError('url', "points at a Redis Cluster node: pass { cluster: ['host:port', ...] } instead");
+const NOT_CLUSTER = new ConfigError('cluster', "the nodes are not in cluster mode: pass a 'redis://' URL instead");
+
+/**
+ * Connects to Redis and returns the gateway's broker, ticket store and revocation store. `target`
+ * is a `redis://[user:password@]host:port[/db]` URL (`rediss://` for TLS), a Redis Cluster's seed
+ * nodes `{ cluster: ['host:port', ...] }` (credentials in `options.redis`), or a Sentinel set
+ * `{ sentinels: ['host:port', ...], name }`. Pass what it returns to
+ * `createGateway({ broker, ticketStore, revocationStore, ... })` on every node.
+ */
+export function createRedisEngine(target: RedisTarget, options: RedisEngineOptions = {}): RedisEngine {
+  const parsed = parseTarget(target);
   const logger = options.logger ?? silentLogger;
   const maxEntries = positiveInteger('history.maxEntries', options.history?.maxEntries ?? DEFAULTS.maxEntries);
   const maxAgeMs = positiveInteger('history.maxAgeMs', options.history?.maxAgeMs ?? DEFAULTS.maxAgeMs);
@@ -105,9 +199,20 @@ export function createRedisEngine(url: string, options: RedisEngineOptions = {})
   const commandTimeoutMs = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs);
   const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
   const maxDelay = positiveInteger('maxReconnectDelayMs', options.maxReconnectDelayMs ?? DEFAULTS.maxReconnectDelayMs);
+  const idempotencyWindowMs = positiveInteger(
+    'idempotencyWindowMs',
+    options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs,
+  );
+  const liveness = {
+    intervalMs: positiveInteger('livenessIntervalMs', options.livenessIntervalMs ?? DEFAULTS.livenessIntervalMs),
+    timeoutMs: positiveInteger('livenessTimeoutMs', options.livenessTimeoutMs ?? DEFAULTS.livenessTimeoutMs),
+  };
   const trackedStreams = options.trackedStreams ?? DEFAULTS.trackedStreams;
   if (!Number.isSafeInteger(trackedStreams) || trackedStreams < 0) {
     throw new ConfigError('trackedStreams', `expected a non-negative integer, got ${trackedStreams}`);
+  }
+  if (options.nodeId !== undefined && (typeof options.nodeId !== 'string' || options.nodeId === '')) {
+    throw new ConfigError('nodeId', 'expected a non-empty string');
   }
   const keys = new Keys(options.keyPrefix ?? DEFAULTS.keyPrefix, options.shards ?? DEFAULTS.shards);
 
@@ -121,31 +226,51 @@ export function createRedisEngine(url: string, options: RedisEngineOptions = {})
     // A command in flight when the connection dropped is failed, not sent again: a publish script
     // run twice would publish twice.
     autoResendUnfulfilledCommands: false,
-    // The broker resubscribes itself on every 'ready', and only then reports ready.
+    // The subscriber resubscribes itself on every 'ready', and only then reports subscribed.
     autoResubscribe: false,
     retryStrategy: (attempt: number) => reconnectDelay(attempt, maxDelay),
     ...options.redis,
   };
-  const command = new Redis(url, connectionOptions);
-  const subscriber = new Redis(url, connectionOptions);
-  for (const [role, connection] of [
-    ['command', command],
-    ['subscriber', subscriber],
-  ] as const) {
-    // Without a listener ioredis prints every connection error; the broker's status says what matters.
-    connection.on('error', (error: Error) => logger.debug({ role, err: error.message }, 'redis connection error'));
-  }
-
+  const channels = [keys.control, ...keys.channels];
+  const { command, commandNodes, subscriber: layout } = connect(parsed, connectionOptions, channels, maxDelay);
+  // Without a listener ioredis prints every connection error; the broker's status says what matters.
+  command.on('error', (error: Error) => {
+    logger.debug({ role: 'command', err: error.message }, 'redis connection error');
+    if (parsed.kind === 'cluster' && /cluster support disabled/i.test(error.message)) broker.refuse(NOT_CLUSTER);
+  });
+  const subscriber = new Subscriber({ channels, ...layout, liveness, logger });
   const broker = new RedisBroker(command, subscriber, {
     keys,
+    nodeId: options.nodeId,
     maxEntries,
     maxAgeMs,
     streamTtlMs,
+    idempotencyWindowMs,
     deliveryTimeoutMs: commandTimeoutMs,
     startTimeoutMs: connectTimeoutMs,
     trackedStreams,
+    liveness,
+    commandNodes,
     logger,
   });
+  if (command instanceof Cluster) {
+    command.on('refresh', () => subscriber.relayout());
+    command.on('node error', (error: Error, node: string) => {
+      logger.debug({ role: 'command', node, err: error.message }, 'redis cluster node error');
+      if (/cluster support disabled/i.test(error.message)) broker.refuse(NOT_CLUSTER);
+    });
+  } else if (parsed.kind === 'standalone') {
+    // A Cluster node answers commands on its own slots only: say so at once, not after the first MOVED.
+    command.on('ready', () => {
+      command.info('cluster').then(
+        (info) => {
+          if (/^cluster_enabled:1/m.test(info)) broker.refuse(CLUSTER_NODE);
+        },
+        () => {},
+      );
+    });
+  }
+  subscriber.relayout();
   let closing: Promise<void> | undefined;
   return {
     broker,
@@ -158,13 +283,10 @@ export function createRedisEngine(url: string, options: RedisEngineOptions = {})
     close() {
       closing ??= (async () => {
         await broker.close();
-        await Promise.all(
-          [command, subscriber].map(async (connection) => {
-            // QUIT when connected (replies flushed first); a down connection is just dropped.
-            if (connection.status === 'ready') await connection.quit().catch(() => connection.disconnect());
-            else connection.disconnect();
-          }),
-        );
+        await subscriber.close();
+        // QUIT when connected (replies flushed first); a down connection is just dropped.
+        if (command.status === 'ready') await command.quit().catch(() => command.disconnect());
+        else command.disconnect();
       })();
       return closing;
     },

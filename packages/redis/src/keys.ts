@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { Audience } from '@authsocket/server';
 import { ConfigError } from '@authsocket/server';
 
 /** FNV-1a over the UTF-8 bytes: a stable, cheap spread of stream names over shards. */
@@ -21,6 +23,7 @@ function fnv1a(text: string): number {
  * | `<prefix>r:<user>` | string | when `user` was last revoked (ms), `PX` = revocation TTL |
  * | `<prefix>{<shard>}:m:<stream>` | hash | the stream's `epoch` and last `offset`, `PX` = stream TTL |
  * | `<prefix>{<shard>}:h:<stream>` | stream | the history, entry id `<offset>-0`, fields `t` (ms) and `p` (payload) |
+ * | `<prefix>{<shard>}:i:<sha256 of audience and key>` | string | an idempotency key seen, `PX` = idempotency window |
  * | `<prefix>{<shard>}:p` | shard channel | publications of the shard's streams (and broadcasts on shard 0) |
  * | `<prefix>control` | shard channel | control messages (revocations) |
  */
@@ -58,10 +61,34 @@ export class Keys {
     return `${this.prefix}{${shard}}:p`;
   }
 
+  /**
+   * Where a publication's idempotency key is remembered: in the slot of the channel it goes out on
+   * (the stream's shard, or shard 0 without a stream), so the publish script stays in one slot. One
+   * per audience: the same key sent to two users is two publications.
+   */
+  idempotency(to: Audience, stream: string | undefined, key: string): string {
+    const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : '*';
+    const hash = createHash('sha256').update(`${audience}\n${key}`).digest('base64url');
+    return `${this.prefix}{${this.shardOf(stream)}}:i:${hash}`;
+  }
+
   /** The stream's meta hash and history stream (same slot). */
   stream(stream: string): { meta: string; history: string; channel: string } {
     const shard = this.shardOf(stream);
     const tag = `${this.prefix}{${shard}}`;
     return { meta: `${tag}:m:${stream}`, history: `${tag}:h:${stream}`, channel: this.channel(shard) };
   }
+}
+
+/** The Redis Cluster hash slot of a key or shard channel: CRC16 (XMODEM) of its hash tag, mod 16384. */
+export function slotOf(key: string): number {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  const tagged = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(tagged)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16_384;
 }

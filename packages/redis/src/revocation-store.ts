@@ -1,6 +1,5 @@
 import type { RevocationStore } from '@authsocket/server';
-import type { Redis } from 'ioredis';
-import { attempt } from './errors.js';
+import { attempt, type Client } from './errors.js';
 import type { Keys } from './keys.js';
 
 /**
@@ -9,11 +8,11 @@ import type { Keys } from './keys.js';
  * you accept (tickets live far less). Any failure throws `StoreUnavailableError`.
  */
 export class RedisRevocationStore implements RevocationStore {
-  readonly #redis: Redis;
+  readonly #redis: Client;
   readonly #keys: Keys;
   readonly #ttlMs: number;
 
-  constructor(redis: Redis, keys: Keys, ttlMs: number) {
+  constructor(redis: Client, keys: Keys, ttlMs: number) {
     this.#redis = redis;
     this.#keys = keys;
     this.#ttlMs = ttlMs;

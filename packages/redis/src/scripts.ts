@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Client } from './errors.js';
 
 /** A Lua script run by `EVALSHA`, falling back to `EVAL` when Redis does not have it (restart, `SCRIPT FLUSH`). */
 export class Script {
@@ -11,7 +11,7 @@ export class Script {
     this.#sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run(redis: Client, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
     } catch (error) {
@@ -70,10 +70,13 @@ end
 
 /**
  * Appends a publication and hands it to every node, atomically, so offsets are allocated in the
- * order the channel delivers them. ARGV: candidate epoch, stream TTL (ms), max entries, max age (ms),
- * channel, payload header without its closing brace, data. Returns the offset.
+ * order the channel delivers them. KEYS[3], when given, is the publication's idempotency key: if
+ * it is already set, nothing is published and the script returns 0. ARGV: candidate epoch, stream
+ * TTL (ms), max entries, max age (ms), channel, payload header without its closing brace, data,
+ * idempotency window (ms). Returns the offset (0 for a duplicate).
  */
 export const PUBLISH = new Script(`${STREAM_LIB}
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[8]) then return 0 end
 local epoch = state(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local now = now_ms()
@@ -109,4 +112,14 @@ if after < offset then
   end
 end
 return result
+`);
+
+/**
+ * A publication without a stream, sent at most once per idempotency key (KEYS[1], same slot as the
+ * channel). ARGV: idempotency window (ms), channel, payload. Returns 1 when sent, 0 for a duplicate.
+ */
+export const BROADCAST = new Script(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('SPUBLISH', ARGV[2], ARGV[3])
+return 1
 `);

@@ -1,6 +1,5 @@
 import type { TicketRecord, TicketStore } from '@authsocket/server';
-import type { Redis } from 'ioredis';
-import { attempt } from './errors.js';
+import { attempt, type Client } from './errors.js';
 import type { Keys } from './keys.js';
 
 function parseRecord(json: string | null): TicketRecord | undefined {
@@ -28,10 +27,10 @@ function parseRecord(json: string | null): TicketRecord | undefined {
  * dump of Redis holds nothing redeemable. Any failure throws `StoreUnavailableError`.
  */
 export class RedisTicketStore implements TicketStore {
-  readonly #redis: Redis;
+  readonly #redis: Client;
   readonly #keys: Keys;
 
-  constructor(redis: Redis, keys: Keys) {
+  constructor(redis: Client, keys: Keys) {
     this.#redis = redis;
     this.#keys = keys;
   }

@@ -1,12 +1,18 @@
 import net from 'node:net';
 
 export { freePorts, RedisServer } from './redis-server.js';
+export { RedisCluster, SentinelSet } from './redis-topologies.js';
 
-/** A TCP proxy in front of Redis whose link can be cut, to partition one node from Redis. */
+/**
+ * A TCP proxy in front of Redis whose link can be cut (connections reset, new ones refused), to
+ * partition one node from Redis, or black-holed (connections stay open, accepted, nothing passes
+ * either way), as a silent network partition looks to both ends.
+ */
 export class TcpProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   #cut = false;
+  #blackholed = false;
 
   private constructor(targetPort: number) {
     this.#server = net.createServer((client) => {
@@ -20,9 +26,17 @@ export class TcpProxy {
           client.destroy();
           upstream.destroy();
         });
+        // Not read while black-holed: the bytes wait in kernel buffers, and no reply comes back.
+        if (this.#blackholed) socket.pause();
       }
       client.pipe(upstream).pipe(client);
     });
+  }
+
+  /** Stops passing bytes on every connection, open and new, until `heal()`; nothing is closed. */
+  blackhole(): void {
+    this.#blackholed = true;
+    for (const socket of this.#sockets) socket.pause();
   }
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -43,6 +57,8 @@ export class TcpProxy {
 
   heal(): void {
     this.#cut = false;
+    this.#blackholed = false;
+    for (const socket of this.#sockets) socket.resume();
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,17 +41,29 @@ export class RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly #args: readonly string[];
+  readonly #config: ((dir: string) => string) | undefined;
   #process: ChildProcess | undefined;
 
-  private constructor(port: number, args: readonly string[]) {
+  private constructor(port: number, args: readonly string[], config?: (dir: string) => string) {
     this.port = port;
     this.#args = args;
+    this.#config = config;
     this.dir = mkdtempSync(path.join(tmpdir(), 'authsocket-redis-'));
   }
 
   /** `extraArgs` go after the defaults, e.g. `['--user', 'app', 'on', '>secret', ...]`. */
   static async start(extraArgs: readonly string[] = [], port?: number): Promise<RedisServer> {
     const server = new RedisServer(port ?? (await freePort()), extraArgs);
+    await server.restart();
+    return server;
+  }
+
+  /**
+   * A Sentinel (`redis-server <file> --sentinel`) whose config file `config(dir)` returns: Sentinel
+   * rewrites that file, so it lives in the fresh directory.
+   */
+  static async sentinel(config: (dir: string) => string): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), [], config);
     await server.restart();
     return server;
   }
@@ -63,7 +75,14 @@ export class RedisServer {
   /** Starts (again) on the same port, with an empty data set. */
   async restart(): Promise<void> {
     if (this.#process) throw new Error('redis-server is already running');
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir];
+    let args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir];
+    let ready = 'Ready to accept connections';
+    if (this.#config) {
+      const file = path.join(this.dir, 'sentinel.conf');
+      writeFileSync(file, this.#config(this.dir));
+      args = [file, '--sentinel', '--port', String(this.port), '--bind', '127.0.0.1'];
+      ready = 'Sentinel ID is';
+    }
     const child = spawn('redis-server', [...args, ...this.#args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#process = child;
     let output = '';
@@ -73,7 +92,7 @@ export class RedisServer {
       const onExit = (code: number | null) => settle(new Error(`redis-server exited with ${code}:\n${output}`));
       const onOutput = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Ready to accept connections')) settle();
+        if (output.includes(ready)) settle();
       };
       const timer = setTimeout(() => settle(new Error(`redis-server did not start in 5 s:\n${output}`)), 5_000);
       // Listeners are removed once settled: later output must not touch anyone else's 'exit' listener.

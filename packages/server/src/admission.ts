@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamPosition } from '@authsocket/protocol';
+import { clientAddressResolver } from './client-address.js';
 import { readCredentials, type UpgradeCredentials } from './credentials.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import type { AuthMethod, EventSink, Identity } from './events.js';
@@ -48,6 +49,8 @@ export class Admission {
   readonly #tickets: Tickets;
   readonly #events: EventSink;
   readonly #limiter: KeyedRateLimiter | undefined;
+  /** The client's address for rate limits and logs, through the proxies `trustProxy` vouches for. */
+  readonly clientAddress: (req: IncomingMessage) => string | undefined;
 
   constructor(options: ResolvedOptions, identity: IdentityVerifier, tickets: Tickets, events: EventSink) {
     this.#options = options;
@@ -55,6 +58,7 @@ export class Admission {
     this.#tickets = tickets;
     this.#events = events;
     this.#limiter = options.upgradeRateLimit ? new KeyedRateLimiter(options.upgradeRateLimit) : undefined;
+    this.clientAddress = clientAddressResolver(options.trustProxy);
   }
 
   /**
@@ -69,7 +73,7 @@ export class Admission {
     if (options.path !== undefined || target.includes('?')) {
       url = parseTarget(target);
       if (url === undefined) {
-        options.logger.info({ address: req.socket.remoteAddress, problem: 'unparsable URL' }, 'upgrade refused: bad request');
+        options.logger.info({ address: this.clientAddress(req), problem: 'unparsable URL' }, 'upgrade refused: bad request');
         return { status: 400 };
       }
     }
@@ -80,13 +84,13 @@ export class Admission {
       return { status: 403 };
     }
     if (this.#limiter) {
-      const wait = this.#limiter.hit(req.socket.remoteAddress ?? 'unknown', options.clock.now());
+      const wait = this.#limiter.hit(this.clientAddress(req) ?? 'unknown', options.clock.now());
       if (wait > 0) return { status: 429, headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } };
     }
 
     const credentials = readCredentials(req, url);
     if (typeof credentials === 'string') {
-      options.logger.info({ address: req.socket.remoteAddress, problem: credentials }, 'upgrade refused: bad request');
+      options.logger.info({ address: this.clientAddress(req), problem: credentials }, 'upgrade refused: bad request');
       return { status: 400 };
     }
     if (credentials.token !== undefined && !options.handshakeToken) return { status: 400 };

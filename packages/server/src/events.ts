@@ -16,6 +16,8 @@ export interface GatewayEvents {
   expired: [{ connection: Connection; policy: ExpiryPolicy }];
   reauthenticated: [{ connection: Connection; latencyMs: number | undefined }];
   replayed: [{ connection: Connection; count: number }];
+  /** A connection was closed `4009` because one of its streams would have skipped a position. */
+  streamGap: [{ connection: Connection; stream: string }];
   close: [{ connection: Connection; code: number }];
 }
 

@@ -21,6 +21,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { Admission, type Admitted, type Refused } from './admission.js';
 import type { Audience, Publication, PublishOptions } from './broker.js';
 import { DeadlineQueue } from './deadlines.js';
+import { Arrival } from './floors.js';
 import { StoreUnavailableError, TokenError } from './errors.js';
 import { REFUSAL_BODY, refuseUpgrade, sendJson } from './http-response.js';
 import { IdentityVerifier, RevokedError } from './identity.js';
@@ -29,7 +30,7 @@ import type { AuthMethod, AuthStage, GatewayEvents, Identity } from './events.js
 import { Registry } from './registry.js';
 import { type Connection, type Outbound, Session } from './session.js';
 import { Tickets } from './tickets.js';
-import { createTokenVerifier, type VerifiedToken } from './token-verifier.js';
+import { createTokenVerifier, DEFAULT_CLOCK_TOLERANCE_SEC, type VerifiedToken } from './token-verifier.js';
 import { type CachedVerifier, createCachedVerifier } from './verification-cache.js';
 
 interface Recovery {
@@ -49,7 +50,15 @@ function outbound(publication: Publication): Outbound {
   return { payload: Buffer.from(`${frame}}`), stream, offset, epoch };
 }
 
+/** Readiness: 200 only while this node can serve (broker ready, not closing). Balancers probe it. */
 const HEALTH_PATH = '/healthz';
+/** Liveness: 200 while the process answers HTTP at all; restart the process when it does not. */
+const LIVE_PATH = '/livez';
+/** Users whose revocations are re-read from the store at once after the broker's link came back. */
+const RESYNC_BATCH = 256;
+/** A failed re-read is tried again this often, this many times, while the link stays up. */
+const RESYNC_RETRY_MS = 1_000;
+const RESYNC_ATTEMPTS = 30;
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
@@ -119,6 +128,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       gateway.#onClose((this as SessionSocket).session, code);
     })(this);
   #closing = false;
+  /** Bumped by every resync, so a slower earlier one stops. */
+  #resyncRun = 0;
 
   constructor(options: GatewayOptions) {
     super();
@@ -126,7 +137,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const { clock } = this.#options;
     const verifier = createTokenVerifier(this.#options.jwt, clock);
     const now = () => clock.now();
-    this.#identity = new IdentityVerifier(verifier, this.#options.revocationStore, now);
+    const skewMs = (this.#options.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
+    this.#identity = new IdentityVerifier(verifier, this.#options.revocationStore, now, skewMs);
     this.#perMessage = createCachedVerifier(verifier, { maxEntries: this.#options.verificationCacheSize }, clock);
     const tickets = new Tickets(this.#options.ticketStore, {
       ttlMs: this.#options.ticketTtlMs,
@@ -146,6 +158,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       .start({
         publication: (publication) => this.#deliverLocally(publication),
         control: (message) => this.#closeRevoked(message.revoke),
+        resync: () => this.#resync(),
       })
       .catch((error: unknown) => this.#options.logger.error({ err: String(error) }, 'broker failed to start'));
     if (this.#options.heartbeatIntervalMs > 0) {
@@ -168,7 +181,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // A node that cannot reach its broker answers 503, so load balancers send new clients elsewhere.
       const broker = this.#options.broker.status ?? 'ready';
       const status = this.#closing ? 'closing' : broker === 'ready' ? 'ok' : 'degraded';
-      return sendJson(res, status === 'ok' ? 200 : 503, { status, broker, connections: this.#registry.all.size });
+      const body = { status, broker, node: this.#options.nodeId, connections: this.#registry.all.size };
+      return sendJson(res, status === 'ok' ? 200 : 503, body);
+    }
+    if (path === LIVE_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      return sendJson(res, 200, { status: 'live', node: this.#options.nodeId });
     }
     if (next) return next();
     sendJson(res, 404, { error: REFUSAL_BODY[404] });
@@ -224,7 +241,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     method: AuthMethod | undefined,
     resume: Record<string, StreamPosition> | undefined,
   ): void {
-    const session = new Session(this.#nextId++, ws, req.socket.remoteAddress, this.#sendToSelf);
+    const session = new Session(this.#nextId++, ws, this.#admission.clientAddress(req), this.#sendToSelf);
     this.#registry.all.add(session);
     // One set of listeners for every socket, finding the session on the socket: four closures
     // (and their contexts) per connection saved.
@@ -418,6 +435,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         return this.#onSubscribe(session, frame.topic, frame.id, frame.since);
       case MessageType.Unsubscribe:
         this.#registry.leaveTopic(session, frame.topic);
+        session.floors.delete(topicStream(frame.topic));
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#onPublish(session, frame.topic, frame.data, frame.id);
@@ -476,6 +494,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Identity may have changed (logout, close) while authorize ran.
     if (session.user !== user || session.isClosed()) return;
     if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
+    if (session.topics.has(topic)) {
+      // Already reading it (a client re-subscribing after a resume): nothing changes. A new start
+      // would move the connection's position under publications still on their way to this node
+      // (losing them) or back over ones it has (sending them twice). The ack says where it stands.
+      const position = session.floors.get(topicStream(topic));
+      if (id !== undefined) {
+        this.#write(session, { type: MessageType.Ack, id, ...(position ? { streams: { [topicStream(topic)]: position } } : {}) });
+      }
+      return;
+    }
     const recovering = this.#recover(session, new Map([[topicStream(topic), since]]), () =>
       this.#registry.joinTopic(session, topic),
     );
@@ -786,7 +814,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return true;
     }
     const { stream } = out;
-    if (stream !== undefined && session.floors.covers(stream, out.epoch as string, out.offset as number)) return false;
+    if (stream !== undefined) {
+      const arrival = session.floors.classify(stream, out.epoch as string, out.offset as number);
+      if (arrival === Arrival.Duplicate) return false;
+      if (arrival === Arrival.Gap) {
+        this.#streamGap(session, out);
+        return false;
+      }
+    }
     if (session.state === 'authenticated') {
       if (this.#options.expiryPolicy === 'ignore' || now < (session.expiresAt as number)) {
         session.write(out.payload, this.#options.maxBufferedBytes);
@@ -805,6 +840,23 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     held.push(out.payload);
     if (stream !== undefined) session.floors.set(stream, out.epoch as string, out.offset as number);
     return true;
+  }
+
+  /**
+   * A position of one of the session's streams would be skipped (the broker could not fill the gap
+   * from history, or the epoch changed): never deliver past it silently. The client reconnects and
+   * resumes, and learns from the resume whether history still had what it missed.
+   */
+  #streamGap(session: Session, out: Outbound): void {
+    if (session.closeCode !== undefined) return;
+    const stream = out.stream as string;
+    const expected = session.floors.get(stream);
+    this.#options.logger.warn(
+      { id: session.id, stream, after: expected, got: { epoch: out.epoch, offset: out.offset } },
+      'stream gap: connection closed to resume',
+    );
+    this.emit('streamGap', { connection: session, stream });
+    session.close(CloseCode.StreamGap, 'stream gap: resume');
   }
 
   /** Delivers a publication (from this node or another) to the matching connections on this node. */
@@ -860,6 +912,49 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     await this.#options.revocationStore.revoke(user, this.#options.clock.now());
     await this.#options.broker.control({ revoke: user });
     return this.#closeRevoked(user);
+  }
+
+  /**
+   * The broker's link is back after a loss: revocations published meanwhile may never arrive, so
+   * read each live user's from the store and close what they cover. A newer resync supersedes.
+   */
+  #resync(): void {
+    const run = ++this.#resyncRun;
+    void this.#recheckRevocations(run, 1);
+  }
+
+  async #recheckRevocations(run: number, attempt: number): Promise<void> {
+    const users = [...this.#registry.users()];
+    let closed = 0;
+    try {
+      for (let start = 0; start < users.length; start += RESYNC_BATCH) {
+        const batch = users.slice(start, start + RESYNC_BATCH);
+        const revokedAt = await Promise.all(batch.map((user) => this.#options.revocationStore.revokedAt(user)));
+        if (run !== this.#resyncRun || this.#closing) return;
+        batch.forEach((user, index) => {
+          const at = revokedAt[index];
+          if (at !== undefined) closed += this.#closeRevokedBefore(user, at);
+        });
+      }
+      this.#options.logger.info({ users: users.length, closed }, 'revocations re-read after the broker link returned');
+    } catch (error) {
+      if (run !== this.#resyncRun || this.#closing) return;
+      const retry = attempt < RESYNC_ATTEMPTS;
+      this.#options.logger.warn({ err: String(error), attempt, retry }, 'could not re-read revocations');
+      if (retry) setTimeout(() => void this.#recheckRevocations(run, attempt + 1), RESYNC_RETRY_MS).unref();
+    }
+  }
+
+  /** Closes `user`'s sessions whose token a revocation at `revokedAt` covers; returns how many. */
+  #closeRevokedBefore(user: string, revokedAt: number): number {
+    let count = 0;
+    for (const session of [...(this.#registry.ofUser(user) ?? [])]) {
+      if (session.claims && this.#identity.coveredByRevocation(session.claims, revokedAt)) {
+        session.close(CloseCode.Forbidden, 'revoked');
+        count++;
+      }
+    }
+    return count;
   }
 
   #closeRevoked(user: string): number {

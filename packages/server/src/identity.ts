@@ -17,11 +17,19 @@ export class IdentityVerifier {
   readonly #verifier: TokenVerifier;
   readonly #revocations: RevocationStore;
   readonly #now: () => number;
+  readonly #skewMs: number;
 
-  constructor(verifier: TokenVerifier, revocations: RevocationStore, now: () => number) {
+  /**
+   * `skewMs`: how far the IdP's clock (a token's `iat`, whole seconds) may be ahead of this node's
+   * (a revocation's time): a token counts as issued after a revocation only when its `iat` is more
+   * than `skewMs` after it. So a token issued just before a revocation is refused even with the
+   * IdP's clock ahead, and a login within `skewMs` after a revocation is refused too (fail closed).
+   */
+  constructor(verifier: TokenVerifier, revocations: RevocationStore, now: () => number, skewMs: number) {
     this.#verifier = verifier;
     this.#revocations = revocations;
     this.#now = now;
+    this.#skewMs = skewMs;
   }
 
   /** Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. */
@@ -38,8 +46,7 @@ export class IdentityVerifier {
   async assertCurrent(verified: VerifiedToken): Promise<void> {
     // jose accepts a token up to its clock tolerance past `exp`; a connection must not start expired.
     if (verified.expiresAt <= this.#now()) throw new TokenError('expired');
-    const iat = issuedAt(verified);
-    await this.assertNotRevoked(verified.user, iat);
+    await this.assertNotRevoked(verified.user, tokenIssuedAt(verified.claims) - this.#skewMs);
   }
 
   /**
@@ -50,11 +57,18 @@ export class IdentityVerifier {
     const revokedAtNow = this.#revocations.revokedAtNow;
     if (revokedAtNow === undefined || verified.expiresAt <= this.#now()) return undefined;
     const revokedAt = revokedAtNow.call(this.#revocations, verified.user);
-    const iat = issuedAt(verified);
-    return revokedAt === undefined || iat > revokedAt;
+    return revokedAt === undefined || !this.coveredByRevocation(verified.claims, revokedAt);
   }
 
-  /** Throws `RevokedError` if `user` was revoked at or after `issuedAt` (ms). */
+  /** Whether a token with these claims was issued before (or too near) a revocation at `revokedAt`. */
+  coveredByRevocation(claims: { readonly iat?: number }, revokedAt: number): boolean {
+    return tokenIssuedAt(claims) - this.#skewMs <= revokedAt;
+  }
+
+  /**
+   * Throws `RevokedError` if `user` was revoked at or after `issuedAt` (ms, this node's clock: a
+   * ticket's issue time; tokens pass their `iat` less the skew).
+   */
   async assertNotRevoked(user: string, issuedAt: number): Promise<void> {
     let revokedAt: number | undefined;
     try {
@@ -67,6 +81,6 @@ export class IdentityVerifier {
 }
 
 /** The token's `iat` in ms, or 0 without one (then any revocation refuses it). */
-function issuedAt(verified: VerifiedToken): number {
-  return typeof verified.claims.iat === 'number' ? verified.claims.iat * 1000 : 0;
+function tokenIssuedAt(claims: { readonly iat?: number }): number {
+  return typeof claims.iat === 'number' ? claims.iat * 1000 : 0;
 }

@@ -1,4 +1,5 @@
 export { type Clock, ManualClock, systemClock } from './clock.js';
+export type { TrustProxy } from './client-address.js';
 export { type Deadline, DeadlineQueue } from './deadlines.js';
 export {
   AuthSocketError,

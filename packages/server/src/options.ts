@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
+import { clientAddressResolver, type TrustProxy } from './client-address.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Connection } from './session.js';
@@ -64,8 +66,15 @@ export interface GatewayOptions {
   messageRateLimit?: RateLimit;
   /** `auth` frames per connection. Default 10 per 60_000 ms; beyond: `4429`. */
   authRateLimit?: RateLimit;
-  /** Upgrade attempts per remote address, or false. Default 300 per 10_000 ms; beyond: HTTP 429. */
+  /** Upgrade attempts per client address, or false. Default 300 per 10_000 ms; beyond: HTTP 429. */
   upgradeRateLimit?: RateLimit | false;
+  /**
+   * Proxies whose `Forwarded` / `X-Forwarded-For` say who the client is, for rate limits and logs:
+   * a number of hops (the nearest `n`), or their addresses / CIDRs. Default 0: trust no header.
+   */
+  trustProxy?: TrustProxy;
+  /** This node's name in `/healthz`, logs and metrics. Default: the broker's node id, else random. */
+  nodeId?: string;
   /** Ping interval in ms; a peer that did not answer the previous ping is terminated. 0 disables. Default 30_000. */
   heartbeatIntervalMs?: number;
   /**
@@ -113,6 +122,7 @@ const DEFAULTS = {
   authRateLimit: { limit: 10, windowMs: 60_000 },
   upgradeRateLimit: { limit: 300, windowMs: 10_000 },
   heartbeatIntervalMs: 30_000,
+  trustProxy: 0,
   history: { maxEntries: 1_000, maxAgeMs: 300_000 },
   authorize: () => true,
   logger: silentLogger,
@@ -149,6 +159,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     }),
     ...given,
     jwt: options.jwt,
+    nodeId: given.nodeId ?? given.broker?.nodeId ?? randomBytes(6).toString('base64url'),
   };
 
   if (!['off', 'optional', 'required'].includes(resolved.ticket)) {
@@ -180,6 +191,10 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   rateLimit('messageRateLimit', resolved.messageRateLimit);
   rateLimit('authRateLimit', resolved.authRateLimit);
   if (resolved.upgradeRateLimit) rateLimit('upgradeRateLimit', resolved.upgradeRateLimit);
+  clientAddressResolver(resolved.trustProxy);
+  if (typeof resolved.nodeId !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.nodeId)) {
+    throw new ConfigError('nodeId', 'expected 1-128 letters, digits or . _ : -');
+  }
   if (resolved.path !== undefined && !resolved.path.startsWith('/')) {
     throw new ConfigError('path', `expected a path starting with '/', got '${resolved.path}'`);
   }

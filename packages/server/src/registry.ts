@@ -11,6 +11,11 @@ export class Registry {
     return this.#byUser.get(user);
   }
 
+  /** Every user with a bound session. */
+  users(): IterableIterator<string> {
+    return this.#byUser.keys();
+  }
+
   /** Subscribers of `topic`, if any. */
   ofTopic(topic: string): ReadonlySet<Session> | undefined {
     return this.#byTopic.get(topic);

@@ -56,6 +56,9 @@ const MIN_SECRET_BYTES = 32;
 const MIN_RSA_BITS = 2048;
 const PEM_SPKI = /^\s*-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/;
 
+/** Seconds of clock difference allowed between the IdP and this node (`jwt.clockToleranceSec`). */
+export const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
+
 /**
  * Builds a verifier. Options are checked here, eagerly, so a misconfigured gateway fails at start
  * with a `ConfigError` naming the option rather than refusing every token later.
@@ -64,7 +67,7 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
   const verifyJws = keyedVerify(options);
   const userClaim = options.userClaim ?? 'sub';
   if (typeof userClaim !== 'string' || userClaim === '') throw new ConfigError('jwt.userClaim', 'must be a non-empty string');
-  const tolerance = options.clockToleranceSec ?? 5;
+  const tolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) {
     throw new ConfigError('jwt.clockToleranceSec', 'must be a finite number of seconds >= 0');
   }

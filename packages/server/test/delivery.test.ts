@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryBroker } from '../src/index.js';
 import { refusal, startServer, TestSocket, type TestServer } from './helpers.js';
 
 let server: TestServer;
@@ -108,7 +109,13 @@ describe('revokeUser', () => {
     again.send({ type: 'auth', token: oldToken });
     expect(await again.closed).toEqual({ code: 4403, reason: 'revoked' });
 
-    // A token issued after the revocation (a fresh login) works again.
+    // A login within the clock tolerance (5 s) after the revocation is still covered: the IdP's
+    // clock may be ahead of this node's, so its `iat` could name a moment before the revocation.
+    server.clock.advance(5_000);
+    const tooSoon = await TestSocket.open(server.wsUrl);
+    tooSoon.send({ type: 'auth', token: await server.token('alice') });
+    expect(await tooSoon.closed).toEqual({ code: 4403, reason: 'revoked' });
+    // Past the tolerance, a fresh login works again.
     server.clock.advance(1_000);
     const fresh = await TestSocket.authenticated(server, 'alice');
     expect(await server.gateway.sendToUser('bob', 'undisturbed')).toBe(1);
@@ -147,5 +154,41 @@ describe('events and hooks', () => {
     socket.send({ type: 'message', data: 'good', id: 'm2' });
     expect(await socket.next('ack')).toEqual({ type: 'ack', id: 'm2' });
     socket.close();
+  });
+});
+
+describe('idempotency keys', () => {
+  it('publishes a retried request once, per audience, within the window', async () => {
+    server = await startServer();
+    const alice = await TestSocket.authenticated(server, 'alice');
+    const bob = await TestSocket.authenticated(server, 'bob');
+    expect(await server.gateway.sendToUser('alice', 'once', { idempotencyKey: 'order-7' })).toBe(1);
+    expect(await server.gateway.sendToUser('alice', 'once', { idempotencyKey: 'order-7' })).toBe(0);
+    // The same key for another audience is another publication.
+    expect(await server.gateway.sendToUser('bob', 'for bob', { idempotencyKey: 'order-7' })).toBe(1);
+    expect(await server.gateway.sendToUser('alice', 'next', { idempotencyKey: 'order-8' })).toBe(1);
+    await alice.collect('message', 2);
+    await alice.settle();
+    expect(alice.frames.flatMap((frame) => (frame.type === 'message' ? [[frame.data, frame.offset]] : []))).toEqual([
+      ['once', 1],
+      ['next', 2],
+    ]);
+    expect(await bob.next('message')).toMatchObject({ data: 'for bob' });
+    alice.close();
+    bob.close();
+  });
+
+  it('forgets a key after the window', async () => {
+    const now = { value: 1_000 };
+    const broker = new MemoryBroker({ idempotencyWindowMs: 5_000, now: () => now.value });
+    const seen: string[] = [];
+    await broker.start({ publication: (publication) => seen.push(publication.data), control: () => {} });
+    const publication = { to: { everyone: true }, data: '"hi"' } as const;
+    await broker.publish(publication, { idempotencyKey: 'k' });
+    now.value += 4_999;
+    await broker.publish(publication, { idempotencyKey: 'k' });
+    now.value += 2;
+    await broker.publish(publication, { idempotencyKey: 'k' });
+    expect(seen).toEqual(['"hi"', '"hi"']);
   });
 });

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientTextFrame, openRawSocket, refusal, startServer, TestSocket, type TestServer } from './helpers.js';
+import { createGateway } from '../src/index.js';
+import { clientTextFrame, openRawSocket, refusal, SECRET, startServer, TestSocket, type TestServer } from './helpers.js';
 
 let server: TestServer;
 afterEach(async () => {
@@ -177,13 +178,24 @@ describe('slow consumers and dead peers', () => {
 });
 
 describe('shutdown and health', () => {
-  it('answers /healthz with the connection count', async () => {
-    server = await startServer();
+  it('answers /healthz with its node id and connection count, and /livez while it serves', async () => {
+    server = await startServer({ nodeId: 'node-a.1' });
     const socket = await TestSocket.authenticated(server, 'alice');
     const response = await fetch(`${server.origin}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', broker: 'ready', connections: 1 });
+    expect(await response.json()).toEqual({ status: 'ok', broker: 'ready', node: 'node-a.1', connections: 1 });
+    const live = await fetch(`${server.origin}/livez`);
+    expect([live.status, await live.json()]).toEqual([200, { status: 'live', node: 'node-a.1' }]);
     socket.close();
+  });
+
+  it('names itself with a random node id by default and refuses an unusable one', async () => {
+    server = await startServer();
+    const { node } = (await (await fetch(`${server.origin}/healthz`)).json()) as { node: string };
+    expect(node).toMatch(/^[\w-]{8}$/);
+    for (const nodeId of ['', 'a b', 'x'.repeat(129), 'id\n']) {
+      expect(() => createGateway({ jwt: { secret: SECRET }, nodeId })).toThrow("invalid option 'nodeId'");
+    }
   });
 
   it('closes every connection with 1001 on close()', async () => {
