@@ -7,6 +7,24 @@ const exec = async (command: string, ...args: string[]): Promise<string> => (awa
 
 let created = 0;
 
+/** Deletes namespaces left by a test process that died before its cleanup (deleting one removes its veth pair). */
+async function deleteOrphans(): Promise<void> {
+  for (const line of (await exec('ip', 'netns', 'list')).split('\n')) {
+    const match = /^asx-(\d+)-\d+/.exec(line);
+    if (!match || alive(Number(match[1]))) continue;
+    await exec('ip', 'netns', 'del', line.split(' ')[0]!).catch(() => '');
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A network namespace joined to this one by a veth pair (host side `hostAddress`, namespace side
  * `address`, a /30 of 10.231.0.0/16), where `nft` drop rules make a true black hole: packets to a
@@ -27,10 +45,12 @@ export class NetNamespace {
   }
 
   static async create(): Promise<NetNamespace> {
-    // Unique per process and per call, within interface names' 15 characters.
-    const id = `${process.pid % 100_000}${created++}`;
-    const subnet = (process.pid + created * 7) % 250;
-    const namespace = new NetNamespace(`asx${id}`, `asxh${id}`, subnet);
+    await deleteOrphans();
+    // Unique per process and per call; veth names within 15 characters.
+    const count = created++;
+    const id = `${process.pid % 100_000}${count}`;
+    const subnet = (process.pid + count * 7) % 250;
+    const namespace = new NetNamespace(`asx-${process.pid}-${count}`, `asxh${id}`, subnet);
     const inside = `asxn${id}`;
     try {
       await exec('ip', 'netns', 'add', namespace.name);
