@@ -1,7 +1,6 @@
 import {
   AuthSocketError,
   type ClientMessage,
-  type CloseAction,
   CloseCode,
   closeCodeAction,
   LIMITS,
@@ -14,77 +13,21 @@ import {
   SUBPROTOCOL,
   toCloseReason,
 } from '@authsocket/protocol';
-import { backoff } from './backoff.js';
-import { type Deferred, deferred, type Settler } from './deferred.js';
+import { Attempt } from './attempt.js';
+import { Waiters } from './deferred.js';
 import { Emitter } from './emitter.js';
 import { CancelledError, ConnectionLostError, RequestRefusedError, UnauthorizedError } from './errors.js';
+import type { AuthSocketEvents } from './events.js';
+import { type AuthSocketSnapshot, type Change, Machine } from './machine.js';
 import { type AuthCredentials, type AuthSocketOptions, type ResolvedOptions, resolveOptions, type SetAuthStrategy } from './options.js';
 import { StreamPositions } from './positions.js';
-import { BoundedQueue } from './queue.js';
-import { singleFlight } from './single-flight.js';
-import { canTransition, type ConnectionState, isAuthenticated, type StateChange } from './state.js';
-import { connectionTarget, OPEN, type WebSocketLike } from './transport.js';
-
-/** Payload of `authenticated`: every `auth_ok`. */
-export interface AuthenticatedEvent {
-  readonly user: string;
-  /** Token expiry as the server sees it, ms since the epoch. */
-  readonly expiresAt: number;
-  /** False for the first authentication of a connection, true for an in-band re-authentication. */
-  readonly reauth: boolean;
-  /**
-   * Where each stream this connection reads starts (`auth_ok.streams`). `recovered: false` after a
-   * resume means the server could not replay what was missed: re-sync that stream's state.
-   */
-  readonly streams?: Readonly<Record<string, StreamState>>;
-}
-
-/** Payload of `message`: a server `message` frame without its `type`. Duplicates are never emitted. */
-export interface InboundMessage {
-  readonly data: unknown;
-  readonly topic?: string;
-  readonly stream?: string;
-  readonly offset?: number;
-  readonly epoch?: string;
-}
-
-/** Payload of `reauthRequired`. The client answers on its own when it has `getToken`. */
-export interface ReauthRequiredEvent {
-  /** Server time (ms since the epoch) after which the socket closes 4419. */
-  readonly deadline: number;
-  readonly reason: ReauthReason;
-}
-
-/** Payload of `close`: one per socket that closed, with what the client does next. */
-export interface CloseEvent {
-  readonly code: number;
-  readonly reason: string;
-  /** `closeCodeAction(code)` from `@authsocket/protocol`. */
-  readonly action: CloseAction;
-}
-
-export interface AuthSocketEvents {
-  /** The socket opened; authentication follows. */
-  open: undefined;
-  authenticated: AuthenticatedEvent;
-  message: InboundMessage;
-  reauthRequired: ReauthRequiredEvent;
-  state: StateChange;
-  close: CloseEvent;
-  /** Errors that have no caller to reject: credential providers, refused frames without `id`, bad frames. */
-  error: Error;
-}
-
-/** What `getSnapshot()` returns: a new frozen object on every change, the same one otherwise. */
-export interface AuthSocketSnapshot {
-  readonly state: ConnectionState;
-  /** The authenticated user, while there is one. */
-  readonly user?: string;
-  readonly expiresAt?: number;
-  /** Close code and reason of the last transition, when it had them. */
-  readonly code?: number;
-  readonly reason?: string;
-}
+import { type DataFrame, type Outbound, Outbox } from './queue.js';
+import { nextStep, Reconnect } from './reconnect.js';
+import { Credentials, refreshInBand } from './refresh.js';
+import { Requests, type Settler } from './requests.js';
+import { type ConnectionState, isAuthenticated } from './state.js';
+import { Topic, type TopicLink } from './topic.js';
+import { attemptTarget } from './transport.js';
 
 export interface SendOptions {
   /** Give the frame an `id` and resolve the returned promise on the server's `ack`. */
@@ -96,31 +39,6 @@ export interface SetAuthOptions {
   readonly strategy?: SetAuthStrategy;
 }
 
-type DataFrame =
-  | { readonly type: typeof MessageType.Message; readonly data: unknown }
-  | { readonly type: typeof MessageType.Publish; readonly topic: string; readonly data: unknown };
-
-interface Outbound {
-  readonly frame: DataFrame;
-  readonly ack?: Deferred;
-}
-
-interface Topic {
-  /** `subscribe()` callers waiting for the server's confirmation. */
-  waiters: Deferred[];
-  /** The socket the last `subscribe` frame went out on; another socket means it must be sent again. */
-  sentOn?: WebSocketLike;
-  /** The socket on which the server confirmed it. */
-  confirmedOn?: WebSocketLike;
-  /** Streams the server named for this topic (subscribe `ack.streams`, `message.stream`): forgotten on unsubscribe. */
-  readonly streams: Set<string>;
-}
-
-interface Change {
-  readonly code?: number;
-  readonly reason?: string;
-}
-
 /**
  * An authsocket.v1 connection that stays authenticated: it gets credentials from the application,
  * refreshes them in band when the server asks, reconnects with backoff when the server says so
@@ -129,67 +47,65 @@ interface Change {
 export class AuthSocket {
   readonly #options: ResolvedOptions;
   readonly #emitter = new Emitter<AuthSocketEvents>((error, event) => {
-    if (event !== 'error') this.#emitError(error);
+    if (event !== 'error') this.#report(error);
   });
-  readonly #storeListeners = new Set<() => void>();
-  readonly #getToken: (() => Promise<string>) | undefined;
-  readonly #getTicket: (() => Promise<string>) | undefined;
-  readonly #queue: BoundedQueue<Outbound>;
-  /** Requests waiting for `ack`, by id. */
-  readonly #pending = new Map<string, Settler>();
-  readonly #topics = new Map<string, Topic>();
+  readonly #authWaiters = new Waiters();
+  readonly #logoutWaiters = new Waiters();
+  readonly #machine = new Machine({
+    ended: (state, { reason }) =>
+      this.#authWaiters.rejectAll(
+        state === 'closed' ? new CancelledError(reason ?? 'client closed') : new UnauthorizedError(reason ?? 'unauthenticated'),
+      ),
+    changed: (change) => this.#emitter.emit('state', change),
+    listenerFailed: (error) => this.#report(error),
+  });
+  readonly #credentials: Credentials;
+  readonly #reconnect: Reconnect;
+  readonly #outbox: Outbox;
+  readonly #requests = new Requests();
   readonly #positions = new StreamPositions();
-  readonly #sleeps = new Set<AbortController>();
-  #logoutWaiters: Deferred[] = [];
-  #authWaiters: Deferred[] = [];
-
-  #state: ConnectionState = 'idle';
-  #snapshot: AuthSocketSnapshot = Object.freeze({ state: 'idle' as const });
-  #user: string | undefined;
-  #expiresAt: number | undefined;
-  #ticket: string | undefined;
-  #token: string | undefined;
-  #socket: WebSocketLike | undefined;
-  /** Bumped whenever pending async work must be abandoned: each continuation compares it. */
-  #run = 0;
-  /** Consecutive failed attempts; reset by `auth_ok`. */
-  #attempts = 0;
-  /** Fresh credentials were fetched after a refusal and no `auth_ok` came since: a second refusal stops. */
-  #refreshed = false;
-  #needFresh = false;
+  readonly #topics = new Map<string, Topic>();
+  readonly #topicLink: TopicLink = {
+    live: () => this.#live(),
+    closed: () => this.state === 'closed',
+    request: (frame, settler) => this.#request(frame, settler),
+    position: (stream) => this.#positions.get(stream),
+    forget: (stream) => this.#positions.delete(stream),
+    report: (error) => this.#report(error),
+  };
+  /** The current attempt: an aborted one is replaced by a new one, never revived. */
+  #attempt: Attempt | undefined;
+  /** The in-band refresh under way, so a second `reauth_required` does not start another. */
+  #refresh: AbortController | undefined;
   #retryAfterMs: number | undefined;
-  #nextId = 0;
-  #removeBrowserListeners: (() => void) | undefined;
-  /** The socket an in-band refresh is under way on, so a second `reauth_required` does not start another. */
-  #refreshingOn: WebSocketLike | undefined;
   /** An `auth` frame awaits its `auth_ok`: the first of the socket (`connect`) or a refresh (`inband`). */
   #authInFlight: 'connect' | 'inband' | undefined;
 
   constructor(options: AuthSocketOptions) {
     this.#options = resolveOptions(options);
-    this.#ticket = this.#options.auth.ticket;
-    this.#token = this.#options.auth.token;
-    this.#getToken = this.#options.getToken && singleFlight(this.#options.getToken);
-    this.#getTicket = this.#options.getTicket && singleFlight(this.#options.getTicket);
-    this.#queue = new BoundedQueue(this.#options.maxQueueSize);
+    const { auth, getTicket, getToken } = this.#options;
+    this.#credentials = new Credentials(auth, getTicket, getToken);
+    this.#reconnect = new Reconnect(this.#options);
+    this.#outbox = new Outbox(this.#options.maxQueueSize, (item) => this.#transmit(item));
     // Handed around as callbacks (React's useSyncExternalStore), so bound once here.
     this.getSnapshot = this.getSnapshot.bind(this);
-    this.subscribe = this.subscribe.bind(this);
+    this.subscribeSnapshot = this.subscribeSnapshot.bind(this);
   }
 
   /** The current state. */
   get state(): ConnectionState {
-    return this.#state;
+    return this.#machine.state;
   }
 
   /** Starts connecting. Does nothing while already connecting or connected. */
   connect(): void {
-    if (this.#state !== 'idle' && this.#state !== 'closed' && this.#state !== 'unauthenticated') return;
-    this.#attempts = 0;
-    this.#refreshed = false;
+    const state = this.state;
+    if (state !== 'idle' && state !== 'closed' && state !== 'unauthenticated') return;
+    this.#reconnect.reset();
+    this.#credentials.accepted();
     this.#dropSocket(CloseCode.Normal, 'reconnect');
     this.#listenToBrowser();
-    this.#startAttempt();
+    this.#connecting(this.#begin());
   }
 
   /**
@@ -215,53 +131,17 @@ export class AuthSocket {
   }
 
   /**
-   * `subscribe(topic)`: joins `topic`, now or once authenticated, and again after every reconnect.
-   * Resolves when the server confirms; rejects with `RequestRefusedError` (`forbidden`), or
-   * `CancelledError` when `unsubscribe()`, `logout()` or `close()` comes first.
-   *
-   * `subscribe(listener)`: the store side, for React's `useSyncExternalStore(client.subscribe,
-   * client.getSnapshot)`: `listener` is called after every snapshot change; returns the unsubscriber.
+   * The topic `name`, the same object on every call: `subscribe()` joins it (again after every
+   * reconnect), `unsubscribe()` leaves it. Throws a `TypeError` for a name the protocol refuses.
    */
-  subscribe(topic: string): Promise<void>;
-  subscribe(listener: () => void): () => void;
-  subscribe(topicOrListener: string | (() => void)): Promise<void> | (() => void) {
-    if (typeof topicOrListener === 'function') {
-      const listener = topicOrListener;
-      this.#storeListeners.add(listener);
-      return () => {
-        this.#storeListeners.delete(listener);
-      };
+  topic(name: string): Topic {
+    assertTopic(name);
+    let topic = this.#topics.get(name);
+    if (!topic) {
+      topic = new Topic(name, this.#topicLink);
+      this.#topics.set(name, topic);
     }
-    const topic = topicOrListener;
-    assertTopic(topic);
-    if (this.#state === 'closed') return Promise.reject(new CancelledError('client is closed'));
-    let entry = this.#topics.get(topic);
-    if (!entry) {
-      entry = { waiters: [], streams: new Set() };
-      this.#topics.set(topic, entry);
-    }
-    if (this.#state === 'open' && this.#socket && entry.confirmedOn === this.#socket) return Promise.resolve();
-    const waiter = deferred();
-    entry.waiters.push(waiter);
-    if (this.#state === 'open' && entry.sentOn !== this.#socket) this.#sendSubscribe(topic, entry);
-    return waiter.promise;
-  }
-
-  /** Leaves `topic`. Resolves on the server's `ack` (at once when not connected). */
-  unsubscribe(topic: string): Promise<void> {
-    assertTopic(topic);
-    const entry = this.#topics.get(topic);
-    if (!entry) return Promise.resolve();
-    this.#topics.delete(topic);
-    for (const stream of entry.streams) this.#positions.delete(stream);
-    for (const waiter of entry.waiters) waiter.reject(new CancelledError(`unsubscribed from '${topic}' before confirmation`));
-    if (this.#state !== 'open' || !this.#socket || entry.sentOn !== this.#socket) return Promise.resolve();
-    const done = deferred();
-    this.#request({ type: MessageType.Unsubscribe, topic }, {
-      resolve: () => done.resolve(),
-      reject: (error) => (error instanceof RequestRefusedError ? done.reject(error) : done.resolve()),
-    });
-    return done.promise;
+    return topic;
   }
 
   /**
@@ -273,27 +153,23 @@ export class AuthSocket {
   setAuth(auth: AuthCredentials, options: SetAuthOptions = {}): Promise<void> {
     if (typeof auth !== 'object' || auth === null) throw new TypeError('setAuth() expects an object {ticket?, token?}');
     const strategy = options.strategy ?? this.#options.setAuthStrategy;
-    this.#ticket = auth.ticket;
-    this.#token = auth.token;
-    this.#needFresh = false;
-    this.#refreshed = false;
-    const state = this.#state;
+    this.#credentials.replace(auth);
+    const state = this.state;
     if (state === 'idle' || state === 'closed') return Promise.resolve();
-    const waiter = deferred();
-    this.#authWaiters.push(waiter);
-    const inband = strategy === 'inband' && auth.token !== undefined && this.#socket?.readyState === OPEN;
+    const authenticated = this.#authWaiters.add();
+    const inband = strategy === 'inband' && auth.token !== undefined && this.#attempt?.writable === true;
     if (inband && isAuthenticated(state)) {
-      this.#setState('reauthenticating', { reason: 'setAuth' });
+      this.#machine.setState('reauthenticating', { reason: 'setAuth' });
       this.#sendAuth('inband', auth.token as string);
     } else if (inband && state === 'unauthenticated') {
-      this.#setState('authenticating', { reason: 'setAuth' });
+      this.#machine.setState('authenticating', { reason: 'setAuth' });
       this.#sendAuth('connect', auth.token as string);
     } else {
-      this.#attempts = 0;
+      this.#reconnect.reset();
       this.#listenToBrowser();
       this.#restart('setAuth');
     }
-    return waiter.promise;
+    return authenticated;
   }
 
   /**
@@ -302,22 +178,17 @@ export class AuthSocket {
    * socket stays open for a later `setAuth()`. Resolves on `logged_out` (or at once without a socket).
    */
   logout(): Promise<void> {
-    const state = this.#state;
-    this.#ticket = undefined;
-    this.#token = undefined;
-    this.#needFresh = false;
+    const state = this.state;
+    this.#credentials.forget();
     this.#positions.clear();
     this.#cancelAll('logged out');
     if (state === 'idle' || state === 'closed') return Promise.resolve();
-    const socket = this.#socket;
-    if (socket?.readyState === OPEN && (isAuthenticated(state) || state === 'authenticating')) {
-      const waiter = deferred();
-      this.#logoutWaiters.push(waiter);
+    if (this.#attempt?.writable && (isAuthenticated(state) || state === 'authenticating')) {
+      const loggedOut = this.#logoutWaiters.add();
       this.#write({ type: MessageType.Logout });
-      this.#run++;
-      this.#abortSleeps();
-      this.#setState('unauthenticated', { reason: 'logout' });
-      return waiter.promise;
+      this.#refresh?.abort();
+      this.#machine.setState('unauthenticated', { reason: 'logout' });
+      return loggedOut;
     }
     this.#stop('unauthenticated', { reason: 'logout' });
     return Promise.resolve();
@@ -325,7 +196,7 @@ export class AuthSocket {
 
   /** Closes for good: the socket closes 1000, pending requests reject, no timer or listener remains. */
   close(): void {
-    if (this.#state === 'closed') return;
+    if (this.state === 'closed') return;
     this.#cancelAll('client closed');
     this.#stop('closed', { code: CloseCode.Normal, reason: 'client closed' });
   }
@@ -335,109 +206,84 @@ export class AuthSocket {
     return this.#emitter.on(event, listener);
   }
 
-  /** The current snapshot, for `useSyncExternalStore`: the same object until something changes. */
+  /** The current snapshot: the same object until something changes. */
   getSnapshot(): AuthSocketSnapshot {
-    return this.#snapshot;
+    return this.#machine.snapshot;
   }
 
-  // --- connecting ---------------------------------------------------------------------------------
-
-  #startAttempt(): void {
-    const run = ++this.#run;
-    this.#setState('connecting');
-    if (run !== this.#run) return;
-    void this.#attempt(run);
+  /**
+   * Calls `listener` after every snapshot change; returns the function that stops it. With
+   * `getSnapshot`, the pair React's `useSyncExternalStore(client.subscribeSnapshot, client.getSnapshot)` takes.
+   */
+  subscribeSnapshot(listener: () => void): () => void {
+    return this.#machine.subscribe(listener);
   }
 
-  async #attempt(run: number): Promise<void> {
+  /** The attempt frames go out on, while authenticated. */
+  #live(): Attempt | undefined {
+    return this.state === 'open' && this.#attempt?.socket ? this.#attempt : undefined;
+  }
+
+  // --- attempts -----------------------------------------------------------------------------------
+
+  /** Starts a new attempt; the one before it is over. */
+  #begin(): Attempt {
+    this.#attempt?.abort();
+    const attempt = new Attempt();
+    this.#attempt = attempt;
+    return attempt;
+  }
+
+  #connecting(attempt: Attempt): void {
+    this.#machine.setState('connecting');
+    if (!attempt.aborted) void this.#connect(attempt);
+  }
+
+  async #connect(attempt: Attempt): Promise<void> {
     let credentials: AuthCredentials;
     try {
-      credentials = await this.#credentials();
+      credentials = await this.#credentials.next(attempt.signal);
     } catch (error) {
-      if (run !== this.#run) return;
-      this.#emitError(error);
+      if (attempt.aborted) return;
+      this.#report(error);
       if (error instanceof UnauthorizedError) this.#stop('unauthenticated', { reason: error.message });
       else this.#retry({ reason: 'credentials unavailable' }, 'backoff');
       return;
     }
-    if (run !== this.#run) return;
+    if (attempt.aborted) return;
     if (credentials.ticket === undefined && credentials.token === undefined) {
       this.#stop('unauthenticated', { reason: 'no credentials' });
       return;
     }
-    this.#open(credentials);
+    this.#open(attempt, credentials);
   }
 
-  /** Credentials for the next connection: a new ticket each time (single use), the token until refused. */
-  async #credentials(): Promise<AuthCredentials> {
-    const fresh = this.#needFresh;
-    let ticket: string | undefined;
-    if (this.#getTicket) {
-      ticket = await this.#getTicket();
-    } else if (this.#ticket !== undefined) {
-      ticket = this.#ticket;
-      this.#ticket = undefined;
-    }
-    let token = this.#token;
-    if ((token === undefined || fresh) && this.#getToken) {
-      token = await this.#getToken();
-      this.#token = token;
-    }
-    this.#needFresh = false;
-    return { ticket, token };
-  }
-
-  #open(credentials: AuthCredentials): void {
-    const { handshakeToken, ticketIn } = this.#options;
-    const atHandshake = handshakeToken !== false;
-    const inBandToken = atHandshake ? undefined : credentials.token;
-    const target = connectionTarget(
-      this.#options.url,
-      {
-        ticket: credentials.ticket,
-        token: atHandshake ? credentials.token : undefined,
-        // Resume positions ride in the `auth` frame when there is one, else in the handshake.
-        resume: inBandToken === undefined ? this.#positions.toResume() : undefined,
-      },
-      { ticket: ticketIn, token: atHandshake ? handshakeToken : 'protocol' },
-    );
-    let socket: WebSocketLike;
-    try {
-      socket = new this.#options.WebSocket(target.url, target.protocols);
-    } catch (error) {
-      // The constructor refuses only what no retry can fix (a malformed URL or subprotocol).
-      this.#emitError(error);
-      this.#stop('closed', { reason: 'websocket constructor failed' });
-      return;
-    }
-    this.#socket = socket;
+  #open(attempt: Attempt, credentials: AuthCredentials): void {
+    const { url, protocols, inBandToken } = attemptTarget(this.#options.url, credentials, this.#positions.toResume(), this.#options);
     this.#retryAfterMs = undefined;
     this.#authInFlight = undefined;
-    let opened = false;
-    socket.addEventListener('open', () => {
-      if (socket !== this.#socket) return;
-      opened = true;
-      this.#onOpen(socket, inBandToken);
-    });
-    socket.addEventListener('message', (event) => {
-      if (socket === this.#socket) this.#onFrame(socket, event.data);
-    });
-    socket.addEventListener('close', (event) => {
-      // A socket that never opened was refused at the upgrade or never reached: back off.
-      if (socket === this.#socket) this.#onClose(opened ? event.code : CloseCode.Abnormal, opened ? event.reason : '');
-    });
-    // The `close` event that always follows carries the outcome.
-    socket.addEventListener('error', () => {});
+    try {
+      attempt.open(this.#options.WebSocket, url, protocols, {
+        open: () => this.#onOpen(attempt, inBandToken),
+        frame: (data) => this.#onFrame(attempt, data),
+        close: (code, reason) => this.#onClose(attempt, code, reason),
+      });
+    } catch (error) {
+      // The constructor refuses only what no retry can fix (a malformed URL or subprotocol).
+      this.#report(error);
+      this.#stop('closed', { reason: 'websocket constructor failed' });
+    }
   }
 
-  #onOpen(socket: WebSocketLike, inBandToken: string | undefined): void {
-    if (socket.protocol !== SUBPROTOCOL) {
-      this.#fail(new ProtocolError(`server selected subprotocol '${socket.protocol.slice(0, 32)}', not '${SUBPROTOCOL}'`));
+  #onOpen(attempt: Attempt, inBandToken: string | undefined): void {
+    const protocol = attempt.socket?.protocol ?? '';
+    if (protocol !== SUBPROTOCOL) {
+      this.#fail(attempt, new ProtocolError(`server selected subprotocol '${protocol.slice(0, 32)}', not '${SUBPROTOCOL}'`));
       return;
     }
     // Listeners may close or log out from here on: after each of them, only go on if nothing changed.
-    const current = (): boolean => socket === this.#socket && this.#state === 'authenticating';
-    this.#setState('authenticating');
+    const current = (): boolean => !attempt.aborted && this.state === 'authenticating';
+    this.#machine.setState('authenticating');
     if (!current()) return;
     this.#emitter.emit('open', undefined);
     if (!current()) return;
@@ -446,94 +292,67 @@ export class AuthSocket {
 
   // --- inbound ------------------------------------------------------------------------------------
 
-  #onFrame(socket: WebSocketLike, raw: unknown): void {
+  #onFrame(attempt: Attempt, raw: unknown): void {
     let frame: ServerMessage;
     try {
       if (typeof raw !== 'string') throw new ProtocolError('binary frames are not part of authsocket.v1');
       frame = parseServerMessage(raw);
     } catch (error) {
-      this.#fail(error instanceof ProtocolError ? error : new ProtocolError('unreadable frame'));
+      this.#fail(attempt, error instanceof ProtocolError ? error : new ProtocolError('unreadable frame'));
       return;
     }
     switch (frame.type) {
       case MessageType.AuthOk:
-        this.#onAuthOk(socket, frame.user, frame.expiresAt, frame.streams);
+        this.#onAuthOk(attempt, frame.user, frame.expiresAt, frame.streams);
         break;
       case MessageType.ReauthRequired:
-        this.#onReauthRequired(socket, frame.deadline, frame.reason);
+        this.#onReauthRequired(attempt, frame.deadline, frame.reason);
         break;
       case MessageType.Message: {
-        if (!isAuthenticated(this.#state) || !this.#positions.accept(frame)) return;
-        if (frame.topic !== undefined && frame.stream !== undefined) this.#topics.get(frame.topic)?.streams.add(frame.stream);
+        if (!isAuthenticated(this.state) || !this.#positions.accept(frame)) return;
         const { type: _type, ...message } = frame;
+        if (frame.topic !== undefined) this.#topics.get(frame.topic)?.deliver(message);
         this.#emitter.emit('message', message);
         break;
       }
-      case MessageType.Ack: {
+      case MessageType.Ack:
         this.#applyStreams(frame.streams);
-        const settler = this.#pending.get(frame.id);
-        this.#pending.delete(frame.id);
-        settler?.resolve(frame.streams);
+        this.#requests.resolve(frame.id, frame.streams);
         break;
-      }
       case MessageType.Error: {
         if (frame.code === 'rate_limited' && frame.retryAfter !== undefined) this.#retryAfterMs = frame.retryAfter;
         const error = new RequestRefusedError(frame.code, frame.message, frame.retryAfter);
-        const settler = frame.id === undefined ? undefined : this.#pending.get(frame.id);
-        if (settler && frame.id !== undefined) {
-          this.#pending.delete(frame.id);
-          settler.reject(error);
-        } else {
-          this.#emitError(error);
-        }
+        if (!this.#requests.reject(frame.id, error)) this.#report(error);
         break;
       }
-      case MessageType.LoggedOut: {
-        const waiters = this.#logoutWaiters;
-        this.#logoutWaiters = [];
-        for (const waiter of waiters) waiter.resolve();
+      case MessageType.LoggedOut:
+        this.#logoutWaiters.resolveAll();
         break;
-      }
       case MessageType.Pong:
         break;
     }
   }
 
-  #onAuthOk(
-    socket: WebSocketLike,
-    user: string,
-    expiresAt: number,
-    streams: Readonly<Record<string, StreamState>> | undefined,
-  ): void {
-    const state = this.#state;
+  #onAuthOk(attempt: Attempt, user: string, expiresAt: number, streams: Readonly<Record<string, StreamState>> | undefined): void {
+    const state = this.state;
     if (!isAuthenticated(state) && state !== 'authenticating') return; // logged out meanwhile
     this.#applyStreams(streams);
     this.#authInFlight = undefined;
-    this.#user = user;
-    this.#expiresAt = expiresAt;
-    this.#attempts = 0;
-    this.#refreshed = false;
+    this.#reconnect.reset();
+    this.#credentials.accepted();
     if (state === 'authenticating') {
       // Before `open` is observable, so nothing an event listener sends can overtake these.
       this.#sendInitPayload();
-      this.#resubscribe(socket);
-      this.#flush();
+      this.#resubscribe(attempt);
+      this.#outbox.flush();
     } else if (state === 'reauthenticating') {
-      this.#flush();
+      this.#outbox.flush();
     }
-    if (state === 'open') this.#publishSnapshot({});
-    else this.#setState('open');
-    if (socket !== this.#socket || this.#state !== 'open') return;
-    if (state === 'reauthenticating') this.#resubscribe(socket);
-    const waiters = this.#authWaiters;
-    this.#authWaiters = [];
-    for (const waiter of waiters) waiter.resolve();
-    this.#emitter.emit('authenticated', {
-      user,
-      expiresAt,
-      reauth: state !== 'authenticating',
-      ...(streams ? { streams } : {}),
-    });
+    this.#machine.authenticated(user, expiresAt);
+    if (attempt.aborted || this.state !== 'open') return;
+    if (state === 'reauthenticating') this.#resubscribe(attempt);
+    this.#authWaiters.resolveAll();
+    this.#emitter.emit('authenticated', { user, expiresAt, reauth: state !== 'authenticating', ...(streams ? { streams } : {}) });
   }
 
   /** Positions the server reports are where this connection starts: later offsets only. */
@@ -543,145 +362,108 @@ export class AuthSocket {
     }
   }
 
-  #onReauthRequired(socket: WebSocketLike, deadline: number, reason: ReauthReason): void {
+  #onReauthRequired(attempt: Attempt, deadline: number, reason: ReauthReason): void {
     // A warning about the token an `auth` in flight replaces: that `auth` answers it.
-    if (this.#state === 'authenticating' || this.#authInFlight !== undefined) return;
-    if (!isAuthenticated(this.#state)) return;
+    if (this.state === 'authenticating' || this.#authInFlight !== undefined) return;
+    if (!isAuthenticated(this.state)) return;
     this.#emitter.emit('reauthRequired', { deadline, reason });
-    if (!this.#getToken || socket !== this.#socket) return;
-    if (this.#state === 'open') this.#setState('reauthenticating', { reason: `reauth_required: ${reason}` });
-    if (socket !== this.#socket || this.#refreshingOn === socket) return;
-    this.#refreshingOn = socket;
-    void this.#refreshInBand(socket).finally(() => {
-      if (this.#refreshingOn === socket) this.#refreshingOn = undefined;
-    });
-  }
-
-  /** Gets a fresh token (shared with any concurrent need) and sends it on the live socket. */
-  async #refreshInBand(socket: WebSocketLike): Promise<void> {
-    const current = (): boolean => socket === this.#socket && this.#state === 'reauthenticating';
-    const getToken = this.#getToken as () => Promise<string>;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const token = await getToken();
-        if (!current()) return;
-        this.#token = token;
+    if (!this.#credentials.canRefreshToken || attempt.aborted) return;
+    if (this.state === 'open') this.#machine.setState('reauthenticating', { reason: `reauth_required: ${reason}` });
+    if (attempt.aborted || (this.#refresh && !this.#refresh.signal.aborted)) return;
+    const refresh = attempt.child();
+    this.#refresh = refresh;
+    void refreshInBand({
+      credentials: this.#credentials,
+      signal: refresh.signal,
+      wanted: () => this.state === 'reauthenticating',
+      tries: this.#options.maxReconnectAttempts,
+      pause: (retry, signal) => this.#reconnect.sleep(this.#reconnect.delay(retry), signal),
+      send: (token) => {
+        this.#credentials.use(token);
         this.#sendAuth('inband', token);
-        return;
-      } catch (error) {
-        if (!current()) return;
-        this.#emitError(error);
-        if (error instanceof UnauthorizedError) {
-          this.#stop('unauthenticated', { reason: error.message });
-          return;
-        }
-        // Past the bound the server's deadline decides: it closes 4419 and the reconnect path takes over.
-        if (attempt + 1 >= this.#options.maxReconnectAttempts) return;
-        await this.#sleep(this.#backoff(attempt));
-        if (!current()) return;
-      }
-    }
+      },
+      report: (error) => this.#report(error),
+      unauthorized: (error) => this.#stop('unauthenticated', { reason: error.message }),
+    }).finally(() => {
+      refresh.abort();
+      if (this.#refresh === refresh) this.#refresh = undefined;
+    });
   }
 
   // --- closing and reconnecting -------------------------------------------------------------------
 
-  #onClose(code: number, reason: string): void {
-    this.#socket = undefined;
-    this.#failPending(code);
-    this.#resolveLogoutWaiters();
+  #onClose(attempt: Attempt, code: number, reason: string): void {
+    this.#disconnected(code);
     const action = closeCodeAction(code);
-    const run = this.#run;
     this.#emitter.emit('close', { code, reason, action });
-    if (run !== this.#run || this.#state === 'unauthenticated' || this.#state === 'closed') return;
+    // A close listener that closed, logged out or restarted the client has decided what comes next.
+    if (this.#attempt !== attempt || this.state === 'unauthenticated' || this.state === 'closed') return;
     const change = { code, reason };
-    switch (action) {
-      case 'stop':
-        this.#stop('closed', change);
-        return;
-      case 'backoff':
-        this.#retry(change, 'backoff');
-        return;
-      case 'retry-after': {
-        const hint = this.#retryAfterMs;
-        this.#retryAfterMs = undefined;
-        this.#retry(change, hint ?? 'backoff');
-        return;
-      }
-      case 'refresh-once':
-      case 'refresh-now':
-        if (this.#refreshed || (!this.#getToken && !this.#getTicket)) {
-          this.#emitError(new UnauthorizedError(`credentials refused (${code})`));
-          this.#stop('unauthenticated', change);
-          return;
-        }
-        this.#refreshed = true;
-        this.#needFresh = true;
-        this.#retry(change, 0);
-        return;
+    const next = nextStep(action, this.#retryAfterMs, () => this.#credentials.refused());
+    this.#retryAfterMs = undefined;
+    if ('retryIn' in next) this.#retry(change, next.retryIn);
+    else if (next.stop === 'closed') this.#stop('closed', change);
+    else {
+      this.#report(new UnauthorizedError(`credentials refused (${code})`));
+      this.#stop('unauthenticated', change);
     }
   }
 
   /** Schedules the next attempt after `delay` ms (or a backoff delay), unless attempts are used up. */
   #retry(change: Change, delay: number | 'backoff'): void {
-    if (this.#attempts >= this.#options.maxReconnectAttempts) {
-      this.#stop('closed', { code: change.code, reason: `gave up after ${this.#attempts} attempts` });
+    const ms = this.#reconnect.next(delay);
+    if (ms === undefined) {
+      this.#stop('closed', { code: change.code, reason: `gave up after ${this.#reconnect.failures} attempts` });
       return;
     }
-    const ms = delay === 'backoff' ? this.#backoff(this.#attempts) : delay;
-    this.#attempts++;
-    const run = ++this.#run;
-    this.#setState('reconnecting', change);
-    if (run !== this.#run) return;
+    const attempt = this.#begin();
+    this.#machine.setState('reconnecting', change);
+    if (attempt.aborted) return;
     if (ms <= 0) {
-      this.#startAttempt();
+      this.#connecting(attempt);
       return;
     }
-    void this.#sleep(ms).then(() => {
-      if (run === this.#run && this.#state === 'reconnecting') this.#startAttempt();
+    void this.#reconnect.sleep(ms, attempt.signal).then(() => {
+      if (!attempt.aborted && this.state === 'reconnecting') this.#connecting(attempt);
     });
   }
 
   /** Drops the current socket or attempt and starts a new one at once (`setAuth` with `reconnect`). */
   #restart(reason: string): void {
     this.#dropSocket(CloseCode.Normal, reason);
-    this.#run++;
-    this.#abortSleeps();
-    if (this.#state !== 'unauthenticated' && this.#state !== 'reconnecting') {
-      this.#setState('reconnecting', { code: CloseCode.Normal, reason });
+    const attempt = this.#begin();
+    if (this.state !== 'unauthenticated' && this.state !== 'reconnecting') {
+      this.#machine.setState('reconnecting', { code: CloseCode.Normal, reason });
     }
-    this.#startAttempt();
+    if (!attempt.aborted) this.#connecting(attempt);
   }
 
   /** Ends up in `closed` or `unauthenticated`: no socket, no timer, no browser listener left. */
   #stop(state: 'closed' | 'unauthenticated', change: Change): void {
-    this.#run++;
-    this.#abortSleeps();
     this.#dropSocket(CloseCode.Normal, change.reason ?? state);
-    this.#removeBrowserListeners?.();
-    this.#removeBrowserListeners = undefined;
-    this.#setState(state, change);
+    this.#attempt?.abort();
+    this.#reconnect.stopListening();
+    this.#machine.setState(state, change);
   }
 
-  /** Closes the current socket (its own late events are ignored) and reports the close at once. */
+  /** Closes the current socket (its late events are ignored) and reports the close at once. */
   #dropSocket(code: number, reason: string): void {
-    const socket = this.#socket;
+    const socket = this.#attempt?.release();
     if (!socket) return;
-    this.#socket = undefined;
     const closeReason = toCloseReason(reason);
     try {
       socket.close(code, closeReason);
     } catch {
       // Already closing: nothing more to do.
     }
-    this.#failPending(code);
-    this.#resolveLogoutWaiters();
+    this.#disconnected(code);
     this.#emitter.emit('close', { code, reason: closeReason, action: closeCodeAction(code) });
   }
 
   /** A frame broke the protocol: close with its code and follow the table like any close. */
-  #fail(error: ProtocolError): void {
-    this.#emitError(error);
-    const socket = this.#socket;
+  #fail(attempt: Attempt, error: ProtocolError): void {
+    this.#report(error);
+    const socket = attempt.release();
     if (!socket) return;
     const reason = toCloseReason(error.message);
     try {
@@ -689,36 +471,32 @@ export class AuthSocket {
     } catch {
       socket.close();
     }
-    this.#onClose(error.closeCode, reason);
+    this.#onClose(attempt, error.closeCode, reason);
+  }
+
+  /** The socket is gone: requests waiting on it fail, `logout()` is done, topics wait for the next socket. */
+  #disconnected(code: number): void {
+    this.#requests.rejectAll(new ConnectionLostError(code));
+    this.#logoutWaiters.resolveAll();
+    for (const topic of this.#topics.values()) topic.disconnected();
   }
 
   // --- outbound -----------------------------------------------------------------------------------
 
   #enqueue(frame: DataFrame, ack: boolean): Promise<void> | undefined {
-    const waiter = ack ? deferred() : undefined;
-    try {
-      if (this.#state === 'closed') throw new CancelledError('client is closed');
-      const item: Outbound = { frame, ack: waiter };
-      if (this.#state === 'open' && this.#socket) this.#transmit(item);
-      else this.#queue.push(item);
-    } catch (error) {
-      if (!waiter) throw error;
-      waiter.reject(error as Error);
-    }
-    return waiter?.promise;
+    return this.#outbox.add(frame, ack, { open: this.#live() !== undefined, closed: this.state === 'closed' });
   }
 
   #transmit({ frame, ack }: Outbound): void {
-    const withToken = this.#options.perMessageToken && this.#token !== undefined ? { ...frame, token: this.#token } : frame;
+    const token = this.#credentials.token;
+    const withToken = this.#options.perMessageToken && token !== undefined ? { ...frame, token } : frame;
     if (ack) this.#request(withToken, { resolve: () => ack.resolve(), reject: (error) => ack.reject(error) });
     else this.#write(withToken);
   }
 
   /** Sends `frame` with a fresh `id`; `settler` learns the server's `ack` or `error`. */
   #request(frame: Exclude<ClientMessage, { type: typeof MessageType.Auth | typeof MessageType.Logout }>, settler: Settler): void {
-    const id = String(++this.#nextId);
-    this.#pending.set(id, settler);
-    this.#write({ ...frame, id });
+    this.#write({ ...frame, id: this.#requests.add(settler) });
   }
 
   /** Sends `auth`; the first one of a socket carries the resume positions. */
@@ -728,11 +506,7 @@ export class AuthSocket {
   }
 
   #write(frame: ClientMessage): void {
-    this.#socket?.send(JSON.stringify(frame));
-  }
-
-  #flush(): void {
-    for (const item of this.#queue.drain()) this.#transmit(item);
+    this.#attempt?.send(JSON.stringify(frame));
   }
 
   #sendInitPayload(): void {
@@ -742,146 +516,25 @@ export class AuthSocket {
     this.#write({ type: MessageType.Message, data });
   }
 
-  #resubscribe(socket: WebSocketLike): void {
-    for (const [topic, entry] of this.#topics) if (entry.sentOn !== socket) this.#sendSubscribe(topic, entry);
+  #resubscribe(attempt: Attempt): void {
+    for (const topic of this.#topics.values()) topic.resubscribe(attempt);
   }
 
-  #sendSubscribe(topic: string, entry: Topic): void {
-    const socket = this.#socket;
-    entry.sentOn = socket;
-    this.#request(
-      { type: MessageType.Subscribe, topic },
-      {
-        resolve: (streams) => {
-          entry.confirmedOn = socket;
-          for (const stream of Object.keys(streams ?? {})) entry.streams.add(stream);
-          // Left before the server confirmed: its stream must not be resumed.
-          if (this.#topics.get(topic) !== entry) for (const stream of entry.streams) this.#positions.delete(stream);
-          this.#settleTopic(topic, entry);
-        },
-        reject: (error) => {
-          // A lost connection keeps the topic: it is sent again on the next socket.
-          if (!(error instanceof RequestRefusedError) || this.#topics.get(topic) !== entry) return;
-          this.#topics.delete(topic);
-          const waiters = entry.waiters;
-          entry.waiters = [];
-          if (waiters.length === 0) this.#emitError(error);
-          for (const waiter of waiters) waiter.reject(error);
-        },
-      },
-    );
-  }
-
-  #settleTopic(topic: string, entry: Topic): void {
-    if (this.#topics.get(topic) !== entry) return;
-    const waiters = entry.waiters;
-    entry.waiters = [];
-    for (const waiter of waiters) waiter.resolve();
-  }
-
-  #failPending(code: number): void {
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    const error = new ConnectionLostError(code);
-    for (const settler of pending) settler.reject(error);
-  }
-
-  #resolveLogoutWaiters(): void {
-    const waiters = this.#logoutWaiters;
-    this.#logoutWaiters = [];
-    for (const waiter of waiters) waiter.resolve();
-  }
-
-  /** Rejects everything queued or waiting (`close()`, `logout()`) and forgets the topics. */
+  /** Rejects everything queued or waiting (`close()`, `logout()`) and drops the topics. */
   #cancelAll(why: string): void {
     const error = new CancelledError(why);
-    for (const item of this.#queue.drain()) item.ack?.reject(error);
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const settler of pending) settler.reject(error);
-    const topics = [...this.#topics.values()];
-    this.#topics.clear();
-    for (const entry of topics) for (const waiter of entry.waiters) waiter.reject(error);
+    this.#outbox.cancel(error);
+    this.#requests.rejectAll(error);
+    for (const topic of this.#topics.values()) topic.cancel(error);
   }
 
-  // --- state, time, environment -------------------------------------------------------------------
+  // --- environment --------------------------------------------------------------------------------
 
-  #setState(newState: ConnectionState, change: Change = {}): void {
-    const oldState = this.#state;
-    if (oldState === newState) return;
-    if (!canTransition(oldState, newState)) {
-      throw new AuthSocketError('ERR_INVALID_STATE', `invalid state transition ${oldState} -> ${newState}`);
-    }
-    this.#state = newState;
-    if (newState === 'unauthenticated' || newState === 'closed') {
-      this.#user = undefined;
-      this.#expiresAt = undefined;
-      const waiters = this.#authWaiters;
-      this.#authWaiters = [];
-      const error =
-        newState === 'closed' ? new CancelledError(change.reason ?? 'client closed') : new UnauthorizedError(change.reason ?? 'unauthenticated');
-      for (const waiter of waiters) waiter.reject(error);
-    }
-    this.#publishSnapshot(change);
-    this.#emitter.emit('state', { oldState, newState, ...definedOnly(change) });
-  }
-
-  #publishSnapshot(change: Change): void {
-    this.#snapshot = Object.freeze(
-      definedOnly({ state: this.#state, user: this.#user, expiresAt: this.#expiresAt, code: change.code, reason: change.reason }),
-    );
-    for (const listener of [...this.#storeListeners]) {
-      try {
-        listener();
-      } catch (error) {
-        this.#emitError(error);
-      }
-    }
-  }
-
-  #backoff(attempt: number): number {
-    const { minReconnectDelayMs: minDelayMs, maxReconnectDelayMs: maxDelayMs, random } = this.#options;
-    return backoff(attempt, { minDelayMs, maxDelayMs }, random);
-  }
-
-  /** Waits `ms` through the injected `wait`; `close()` and browser wake-ups cut it short. */
-  async #sleep(ms: number): Promise<void> {
-    const controller = new AbortController();
-    this.#sleeps.add(controller);
-    const aborted = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
-    try {
-      await Promise.race([this.#options.wait(ms, controller.signal).catch(() => undefined), aborted]);
-    } finally {
-      this.#sleeps.delete(controller);
-      controller.abort();
-    }
-  }
-
-  #abortSleeps(): void {
-    for (const controller of [...this.#sleeps]) controller.abort();
-  }
-
-  /** In browsers: `online`, or the page becoming visible, ends a reconnect wait early. */
   #listenToBrowser(): void {
-    if (this.#removeBrowserListeners || !this.#options.reconnectOnBrowserEvents) return;
-    const scope = globalThis as Partial<Pick<Window, 'addEventListener' | 'removeEventListener' | 'document'>>;
-    if (typeof scope.addEventListener !== 'function' || typeof scope.removeEventListener !== 'function') return;
-    const doc = scope.document;
-    const wake = (): void => {
-      if (this.#state === 'reconnecting') this.#abortSleeps();
-    };
-    const onVisibility = (): void => {
-      if (doc?.visibilityState === 'visible') wake();
-    };
-    scope.addEventListener('online', wake);
-    doc?.addEventListener('visibilitychange', onVisibility);
-    this.#removeBrowserListeners = () => {
-      scope.removeEventListener?.('online', wake);
-      doc?.removeEventListener('visibilitychange', onVisibility);
-    };
+    this.#reconnect.listenToBrowser(() => this.state === 'reconnecting');
   }
 
-  #emitError(error: unknown): void {
+  #report(error: unknown): void {
     const reported =
       error instanceof Error ? error : new AuthSocketError('ERR_UNKNOWN', `non-error thrown: ${String(error).slice(0, 64)}`);
     this.#emitter.emit('error', reported);
@@ -892,8 +545,4 @@ function assertTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0 || topic.length > LIMITS.topicLength) {
     throw new TypeError(`topic must be a string of 1-${LIMITS.topicLength} characters`);
   }
-}
-
-function definedOnly<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

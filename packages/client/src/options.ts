@@ -117,7 +117,7 @@ export function resolveOptions(options: AuthSocketOptions): ResolvedOptions {
   }
   const resolved: ResolvedOptions = {
     ...DEFAULTS,
-    ...withoutUndefined(options),
+    ...definedOnly(options),
     url: url.toString(),
     auth: options.auth ?? { ticket: options.ticket, token: options.token },
     getTicket: options.getTicket,
@@ -139,6 +139,7 @@ export function resolveOptions(options: AuthSocketOptions): ResolvedOptions {
   return resolved;
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** `value` without its undefined properties, so they neither override defaults nor show in snapshots. */
+export function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

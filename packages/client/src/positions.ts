@@ -42,6 +42,11 @@ export class StreamPositions {
     this.#trim();
   }
 
+  /** The last position seen on `stream`. */
+  get(stream: string): StreamPosition | undefined {
+    return this.#positions.get(stream);
+  }
+
   /** Forgets a stream (its topic was left), so it is not resumed. */
   delete(stream: string): void {
     this.#positions.delete(stream);

@@ -1,4 +1,58 @@
-import { QueueFullError } from './errors.js';
+import type { MessageType } from '@authsocket/protocol';
+import { type Deferred, deferred } from './deferred.js';
+import { CancelledError, QueueFullError } from './errors.js';
+
+/** A frame of application data: what `send()` and `publish()` queue. */
+export type DataFrame =
+  | { readonly type: typeof MessageType.Message; readonly data: unknown }
+  | { readonly type: typeof MessageType.Publish; readonly topic: string; readonly data: unknown };
+
+/** A queued frame, and the caller waiting for its `ack` when it asked for one. */
+export interface Outbound {
+  readonly frame: DataFrame;
+  readonly ack?: Deferred;
+}
+
+/**
+ * The frames `send()` and `publish()` hand over: sent at once while the client is `open`, queued in
+ * order otherwise and flushed after the next `auth_ok`.
+ */
+export class Outbox {
+  readonly #queue: BoundedQueue<Outbound>;
+  readonly #transmit: (item: Outbound) => void;
+
+  constructor(limit: number, transmit: (item: Outbound) => void) {
+    this.#queue = new BoundedQueue(limit);
+    this.#transmit = transmit;
+  }
+
+  /**
+   * Sends or queues `frame`. Without `ack` it throws `QueueFullError` or `CancelledError` (`closed`);
+   * with it, the returned promise rejects with them instead and settles on the server's answer.
+   */
+  add(frame: DataFrame, ack: boolean, { open, closed }: { readonly open: boolean; readonly closed: boolean }): Promise<void> | undefined {
+    const waiter = ack ? deferred() : undefined;
+    try {
+      if (closed) throw new CancelledError('client is closed');
+      const item: Outbound = { frame, ack: waiter };
+      if (open) this.#transmit(item);
+      else this.#queue.push(item);
+    } catch (error) {
+      if (!waiter) throw error;
+      waiter.reject(error as Error);
+    }
+    return waiter?.promise;
+  }
+
+  flush(): void {
+    for (const item of this.#queue.drain()) this.#transmit(item);
+  }
+
+  /** Drops everything queued; callers waiting for an `ack` get `error`. */
+  cancel(error: Error): void {
+    for (const item of this.#queue.drain()) item.ack?.reject(error);
+  }
+}
 
 /** A FIFO with a fixed capacity: `push` past it throws `QueueFullError` and keeps what it has. */
 export class BoundedQueue<T> {

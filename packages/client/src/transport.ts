@@ -71,6 +71,32 @@ export function connectionTarget(
   return { url: url.toString(), protocols };
 }
 
+/** The target of one attempt, and the token that goes in its first `auth` frame (none when presented at the handshake). */
+export interface AttemptTarget extends ConnectionTarget {
+  readonly inBandToken: string | undefined;
+}
+
+/**
+ * Where the credentials of one attempt travel: the ticket per `ticketIn`; the token at the handshake
+ * when `handshakeToken` says so, else in the first `auth` frame, which then also carries the resume
+ * positions (otherwise they ride in the handshake).
+ */
+export function attemptTarget(
+  baseUrl: string,
+  credentials: { readonly ticket?: string; readonly token?: string },
+  resume: Readonly<Record<string, StreamPosition>> | undefined,
+  { ticketIn, handshakeToken }: { readonly ticketIn: CredentialPlacement; readonly handshakeToken: false | CredentialPlacement },
+): AttemptTarget {
+  const atHandshake = handshakeToken !== false;
+  const inBandToken = atHandshake ? undefined : credentials.token;
+  const target = connectionTarget(
+    baseUrl,
+    { ticket: credentials.ticket, token: atHandshake ? credentials.token : undefined, resume: inBandToken === undefined ? resume : undefined },
+    { ticket: ticketIn, token: atHandshake ? handshakeToken : 'protocol' },
+  );
+  return { ...target, inBandToken };
+}
+
 /** base64url without padding, with what both browsers and Node have (no `Buffer`). */
 export function base64url(text: string): string {
   let binary = '';

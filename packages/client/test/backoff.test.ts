@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoff, timerWait } from '../src/index.js';
+import { backoff, timerWait } from '../src/backoff.js';
 
 const bounds = { minDelayMs: 100, maxDelayMs: 5_000 };
 

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { CloseCode } from '@authsocket/protocol';
 import type { Connection } from '@authsocket/server';
 import { describe, expect, it } from 'vitest';
-import { timerWait } from '../src/index.js';
+import { timerWait } from '../src/backoff.js';
 import { createClient, gate, nextEvent, record, startServer, until } from './helpers.js';
 
 /** How many sockets and timers keep the process alive: what a client could leak. */
@@ -34,7 +34,7 @@ describe('close()', () => {
     const log = record(client);
     client.connect();
     await nextEvent(client, 'authenticated');
-    await client.subscribe('room');
+    await client.topic('room').subscribe();
     expect(resources().sockets).toBe(baseline.sockets + 2);
     client.close();
     expect(log.states.at(-1)).toEqual({ oldState: 'open', newState: 'closed', code: CloseCode.Normal, reason: 'client closed' });
@@ -130,7 +130,7 @@ describe('close()', () => {
     const server = await startServer({ ticket: 'off' });
     const client = createClient({ url: server.wsUrl, token: await server.token() });
     let notified = 0;
-    const unsubscribe = client.subscribe(() => notified++);
+    const unsubscribe = client.subscribeSnapshot(() => notified++);
     client.connect();
     await nextEvent(client, 'authenticated');
     client.close();

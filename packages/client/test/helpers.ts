@@ -12,6 +12,7 @@ import {
   fetchTicket,
   type InboundMessage,
   type StateChange,
+  type WebSocketConstructor,
 } from '../src/index.js';
 
 export const SECRET = 'client-tests-secret-of-at-least-32-bytes!';
@@ -214,4 +215,37 @@ export function gate<T>(): { promise: Promise<T>; open: (value: T) => void } {
     open = resolve;
   });
   return { promise, open };
+}
+
+/** A `ws` WebSocket that records the frames the client writes, one list per socket, in order. */
+export function recordingWebSocket(): { WebSocket: WebSocketConstructor; sockets: Array<Array<Record<string, unknown>>> } {
+  const sockets: Array<Array<Record<string, unknown>>> = [];
+  class Recording extends WebSocket {
+    readonly #frames: Array<Record<string, unknown>> = [];
+
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols);
+      sockets.push(this.#frames);
+    }
+
+    override send(data: string): void {
+      this.#frames.push(JSON.parse(data) as Record<string, unknown>);
+      super.send(data);
+    }
+  }
+  return { WebSocket: Recording, sockets };
+}
+
+/** A `getToken` whose first token comes at once and every later one waits for `release()`, counting calls. */
+export function heldRefresh(server: TestServer, sub = 'alice', expiresIn = 60): { getToken: () => Promise<string>; calls: () => number; release: () => void } {
+  const held = gate<void>();
+  let calls = 0;
+  return {
+    calls: () => calls,
+    release: () => held.open(),
+    getToken: async () => {
+      if (++calls > 1) await held.promise;
+      return server.token(sub, expiresIn);
+    },
+  };
 }

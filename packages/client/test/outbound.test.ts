@@ -94,19 +94,19 @@ describe('topics', () => {
     const server = await startServer({ ticket: 'off' });
     const client = createClient({ url: server.wsUrl, token: await server.token() });
     client.connect();
-    await client.subscribe('room');
+    await client.topic('room').subscribe();
     const received = nextEvent(client, 'message');
     await client.publish('room', { text: 'hi' }, { ack: true });
     expect(await received).toMatchObject({ topic: 'room', data: { text: 'hi' }, stream: 'topic:room', offset: 1 });
     // Subscribing again on the same socket resolves at once.
-    await client.subscribe('room');
+    await client.topic('room').subscribe();
   });
 
   it('rejects a forbidden subscription with RequestRefusedError and forgets the topic', async () => {
     const server = await startServer({ ticket: 'off', authorize: (_user, _action, topic) => topic !== 'secret' });
     const client = createClient({ url: server.wsUrl, token: await server.token() });
     client.connect();
-    const error = await client.subscribe('secret').catch((e: unknown) => e);
+    const error = await client.topic('secret').subscribe().catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'RequestRefusedError', reason: 'forbidden', message: "not allowed to subscribe to 'secret'" });
     await expect(client.publish('secret', 1, { ack: true })).rejects.toMatchObject({ reason: 'forbidden' });
   });
@@ -115,8 +115,8 @@ describe('topics', () => {
     const server = await startServer({ ticket: 'off' });
     const client = createClient({ url: server.wsUrl, getToken: () => server.token() });
     client.connect();
-    await Promise.all([client.subscribe('a'), client.subscribe('b')]);
-    await client.unsubscribe('b');
+    await Promise.all([client.topic('a').subscribe(), client.topic('b').subscribe()]);
+    await client.topic('b').unsubscribe();
     expect(await server.gateway.publish('b', 'gone')).toBe(0);
     const back = nextEvent(client, 'authenticated');
     await client.setAuth({ token: await server.token() }, { strategy: 'reconnect' });
@@ -128,9 +128,9 @@ describe('topics', () => {
   it('rejects a pending subscription with CancelledError when unsubscribed first', async () => {
     const server = await startServer({ ticket: 'off' });
     const client = createClient({ url: server.wsUrl, token: await server.token() });
-    const pending = client.subscribe('room');
-    await client.unsubscribe('room');
+    const pending = client.topic('room').subscribe();
+    await client.topic('room').unsubscribe();
     await expect(pending).rejects.toThrow(CancelledError);
-    expect(() => client.subscribe('')).toThrow(TypeError);
+    expect(() => client.topic('')).toThrow(TypeError);
   });
 });

@@ -3,8 +3,20 @@ import type { AddressInfo } from 'node:net';
 import { CloseCode } from '@authsocket/protocol';
 import type { Connection } from '@authsocket/server';
 import { describe, expect, it } from 'vitest';
-import { backoff, RequestRefusedError, timerWait } from '../src/index.js';
-import { createClient, nextEvent, record, recordingWait, startServer, stateReached, ticketProvider, until } from './helpers.js';
+import { backoff, timerWait } from '../src/backoff.js';
+import { RequestRefusedError } from '../src/index.js';
+import {
+  createClient,
+  nextEvent,
+  record,
+  recordingWait,
+  recordingWebSocket,
+  startServer,
+  stateReached,
+  ticketProvider,
+  until,
+} from './helpers.js';
+
 
 /** A port nothing listens on. */
 async function deadPort(): Promise<number> {
@@ -110,6 +122,37 @@ describe('reconnecting', () => {
     expect(log.events.filter(([name]) => name === 'close').map(([, e]) => e)).toEqual([
       { code: CloseCode.RateLimited, reason: 'rate limited', action: 'retry-after' },
     ]);
+  });
+
+  it('reconnects with backoff after a 4009 stream gap and resumes from the last positions it saw', async () => {
+    const server = await startServer({ ticket: 'off' });
+    let connection: Connection | undefined;
+    server.gateway.on('authenticated', (e) => {
+      connection = e.connection;
+    });
+    const { delays, wait } = recordingWait();
+    const frames = recordingWebSocket();
+    const client = createClient({ url: server.wsUrl, getToken: () => server.token(), wait, random: () => 0.5, WebSocket: frames.WebSocket });
+    const log = record(client);
+    client.connect();
+    await client.topic('news').subscribe();
+    await server.gateway.sendToUser('alice', 'u1');
+    await server.gateway.publish('news', 'n1');
+    await server.gateway.publish('news', 'n2');
+    await until(() => log.messages.length === 3, 'three messages');
+    const epochs = Object.fromEntries(log.messages.map((m) => [m.stream, m.epoch]));
+    const back = nextEvent(client, 'authenticated');
+    connection?.close(CloseCode.StreamGap, 'stream gap');
+    const resumed = await back;
+    expect(log.events.filter(([name]) => name === 'close').map(([, e]) => e)).toEqual([{ code: CloseCode.StreamGap, reason: 'stream gap', action: 'backoff' }]);
+    expect(delays).toEqual([backoff(0, { minDelayMs: 10, maxDelayMs: 100 }, () => 0.5)]);
+    expect(frames.sockets[1]?.[0]).toEqual({
+      type: 'auth',
+      token: expect.any(String),
+      resume: { 'user:alice': { epoch: epochs['user:alice'], offset: 1 }, 'topic:news': { epoch: epochs['topic:news'], offset: 2 } },
+    });
+    expect(resumed.streams).toMatchObject({ 'user:alice': { offset: 1, recovered: true }, 'topic:news': { offset: 2, recovered: true } });
+    expect(log.messages.map((m) => m.data)).toEqual(['u1', 'n1', 'n2']);
   });
 
   it('stops without reconnecting when the user is revoked (4403)', async () => {

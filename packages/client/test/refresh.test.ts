@@ -1,7 +1,7 @@
 import { CloseCode } from '@authsocket/protocol';
 import { describe, expect, it } from 'vitest';
 import { UnauthorizedError } from '../src/index.js';
-import { createClient, gate, nextEvent, record, recordingWait, startServer, stateReached, until } from './helpers.js';
+import { createClient, heldRefresh, nextEvent, record, recordingWait, startServer, stateReached, until } from './helpers.js';
 
 const TOKEN_LIFETIME_S = 60;
 const WINDOW_MS = 30_000;
@@ -54,15 +54,8 @@ describe('token refresh', () => {
 
   it('answers a late reauth after expiry and receives the held messages once, in order, after auth_ok', async () => {
     const server = await startServer({ ticket: 'off', reauthWindowMs: WINDOW_MS, reauthGraceMs: GRACE_MS });
-    const slow = gate<void>();
-    let tokenCalls = 0;
-    const client = createClient({
-      url: server.wsUrl,
-      getToken: async () => {
-        if (++tokenCalls > 1) await slow.promise;
-        return server.token('alice', TOKEN_LIFETIME_S);
-      },
-    });
+    const tokens = heldRefresh(server, 'alice', TOKEN_LIFETIME_S);
+    const client = createClient({ url: server.wsUrl, getToken: tokens.getToken });
     const log = record(client);
     client.connect();
     await nextEvent(client, 'authenticated');
@@ -80,11 +73,11 @@ describe('token refresh', () => {
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(log.messages.map((m) => m.data)).toEqual(['before', 'in window']);
     const reauthenticated = nextEvent(client, 'authenticated', (e) => e.reauth);
-    slow.open();
+    tokens.release();
     await reauthenticated;
     await until(() => log.messages.length === 4, 'the held messages');
     expect(log.messages.map((m) => m.data)).toEqual(['before', 'in window', 'held 1', 'held 2']);
-    expect(tokenCalls).toBe(2);
+    expect(tokens.calls()).toBe(2);
     expect(server.closes).toEqual([]);
   });
 
@@ -118,15 +111,8 @@ describe('token refresh', () => {
 
   it('shares one slow getToken call between the in-band refresh and the reconnect after a missed deadline', async () => {
     const server = await startServer({ ticket: 'off', reauthWindowMs: WINDOW_MS, reauthGraceMs: GRACE_MS });
-    const slow = gate<void>();
-    let tokenCalls = 0;
-    const client = createClient({
-      url: server.wsUrl,
-      getToken: async () => {
-        if (++tokenCalls > 1) await slow.promise;
-        return server.token('alice', TOKEN_LIFETIME_S);
-      },
-    });
+    const tokens = heldRefresh(server, 'alice', TOKEN_LIFETIME_S);
+    const client = createClient({ url: server.wsUrl, getToken: tokens.getToken });
     const log = record(client);
     client.connect();
     await nextEvent(client, 'authenticated');
@@ -134,9 +120,9 @@ describe('token refresh', () => {
     server.clock.advance(TOKEN_LIFETIME_S * 1000 + GRACE_MS);
     expect((await closed).code).toBe(CloseCode.TokenExpired);
     const back = nextEvent(client, 'authenticated');
-    slow.open();
+    tokens.release();
     expect(await back).toMatchObject({ reauth: false });
-    expect(tokenCalls).toBe(2);
+    expect(tokens.calls()).toBe(2);
     expect(log.states.map((s) => s.newState)).toEqual([
       'connecting',
       'authenticating',

@@ -48,7 +48,7 @@ describe('resume', () => {
     const client = createClient({ url: server.wsUrl, getTicket: ticketProvider(server).getTicket, wait: reconnect.wait });
     const log = record(client);
     client.connect();
-    await client.subscribe('news');
+    await client.topic('news').subscribe();
     await server.gateway.publish('news', 'n1');
     await server.gateway.sendToUser('alice', 'u1');
     await until(() => log.messages.length === 2, 'two messages');

@@ -117,7 +117,7 @@ describe('logout', () => {
     const server = await startServer({ ticket: 'off' });
     const client = createClient({ url: server.wsUrl, token: await server.token() });
     const queued = client.send('never', { ack: true });
-    const subscribed = client.subscribe('room');
+    const subscribed = client.topic('room').subscribe();
     await client.logout();
     await expect(queued).rejects.toThrow(CancelledError);
     await expect(subscribed).rejects.toThrow('logged out');

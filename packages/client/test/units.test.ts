@@ -1,17 +1,12 @@
 import { CloseCode, LIMITS, SUBPROTOCOL } from '@authsocket/protocol';
 import { describe, expect, it } from 'vitest';
-import {
-  AuthSocket,
-  BoundedQueue,
-  canTransition,
-  type ConnectionState,
-  connectionTarget,
-  QueueFullError,
-  singleFlight,
-  StreamPositions,
-  TRANSITIONS,
-  UnauthorizedError,
-} from '../src/index.js';
+import { AuthSocket, type ConnectionState, QueueFullError, UnauthorizedError } from '../src/index.js';
+import { StreamPositions } from '../src/positions.js';
+import { nextStep } from '../src/reconnect.js';
+import { BoundedQueue } from '../src/queue.js';
+import { singleFlight } from '../src/single-flight.js';
+import { canTransition, TRANSITIONS } from '../src/state.js';
+import { connectionTarget } from '../src/transport.js';
 import { WebSocket } from 'ws';
 
 describe('singleFlight', () => {
@@ -185,5 +180,26 @@ describe('AuthSocket options', () => {
     expect(client.getSnapshot()).toEqual({ state: 'idle' });
     client.close();
     expect(client.getSnapshot()).toEqual({ state: 'closed', code: CloseCode.Normal, reason: 'client closed' });
+  });
+});
+
+describe('nextStep', () => {
+  it('follows the close table: stop, back off, wait the hint, or refresh', () => {
+    const refresh = (granted: boolean) => () => granted;
+    expect(nextStep('stop', 500, refresh(true))).toEqual({ stop: 'closed' });
+    expect(nextStep('backoff', 500, refresh(true))).toEqual({ retryIn: 'backoff' });
+    expect(nextStep('retry-after', 500, refresh(true))).toEqual({ retryIn: 500 });
+    expect(nextStep('retry-after', undefined, refresh(true))).toEqual({ retryIn: 'backoff' });
+    for (const action of ['refresh-once', 'refresh-now'] as const) {
+      expect(nextStep(action, undefined, refresh(true))).toEqual({ retryIn: 0 });
+      expect(nextStep(action, undefined, refresh(false))).toEqual({ stop: 'unauthenticated' });
+    }
+  });
+
+  it('asks for fresh credentials only on a refresh action', () => {
+    let asked = 0;
+    const refresh = () => ++asked > 0;
+    for (const action of ['stop', 'backoff', 'retry-after'] as const) nextStep(action, undefined, refresh);
+    expect(asked).toBe(0);
   });
 });

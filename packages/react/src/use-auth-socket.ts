@@ -57,7 +57,7 @@ function lastMessageStore(client: AuthSocket): MessageStore {
 
 /**
  * An authenticated connection as React state: a thin `useSyncExternalStore` over the client's
- * `subscribe`/`getSnapshot`, plus the latest message. The client does all the connection work.
+ * `subscribeSnapshot`/`getSnapshot`, plus the latest message. The client does all the connection work.
  */
 export function useAuthSocket(options: UseAuthSocketOptions = {}): UseAuthSocketResult {
   const { client: given, onMessage, ...clientOptions } = options;
@@ -66,7 +66,7 @@ export function useAuthSocket(options: UseAuthSocketOptions = {}): UseAuthSocket
   const client = given ?? owned ?? shared;
   if (!client) throw new Error('useAuthSocket() needs a url, a client, or an <AuthSocketProvider> above it');
 
-  const snapshot = useSyncExternalStore(client.subscribe, client.getSnapshot, client.getSnapshot);
+  const snapshot = useSyncExternalStore(client.subscribeSnapshot, client.getSnapshot, client.getSnapshot);
   const messages = useMemo(() => lastMessageStore(client), [client]);
   const lastMessage = useSyncExternalStore(messages.subscribe, messages.getSnapshot, messages.getSnapshot);
 

@@ -165,9 +165,10 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     command.on('ready', this.#update);
     command.on('close', this.#onCommandClose);
     this.#liveness = new Liveness(options.commandNodes, options.liveness, {
-      dead: (redis, reason) => {
+      dead: (redis, reason, again) => {
         const node = `${redis.options.host}:${redis.options.port}`;
-        options.logger.warn({ role: 'command', node, reason }, 'redis link not answering: reconnecting');
+        const log = again ? options.logger.debug : options.logger.warn;
+        log.call(options.logger, { role: 'command', node, reason }, 'redis link not answering: reconnecting');
         this.#lost = true;
         this.#update();
       },
@@ -220,6 +221,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     this.#refusal = error;
     this.#options.logger.error({ node: this.nodeId, err: error.message }, 'redis broker cannot start');
     this.#refused.emit('refused', error);
+    this.#update();
   }
 
   /**
@@ -513,7 +515,9 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     const previous = this.#status;
     let next: BrokerStatus;
     if (this.#closed) next = 'closed';
-    else if (this.#subscriber.subscribed && this.#command.status === 'ready' && !this.#liveness.dead) next = 'ready';
+    else if (this.#subscriber.subscribed && this.#command.status === 'ready' && !this.#liveness.dead && !this.#refusal) {
+      next = 'ready';
+    }
     // Before the first failure, still connecting; after it (refused, wrong password, lost): reconnecting.
     else next = this.#lost ? 'reconnecting' : 'connecting';
     if (next === previous) return;

@@ -1,11 +1,11 @@
 import { type BrokerStatus, ConfigError, type Logger, silentLogger } from '@authsocket/server';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type RedisOptions } from 'ioredis';
 import { RedisBroker } from './broker.js';
-import type { Client } from './errors.js';
-import { Keys, slotOf } from './keys.js';
+import { connect } from './connections.js';
+import { Keys } from './keys.js';
 import { RedisRevocationStore } from './revocation-store.js';
-import { Subscriber, type SubscriberOptions } from './subscriber.js';
-import { type ParsedTarget, parseTarget, type RedisTarget } from './target.js';
+import { Subscriber } from './subscriber.js';
+import { parseTarget, type RedisTarget } from './target.js';
 import { RedisTicketStore } from './ticket-store.js';
 
 export interface RedisEngineOptions {
@@ -110,76 +110,9 @@ export function reconnectDelay(attempt: number, maxMs: number, random: () => num
   return Math.max(10, Math.round(ceiling * random()));
 }
 
-/** The command connection and how the subscriber finds the nodes that serve the channels. */
-interface Connections {
-  readonly command: Client;
-  readonly commandNodes: () => readonly Redis[];
-  readonly subscriber: Pick<SubscriberOptions, 'layout' | 'connect' | 'topologyChanged'>;
-}
-
-function connect(target: ParsedTarget, options: RedisOptions, channels: readonly string[], maxDelay: number): Connections {
-  if (target.kind === 'standalone') {
-    const command = new Redis(target.url, options);
-    return {
-      command,
-      commandNodes: () => [command],
-      subscriber: { layout: () => new Map([['redis', channels]]), connect: () => new Redis(target.url, options) },
-    };
-  }
-  if (target.kind === 'sentinel') {
-    const sentinel: RedisOptions = {
-      ...options,
-      sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
-      name: target.name,
-      // Not `failoverDetector`: its disconnect can race a reconnect and leave the connection ended
-      // for good (ioredis 6.0). A killed master drops the connections anyway, and a demoted one has
-      // its clients killed by Sentinel, so they reconnect and ask the sentinels again.
-      sentinelRetryStrategy: (attempt: number) => reconnectDelay(attempt, maxDelay),
-    };
-    const command = new Redis(sentinel);
-    return {
-      command,
-      commandNodes: () => [command],
-      subscriber: { layout: () => new Map([[target.name, channels]]), connect: () => new Redis(sentinel) },
-    };
-  }
-  const { retryStrategy, ...nodeOptions } = options;
-  const command = new Cluster(
-    target.nodes.map(({ host, port }) => ({ host, port })),
-    {
-      redisOptions: nodeOptions,
-      clusterRetryStrategy: (attempt: number) => retryStrategy?.(attempt) ?? null,
-      enableOfflineQueue: options.enableOfflineQueue,
-      scaleReads: 'master',
-      // Notices a failover or resharding within a second even when no command hits MOVED.
-      slotsRefreshInterval: 1_000,
-      slotsRefreshTimeout: options.connectTimeout,
-    },
-  );
-  return {
-    command,
-    commandNodes: () => command.nodes('master'),
-    subscriber: {
-      // Each channel on the master that owns its slot; unknown until the Cluster read its slot map.
-      layout: () => {
-        const layout = new Map<string, string[]>();
-        for (const channel of channels) {
-          const node = command.slots[slotOf(channel)]?.[0];
-          if (node !== undefined) layout.set(node, [...(layout.get(node) ?? []), channel]);
-        }
-        return layout;
-      },
-      connect: (node: string) => {
-        const colon = node.lastIndexOf(':');
-        return new Redis({ ...options, host: node.slice(0, colon), port: Number(node.slice(colon + 1)) });
-      },
-      topologyChanged: () => command.refreshSlotsCache(),
-    },
-  };
-}
-
-const CLUSTER_NODE = new ConfigError('url', "points at a Redis Cluster node: pass { cluster: ['host:port', ...] } instead");
-const NOT_CLUSTER = new ConfigError('cluster', "the nodes are not in cluster mode: pass a 'redis://' URL instead");
+const clusterNode = () =>
+  new ConfigError('url', "points at a Redis Cluster node: pass { cluster: ['host:port', ...] } instead");
+const notCluster = () => new ConfigError('cluster', "the nodes are not in cluster mode: pass a 'redis://' URL instead");
 
 /**
  * Connects to Redis and returns the gateway's broker, ticket store and revocation store. `target`
@@ -232,12 +165,9 @@ export function createRedisEngine(target: RedisTarget, options: RedisEngineOptio
     ...options.redis,
   };
   const channels = [keys.control, ...keys.channels];
-  const { command, commandNodes, subscriber: layout } = connect(parsed, connectionOptions, channels, maxDelay);
-  // Without a listener ioredis prints every connection error; the broker's status says what matters.
-  command.on('error', (error: Error) => {
-    logger.debug({ role: 'command', err: error.message }, 'redis connection error');
-    if (parsed.kind === 'cluster' && /cluster support disabled/i.test(error.message)) broker.refuse(NOT_CLUSTER);
-  });
+  const { command, commandNodes, subscriber: layout } = connect(parsed, connectionOptions, channels, (attempt) =>
+    reconnectDelay(attempt, maxDelay),
+  );
   const subscriber = new Subscriber({ channels, ...layout, liveness, logger });
   const broker = new RedisBroker(command, subscriber, {
     keys,
@@ -253,18 +183,20 @@ export function createRedisEngine(target: RedisTarget, options: RedisEngineOptio
     commandNodes,
     logger,
   });
+  // Without a listener ioredis prints every connection error; the broker's status says what matters.
+  command.on('error', (error: Error) => logger.debug({ role: 'command', err: error.message }, 'redis connection error'));
   if (command instanceof Cluster) {
     command.on('refresh', () => subscriber.relayout());
     command.on('node error', (error: Error, node: string) => {
       logger.debug({ role: 'command', node, err: error.message }, 'redis cluster node error');
-      if (/cluster support disabled/i.test(error.message)) broker.refuse(NOT_CLUSTER);
+      if (/cluster support disabled/i.test(error.message)) broker.refuse(notCluster());
     });
   } else if (parsed.kind === 'standalone') {
     // A Cluster node answers commands on its own slots only: say so at once, not after the first MOVED.
     command.on('ready', () => {
       command.info('cluster').then(
         (info) => {
-          if (/^cluster_enabled:1/m.test(info)) broker.refuse(CLUSTER_NODE);
+          if (/^cluster_enabled:1/m.test(info)) broker.refuse(clusterNode());
         },
         () => {},
       );

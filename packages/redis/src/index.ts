@@ -4,4 +4,5 @@ export { createRedisEngine, type RedisEngine, type RedisEngineOptions } from './
 export { Keys } from './keys.js';
 export type { RedisTarget } from './target.js';
 export { RedisRevocationStore } from './revocation-store.js';
+export { Subscriber, type SubscriberEvents, type SubscriberOptions } from './subscriber.js';
 export { RedisTicketStore } from './ticket-store.js';

@@ -8,8 +8,11 @@ export interface LivenessOptions {
 }
 
 export interface LivenessHooks {
-  /** `redis` did not answer in time: it was dropped (ioredis reconnects it). */
-  dead(redis: Redis, reason: string): void;
+  /**
+   * `redis` did not answer in time: it was dropped (ioredis reconnects it). `again` when no PING
+   * was answered since the last one, so a long outage is logged once, not every few seconds.
+   */
+  dead(redis: Redis, reason: string, again: boolean): void;
   /** Every watched connection answered a PING again after one was dead. */
   alive?(): void;
 }
@@ -108,9 +111,10 @@ export class Liveness {
   }
 
   #kill(redis: Redis, reason: string): void {
+    const again = this.#dead;
     this.#dead = true;
     // Destroy, not disconnect(): ioredis then reconnects by its retry strategy, at once.
     redis.stream?.destroy();
-    this.#hooks.dead(redis, reason);
+    this.#hooks.dead(redis, reason, again);
   }
 }

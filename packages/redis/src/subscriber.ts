@@ -32,6 +32,8 @@ class Link {
   subscribed = false;
   /** Bumped on every (re)connection, so a late SSUBSCRIBE reply of an older one is ignored. */
   #generation = 0;
+  /** SSUBSCRIBEs refused in a row. */
+  #refusals = 0;
   readonly #liveness: Liveness;
   readonly #owner: Subscriber;
   readonly #logger: Logger;
@@ -48,8 +50,10 @@ class Link {
     this.redis.on('close', this.#onClose);
     this.redis.on('end', this.#onEnd);
     this.#liveness = new Liveness(() => [this.redis], options.liveness, {
-      dead: (_redis, reason) => {
-        this.#logger.warn({ role: 'subscriber', node, reason }, 'redis link not answering: reconnecting');
+      alive: () => this.#logger.info({ role: 'subscriber', node }, 'redis link answering again'),
+      dead: (_redis, reason, again) => {
+        const log = again ? this.#logger.debug : this.#logger.warn;
+        log.call(this.#logger, { role: 'subscriber', node, reason }, 'redis link not answering: reconnecting');
         this.#onClose();
       },
     });
@@ -77,15 +81,19 @@ class Link {
     Promise.all(this.channels.map((channel) => this.redis.ssubscribe(channel))).then(
       () => {
         if (generation !== this.#generation) return;
+        this.#refusals = 0;
         this.subscribed = true;
         this.#owner.changed();
       },
       (error: unknown) => {
         if (generation !== this.#generation) return;
-        // The connection dropped meanwhile (the next 'ready' retries), or Redis refused (an ACL
-        // without the channels, MOVED after a resharding): not subscribed, and the log says why.
-        this.#logger.error({ node: this.node, err: String(error) }, 'redis broker could not subscribe');
+        // Redis refused (an ACL without the channels, MOVED during a failover or resharding): not
+        // subscribed. The log says why (once, not on every retry); the Cluster re-reads its slot
+        // map, and dropping the connection retries on a fresh one with the reconnection backoff.
+        const log = this.#refusals++ === 0 ? this.#logger.error : this.#logger.debug;
+        log.call(this.#logger, { node: this.node, err: String(error) }, 'redis broker could not subscribe');
         this.#owner.topologyChanged();
+        this.redis.stream?.destroy();
       },
     );
   };

@@ -157,7 +157,9 @@ describe('Redis Cluster liveness', () => {
       frozen.signal('SIGCONT');
     }
     await a.engine.ready(10_000);
-    expect(statuses).toEqual(['reconnecting', 'ready']);
+    // The thawed master may flap once more while the other masters clear its FAIL flag.
+    expect(statuses[0]).toBe('reconnecting');
+    expect(statuses.at(-1)).toBe('ready');
     await until(
       async () => (await a.engine.broker.publish({ to: { user: 'frozen' }, data: '"thawed"', stream }).catch(() => 0)) === 1,
       10_000,

@@ -5,12 +5,15 @@ export { RedisCluster, SentinelSet } from './redis-topologies.js';
 
 /**
  * A TCP proxy in front of Redis whose link can be cut (connections reset, new ones refused), to
- * partition one node from Redis, or black-holed (connections stay open, accepted, nothing passes
- * either way), as a silent network partition looks to both ends.
+ * partition one node from Redis, or black-holed: connections stay open and new ones are accepted,
+ * but no byte passes either way until `heal()`, as a silent partition looks to both ends. What was
+ * sent meanwhile is delivered on heal, as TCP's retransmits would.
  */
 export class TcpProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
+  /** Bytes held back while black-holed, per destination socket, in order. */
+  readonly #held = new Map<net.Socket, Buffer[]>();
   #cut = false;
   #blackholed = false;
 
@@ -18,25 +21,26 @@ export class TcpProxy {
     this.#server = net.createServer((client) => {
       if (this.#cut) return client.destroy();
       const upstream = net.connect(targetPort, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('error', () => {});
-        socket.on('close', () => {
-          this.#sockets.delete(socket);
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        this.#sockets.add(from);
+        from.on('error', () => {});
+        from.on('close', () => {
+          this.#sockets.delete(from);
+          this.#held.delete(to);
           client.destroy();
           upstream.destroy();
         });
-        // Not read while black-holed: the bytes wait in kernel buffers, and no reply comes back.
-        if (this.#blackholed) socket.pause();
+        from.on('data', (chunk: Buffer) => {
+          if (!this.#blackholed) return void to.write(chunk);
+          const held = this.#held.get(to) ?? [];
+          held.push(chunk);
+          this.#held.set(to, held);
+        });
       }
-      client.pipe(upstream).pipe(client);
     });
-  }
-
-  /** Stops passing bytes on every connection, open and new, until `heal()`; nothing is closed. */
-  blackhole(): void {
-    this.#blackholed = true;
-    for (const socket of this.#sockets) socket.pause();
   }
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -49,6 +53,11 @@ export class TcpProxy {
     return `redis://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
   }
 
+  /** Stops passing bytes on every connection, open and new, until `heal()`; nothing is closed. */
+  blackhole(): void {
+    this.#blackholed = true;
+  }
+
   /** Drops every proxied connection and refuses new ones until `heal()`. */
   cut(): void {
     this.#cut = true;
@@ -58,7 +67,8 @@ export class TcpProxy {
   heal(): void {
     this.#cut = false;
     this.#blackholed = false;
-    for (const socket of this.#sockets) socket.resume();
+    for (const [to, chunks] of this.#held) if (!to.destroyed) for (const chunk of chunks) to.write(chunk);
+    this.#held.clear();
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Publication } from '@authsocket/server';
+import type { Logger, Publication } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BrokerStatus, createRedisEngine, type RedisEngine } from '../src/index.js';
 import { RedisServer, TcpProxy, until } from './helpers.js';
@@ -32,8 +32,20 @@ interface Node {
   readonly at: number[];
 }
 
-async function node(url = redis.url): Promise<Node> {
-  const engine = createRedisEngine(url, { commandTimeoutMs: 5_000, maxReconnectDelayMs: 100, connectTimeoutMs: 1_000, ...LIVENESS });
+/** Every log line as `level message`, to check what an operator sees. */
+function recorder(lines: string[]): Logger {
+  const at = (level: string) => (_fields: object, message: string) => lines.push(`${level} ${message}`);
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+async function node(url = redis.url, logger?: Logger): Promise<Node> {
+  const engine = createRedisEngine(url, {
+    commandTimeoutMs: 5_000,
+    maxReconnectDelayMs: 100,
+    connectTimeoutMs: 1_000,
+    ...LIVENESS,
+    ...(logger ? { logger } : {}),
+  });
   engines.push(engine);
   const self: Node = { engine, received: [], statuses: [], at: [] };
   engine.broker.on('status', (status) => {
@@ -52,7 +64,8 @@ async function node(url = redis.url): Promise<Node> {
 
 describe('liveness PING', () => {
   it('marks the broker not ready when Redis freezes (SIGSTOP), and ready again when it thaws', async () => {
-    const a = await node();
+    const lines: string[] = [];
+    const a = await node(redis.url, recorder(lines));
     const frozen = Date.now();
     redis.signal('SIGSTOP');
     // The command timeout is 5 s: only the PING (500 ms) can notice this soon.
@@ -63,6 +76,10 @@ describe('liveness PING', () => {
     await a.engine.ready(3_000);
     expect(a.statuses).toEqual(['ready', 'reconnecting', 'ready']);
     expect(await a.engine.broker.publish({ to: { user: 'x' }, data: '"thawed"', stream: 'user:thawed' })).toBe(1);
+    // An operator sees it degrade and recover, at warn.
+    expect(lines).toContain('warn redis link not answering: reconnecting');
+    expect(lines).toContain('warn redis broker degraded');
+    expect(lines).toContain('warn redis broker recovered');
   });
 
   it('notices a black-holed link, and delivers again soon after it heals, repairing what it missed', async () => {

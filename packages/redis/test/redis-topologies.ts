@@ -20,7 +20,7 @@ async function poll(check: () => Promise<boolean>, timeoutMs: number, what: stri
   }
 }
 
-/** A Redis Cluster of `masters` masters (no replicas), created with `redis-cli --cluster create`. */
+/** A Redis Cluster of `masters` masters, each with `replicas` replicas, created with `redis-cli --cluster create`. */
 export class RedisCluster {
   readonly nodes: readonly RedisServer[];
 
@@ -28,15 +28,28 @@ export class RedisCluster {
     this.nodes = nodes;
   }
 
-  static async start(masters = 3): Promise<RedisCluster> {
+  static async start(masters = 3, replicas = 0): Promise<RedisCluster> {
     const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '500'];
-    const nodes = await Promise.all(Array.from({ length: masters }, () => RedisServer.start(clusterArgs)));
+    const count = masters * (1 + replicas);
+    const nodes = await Promise.all(Array.from({ length: count }, () => RedisServer.start(clusterArgs)));
     const cluster = new RedisCluster(nodes);
     try {
       const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
-      await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-yes'], { timeout: 15_000 });
+      await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'], {
+        timeout: 15_000,
+      });
       for (const node of nodes) {
         await poll(async () => (await cli(node.port, 'cluster', 'info')).includes('cluster_state:ok'), 10_000, 'cluster_state:ok');
+      }
+      if (replicas > 0) {
+        for (const node of nodes) {
+          await poll(
+            async () => !/role:slave/.test(await cli(node.port, 'info', 'replication')) ||
+              (await cli(node.port, 'info', 'replication')).includes('master_link_status:up'),
+            10_000,
+            'replicas in sync',
+          );
+        }
       }
     } catch (error) {
       await cluster.stop();
@@ -52,17 +65,49 @@ export class RedisCluster {
 
   /** The port of the master that owns `key`'s slot, from `CLUSTER NODES`. */
   async ownerOf(key: string): Promise<number> {
-    const port = this.nodes[0]!.port;
-    const slot = Number((await cli(port, 'cluster', 'keyslot', key)).trim());
-    for (const line of (await cli(port, 'cluster', 'nodes')).trim().split('\n')) {
+    // Asked of the first node that answers: a test may have killed some.
+    let answer: [string, string] | undefined;
+    for (const node of this.nodes) {
+      answer = await Promise.all([cli(node.port, 'cluster', 'keyslot', key), cli(node.port, 'cluster', 'nodes')]).catch(
+        () => undefined,
+      );
+      if (answer) break;
+    }
+    if (!answer) throw new Error('no cluster node answers');
+    const slot = Number(answer[0].trim());
+    for (const line of answer[1].trim().split('\n')) {
       const fields = line.split(' ');
-      if (!fields[2]?.includes('master')) continue;
+      if (!fields[2]?.includes('master') || fields[2].includes('fail')) continue;
       for (const range of fields.slice(8)) {
         const [low, high = low] = range.split('-').map(Number) as [number, number?];
         if (slot >= low && slot <= high) return Number(fields[1]!.split('@')[0]!.split(':')[1]);
       }
     }
     throw new Error(`no master owns slot ${slot}`);
+  }
+
+  /** The node listening on `port`. */
+  node(port: number): RedisServer {
+    const node = this.nodes.find((candidate) => candidate.port === port);
+    if (!node) throw new Error(`no cluster node on port ${port}`);
+    return node;
+  }
+
+  /** The port of a replica of the master on `port`, once it has every write that master acknowledged. */
+  async replicaInSync(port: number): Promise<number> {
+    const lines = (await cli(port, 'cluster', 'nodes')).trim().split('\n');
+    const id = lines.find((line) => line.includes('myself'))!.split(' ')[0]!;
+    const replica = lines.find((line) => line.split(' ')[3] === id);
+    if (!replica) throw new Error(`master ${port} has no replica`);
+    const replicaPort = Number(replica.split(' ')[1]!.split('@')[0]!.split(':')[1]);
+    const offset = (info: string, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1] ?? -1);
+    const target = offset(await cli(port, 'info', 'replication'), 'master_repl_offset');
+    await poll(
+      async () => offset(await cli(replicaPort, 'info', 'replication'), 'slave_repl_offset') >= target,
+      5_000,
+      'replica in sync',
+    );
+    return replicaPort;
   }
 
   async stop(): Promise<void> {

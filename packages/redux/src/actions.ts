@@ -3,7 +3,7 @@ import type { ActionTypeNames } from './action-types.js';
 
 // Action shapes are type aliases, not interfaces: only aliases are assignable to Redux's `UnknownAction`.
 
-/** The marker that sends an action over the socket (seed 000). */
+/** The marker that sends an action over the socket. */
 export interface WebSocketMeta {
   readonly websocket: true;
 }
@@ -24,7 +24,7 @@ export type LogoutAction<T extends string = string> = {
   readonly type: T;
 };
 
-/** `payload`: the JWT (seed 000), or `{ticket?, token?}` as `AuthSocket.setAuth()` takes. */
+/** `payload`: the JWT, or `{ticket?, token?}` as `AuthSocket.setAuth()` takes. */
 export type WebSocketAuthAction<T extends string = string> = {
   readonly type: T;
   readonly payload: string | AuthCredentials;
@@ -102,7 +102,7 @@ export interface ServerAction<T extends string = string> {
   readonly [key: string]: unknown;
 }
 
-/** An action creator with its `type` and a type guard, like Redux Toolkit's `createAction`. */
+/** An action creator: call it for an action; `type` is its type, `match()` a type guard for it. */
 export interface ActionCreator<A extends { readonly type: string }, Args extends readonly unknown[] = []> {
   (...args: Args): A;
   readonly type: A['type'];

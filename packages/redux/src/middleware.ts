@@ -25,7 +25,7 @@ export interface CommonMiddlewareOptions<T extends Partial<ActionTypeNames>> {
   readonly filterServerAction?: (action: ServerAction, message: InboundMessage) => boolean;
   /**
    * Let the control actions (`websocketAuth`, `websocketLogout`, `connect`, `disconnect`) reach the
-   * reducers too (`next(action)` first, then act), as seed 000's log shows. Default `false`: they are
+   * reducers too (`next(action)` first, then act), so they show in the store's log. Default `false`: they are
    * consumed, so a token in `websocketAuth` never lands in the store or in devtools.
    */
   readonly forwardControlActions?: boolean;
@@ -86,7 +86,7 @@ export interface AuthSocketMiddleware<N extends ActionTypeNames, S> {
 const OWN_OPTIONS = ['actionTypes', 'filterServerAction', 'forwardControlActions', 'autoConnect', 'selectToken', 'getToken', 'client'] as const;
 
 /**
- * Redux middleware over an `AuthSocket` (seed 000):
+ * Redux middleware over an `AuthSocket`:
  * - an action with `meta: {websocket: true}` reaches the reducers, then is sent as a protocol
  *   `message` without its `meta` (queued by the client while not authenticated);
  * - `loggedIn` (`{payload: {token}}`) reaches the reducers, then `websocketAuth` is dispatched, which

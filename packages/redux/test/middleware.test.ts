@@ -222,7 +222,7 @@ describe('server messages', () => {
     const server = await startServer();
     const { socket, store } = createApp(server);
     store.dispatch(socket.actions.loggedIn({ token: await httpLogin(server.origin, 'alice') }));
-    await socket.client.subscribe('room:lobby');
+    await socket.client.topic('room:lobby').subscribe();
     expect(await server.gateway.publish('room:lobby', { type: 'room/said', payload: 'hi' })).toBe(1);
     await until(() => store.getState().inbox.length === 1, 'the topic action');
     expect(store.getState().inbox[0]).toEqual({ type: 'room/said', payload: 'hi', meta: { fromServer: true, topic: 'room:lobby' } });

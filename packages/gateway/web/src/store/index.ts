@@ -132,7 +132,7 @@ export const logIn =
     dispatch(logged('info', `POST /auth/login → a JWT for ${issued.user} · LOGGED_IN → WEBSOCKET_AUTH`));
     dispatch(socket.actions.loggedIn({ token: issued.token }));
     // Joined once authenticated, and again on every new socket (the client keeps the topic).
-    socket.client.subscribe(LOBBY).then(
+    socket.client.topic(LOBBY).subscribe().then(
       () => {
         dispatch(joined());
         dispatch(logged('good', `Subscribed to ${LOBBY}`));

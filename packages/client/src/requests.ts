@@ -1,0 +1,45 @@
+import type { StreamState } from '@authsocket/protocol';
+
+/** Something waiting for the server: resolved by an `ack` (with its `streams`), rejected by an `error` or a close. */
+export interface Settler {
+  resolve(streams: Readonly<Record<string, StreamState>> | undefined): void;
+  reject(error: Error): void;
+}
+
+/** Requests sent with an `id`, waiting for the server's `ack` or `error` with that id. */
+export class Requests {
+  readonly #pending = new Map<string, Settler>();
+  #nextId = 0;
+
+  /** Registers `settler` and returns the `id` its frame carries. */
+  add(settler: Settler): string {
+    const id = String(++this.#nextId);
+    this.#pending.set(id, settler);
+    return id;
+  }
+
+  /** The server's `ack` for `id`. */
+  resolve(id: string, streams: Readonly<Record<string, StreamState>> | undefined): void {
+    this.#take(id)?.resolve(streams);
+  }
+
+  /** The server's `error` for `id`; false when nothing waits for it, so the error has no caller. */
+  reject(id: string | undefined, error: Error): boolean {
+    const settler = id === undefined ? undefined : this.#take(id);
+    settler?.reject(error);
+    return settler !== undefined;
+  }
+
+  /** Rejects every waiting request: the socket closed, or the client gave them up. */
+  rejectAll(error: Error): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const settler of pending) settler.reject(error);
+  }
+
+  #take(id: string): Settler | undefined {
+    const settler = this.#pending.get(id);
+    this.#pending.delete(id);
+    return settler;
+  }
+}

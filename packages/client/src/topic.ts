@@ -1,0 +1,188 @@
+import { MessageType, type StreamPosition, type StreamState } from '@authsocket/protocol';
+import type { Attempt } from './attempt.js';
+import { Waiters } from './deferred.js';
+import { Emitter } from './emitter.js';
+import { CancelledError, RequestRefusedError } from './errors.js';
+import type { InboundMessage } from './events.js';
+import type { Settler } from './requests.js';
+
+/**
+ * Where a topic is:
+ * - `unsubscribed`: not joined (never, or left with `unsubscribe()`, refused, or dropped by `logout()`/`close()`);
+ * - `subscribing`: joined, waiting for the server to confirm it on the current socket (it is sent
+ *   once the client is authenticated, and again on every new socket);
+ * - `subscribed`: the server confirmed it on the current socket.
+ */
+export type TopicState = 'unsubscribed' | 'subscribing' | 'subscribed';
+
+export interface TopicStateChange {
+  readonly oldState: TopicState;
+  readonly newState: TopicState;
+}
+
+export interface TopicEvents {
+  state: TopicStateChange;
+  /** A message published on this topic, while it is joined (the client's `message` event has it too). */
+  message: InboundMessage;
+}
+
+/** What a topic needs from its client. @internal */
+export interface TopicLink {
+  /** The attempt frames go out on, while the client is `open`. */
+  live(): Attempt | undefined;
+  closed(): boolean;
+  /** Sends `frame` with an `id`; `settler` gets the server's answer. */
+  request(frame: { readonly type: typeof MessageType.Subscribe | typeof MessageType.Unsubscribe; readonly topic: string }, settler: Settler): void;
+  position(stream: string): StreamPosition | undefined;
+  /** Stops resuming `stream`. */
+  forget(stream: string): void;
+  /** An error no caller can catch: reported as the client's `error` event. */
+  report(error: unknown): void;
+}
+
+/**
+ * One topic of a client, from `client.topic(name)` (the same object for the same name). Joined with
+ * `subscribe()`, it is subscribed again on every new socket until `unsubscribe()`; a resubscription
+ * never asks the server to replay: what a socket missed comes back through the client's resume.
+ */
+export class Topic {
+  readonly name: string;
+  readonly #link: TopicLink;
+  readonly #emitter: Emitter<TopicEvents>;
+  readonly #waiters = new Waiters();
+  /** Streams the server named for this topic (`ack.streams`, `message.stream`); forgotten on `unsubscribe()`. */
+  readonly #streams = new Set<string>();
+  #state: TopicState = 'unsubscribed';
+  /** One per join, aborted when the topic is left: answers to an earlier join do nothing. */
+  #join: AbortController | undefined;
+  /** The attempt the last `subscribe` frame went out on: another one means it must be sent again. */
+  #sentOn: Attempt | undefined;
+
+  /** @internal Topics come from `client.topic(name)`. */
+  constructor(name: string, link: TopicLink) {
+    this.name = name;
+    this.#link = link;
+    this.#emitter = new Emitter<TopicEvents>((error) => link.report(error));
+  }
+
+  get state(): TopicState {
+    return this.#state;
+  }
+
+  /** The last position seen on each of this topic's streams: where the next resume starts. */
+  get positions(): Readonly<Record<string, StreamPosition>> {
+    const positions: Record<string, StreamPosition> = {};
+    for (const stream of this.#streams) {
+      const position = this.#link.position(stream);
+      if (position) positions[stream] = position;
+    }
+    return positions;
+  }
+
+  /**
+   * Joins the topic, now or once authenticated, and again after every reconnect. Resolves when the
+   * server confirms; rejects with `RequestRefusedError` (`forbidden`), or `CancelledError` when
+   * `unsubscribe()`, `logout()` or `close()` comes first.
+   */
+  subscribe(): Promise<void> {
+    if (this.#link.closed()) return Promise.reject(new CancelledError('client is closed'));
+    if (this.#state === 'subscribed') return Promise.resolve();
+    const confirmed = this.#waiters.add();
+    if (!this.#join) {
+      this.#join = new AbortController();
+      this.#setState('subscribing');
+    }
+    const attempt = this.#link.live();
+    if (attempt && this.#join && this.#sentOn !== attempt) this.#send(attempt);
+    return confirmed;
+  }
+
+  /** Leaves the topic and stops resuming its streams. Resolves on the server's `ack` (at once when not connected). */
+  unsubscribe(): Promise<void> {
+    if (!this.#join) return Promise.resolve();
+    const sentOn = this.#sentOn;
+    for (const stream of this.#streams) this.#link.forget(stream);
+    this.#streams.clear();
+    this.#leave(new CancelledError(`unsubscribed from '${this.name}' before confirmation`));
+    const attempt = this.#link.live();
+    if (!attempt || sentOn !== attempt) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#link.request(
+        { type: MessageType.Unsubscribe, topic: this.name },
+        { resolve: () => resolve(), reject: (error) => (error instanceof RequestRefusedError ? reject(error) : resolve()) },
+      );
+    });
+  }
+
+  /** Listens to a typed event; returns the function that stops listening. */
+  on<K extends keyof TopicEvents>(event: K, listener: (payload: TopicEvents[K]) => void): () => void {
+    return this.#emitter.on(event, listener);
+  }
+
+  /** @internal The client authenticated `attempt`'s socket: send `subscribe` if it was not sent there. */
+  resubscribe(attempt: Attempt): void {
+    if (this.#join && this.#sentOn !== attempt) this.#send(attempt);
+  }
+
+  /** @internal The socket is gone: a confirmed topic waits for the next one. */
+  disconnected(): void {
+    if (this.#state === 'subscribed') this.#setState('subscribing');
+  }
+
+  /** @internal `logout()` or `close()`: the topic is dropped, its positions stay with the client's. */
+  cancel(error: Error): void {
+    if (this.#join) this.#leave(error);
+  }
+
+  /** @internal A message on this topic. */
+  deliver(message: InboundMessage): void {
+    if (!this.#join) return;
+    if (message.stream !== undefined) this.#streams.add(message.stream);
+    this.#emitter.emit('message', message);
+  }
+
+  #send(attempt: Attempt): void {
+    const join = this.#join as AbortController;
+    this.#sentOn = attempt;
+    this.#link.request(
+      { type: MessageType.Subscribe, topic: this.name },
+      {
+        resolve: (streams) => this.#confirmed(join, streams),
+        reject: (error) => {
+          // A lost connection keeps the topic: it is sent again on the next socket.
+          if (!(error instanceof RequestRefusedError) || join.signal.aborted) return;
+          const callers = this.#waiters.size;
+          this.#leave(error);
+          if (callers === 0) this.#link.report(error);
+        },
+      },
+    );
+  }
+
+  #confirmed(join: AbortController, streams: Readonly<Record<string, StreamState>> | undefined): void {
+    const names = Object.keys(streams ?? {});
+    // Left before the server confirmed: its streams must not be resumed.
+    if (join.signal.aborted) {
+      for (const stream of names) this.#link.forget(stream);
+      return;
+    }
+    for (const stream of names) this.#streams.add(stream);
+    this.#setState('subscribed');
+    if (!join.signal.aborted) this.#waiters.resolveAll();
+  }
+
+  #leave(error: Error): void {
+    this.#join?.abort();
+    this.#join = undefined;
+    this.#sentOn = undefined;
+    this.#waiters.rejectAll(error);
+    this.#setState('unsubscribed');
+  }
+
+  #setState(newState: TopicState): void {
+    const oldState = this.#state;
+    if (oldState === newState) return;
+    this.#state = newState;
+    this.#emitter.emit('state', { oldState, newState });
+  }
+}
