@@ -166,7 +166,7 @@ describe('three nodes behind HAProxy', () => {
     for (const recording of clients) recording.client.connect();
     await within(
       'every client subscribed',
-      Promise.all(clients.map((recording) => recording.client.subscribe(topic))),
+      Promise.all(clients.map((recording) => recording.client.topic(topic).subscribe())),
       20_000 + CLIENTS * 20,
     );
     const [a, , c] = nodes as [GatewayNode, GatewayNode, GatewayNode];

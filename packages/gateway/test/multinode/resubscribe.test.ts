@@ -67,7 +67,7 @@ describe('scenario 1: re-subscribing to a topic while a publisher runs (one node
     const recording = new RecordingClient(relay.url('ws', node.wsPath), 'sam');
     resources.add(recording, (r) => r.client.close());
     recording.client.connect();
-    await within('first subscribe', recording.client.subscribe(topic), 5_000);
+    await within('first subscribe', recording.client.topic(topic).subscribe(), 5_000);
 
     const publishing = publishAll(topic, PUBLISHES);
     for (let cut = 0; cut < CUTS; cut++) {
