@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real, when missing: Chromium for browser tests,
 # redis-server (standalone and Cluster) and redis-sentinel for the Redis engine's tests, HAProxy and nginx
-# in front of the multi-node tests.
+# in front of the multi-node tests, iproute2 and nftables for their network-namespace black hole.
 # A missing package is a failure, never a skip: without root to install it, this exits non-zero.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -24,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for command in chromium redis-server redis-sentinel redis-cli haproxy nginx; do
+for command in chromium redis-server redis-sentinel redis-cli haproxy nginx ip nft; do
   command -v "$command" >/dev/null 2>&1 || { echo "system-deps: $command still missing after install" >&2; exit 1; }
 done
 # The packages' own services are not ours: tests start their own processes on free loopback ports.
