@@ -124,7 +124,7 @@ describe('the demo app', () => {
       expect(await gateway.notify('alice', 'Private to alice')).toBe(1);
       await alice.waitForNotification('Private to alice');
       const broadcast = await gateway.request('/api/broadcast', { apiKey: true, json: { data: { type: 'notifications/added', payload: { text: 'To everyone' } } } });
-      expect(await broadcast.json()).toEqual({ delivered: 2 });
+      expect(await broadcast.json()).toEqual({ deliveredLocally: 2, node: expect.any(String) });
       await bob.waitForNotification('To everyone');
 
       // The signed-out page opened no socket and shows nothing of it.

@@ -112,19 +112,19 @@ export class GatewayProcess {
     });
   }
 
-  /** `POST /api/users/:user/messages` with a `notifications/added` action; resolves to `delivered`. */
+  /** `POST /api/users/:user/messages` with a `notifications/added` action; resolves to `deliveredLocally`. */
   async notify(user: string, text: string): Promise<number> {
     const response = await this.request(`/api/users/${user}/messages`, {
       apiKey: true,
       json: { data: { type: 'notifications/added', payload: { text } } },
     });
     expect(response.status).toBe(200);
-    return ((await response.json()) as { delivered: number }).delivered;
+    return ((await response.json()) as { deliveredLocally: number }).deliveredLocally;
   }
 
   async connections(user: string): Promise<number> {
     const response = await this.request(`/api/users/${user}/connections`, { apiKey: true });
-    return ((await response.json()) as { count: number }).count;
+    return ((await response.json()) as { connectedLocally: number }).connectedLocally;
   }
 
   /** SIGTERM to the process group (the gateway closes its sockets 1001); SIGKILL after 5 s. */
