@@ -91,6 +91,9 @@ describe('scenario 8: Sentinel via --redis-sentinels', () => {
     expect((await b.push('ivan', 'before')).status).toBe(200);
     await before.next((frame) => frame.type === 'message' && frame.data === 'before');
 
+    // A write the replica never got is lost with the master, and the socket is told (4009) rather than
+    // left with a gap: that is tested elsewhere. Here the failover itself must cost nothing.
+    await sentinel.replicated();
     await sentinel.master.kill();
     await until('sentinel promotes the replica', async () => (await sentinel.masterPort()) === sentinel.replica.port, { timeoutMs: 20_000, intervalMs: 250 });
     await Promise.all(nodes.map((node) => ready(node, 15_000)));

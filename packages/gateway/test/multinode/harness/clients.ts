@@ -26,6 +26,8 @@ export class ProtocolClient {
   readonly socket: WebSocket;
   readonly frames: ServerMessage[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The close code and reason, once closed. */
+  closeFrame: { code: number; reason: string } | undefined;
   /** When the close was seen (ms since the epoch), once closed. */
   closedAt: number | undefined;
   readonly #waiters = new Set<() => void>();
@@ -40,6 +42,7 @@ export class ProtocolClient {
     this.closed = new Promise((resolve) => {
       this.socket.on('close', (code, reason) => {
         this.closedAt = Date.now();
+        this.closeFrame = { code, reason: reason.toString() };
         resolve({ code, reason: reason.toString() });
         this.wake();
       });
@@ -89,7 +92,7 @@ export class ProtocolClient {
           resolve(found);
         } else if (this.socket.readyState === WebSocket.CLOSED) {
           done();
-          reject(new Error(`socket closed before the expected frame; last frames ${JSON.stringify(this.frames.slice(-5))}`));
+          reject(new Error(`socket closed ${JSON.stringify(this.closeFrame)} before the expected frame; last frames ${JSON.stringify(this.frames.slice(-5))}`));
         }
       };
       const timer = setTimeout(() => {

@@ -149,6 +149,16 @@ export class SentinelSet {
     return this.sentinels.map((sentinel) => `127.0.0.1:${sentinel.port}`);
   }
 
+  /** Resolves once the replica has every write the master took so far (replication is asynchronous). */
+  async replicated(): Promise<void> {
+    const offset = (info: string, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1] ?? -1);
+    const target = offset(await redisCli(this.master.port, 'info', 'replication'), 'master_repl_offset');
+    await until('replica in sync', async () => offset(await redisCli(this.replica.port, 'info', 'replication'), 'slave_repl_offset') >= target, {
+      timeoutMs: 5_000,
+      intervalMs: 50,
+    });
+  }
+
   /** The master's port as the first sentinel names it now. */
   async masterPort(): Promise<number> {
     const [, port] = (await redisCli(this.sentinels[0]!.port, 'sentinel', 'get-master-addr-by-name', this.name)).split('\n');
