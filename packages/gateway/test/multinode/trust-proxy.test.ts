@@ -3,7 +3,7 @@ import { buildCli } from '../helpers.js';
 import { Resources } from './harness/cleanup.js';
 import { upgradeStatus } from './harness/clients.js';
 import { GatewayNode } from './harness/gateway-node.js';
-import { Haproxy } from './harness/haproxy.js';
+import { Haproxy } from './harness/balancers.js';
 import { RedisServer } from './harness/redis.js';
 
 /**
