@@ -1,5 +1,4 @@
-import { AuthSocketError } from '@authsocket/protocol';
-import { definedOnly } from './options.js';
+import { AuthSocketError, dropUndefined } from '@authsocket/protocol';
 import { canTransition, type ConnectionState, type StateChange } from './state.js';
 
 /** What `getSnapshot()` returns: a new frozen object on every change, the same one otherwise. */
@@ -74,7 +73,7 @@ export class Machine {
       this.#hooks.ended(newState, change);
     }
     this.#publish(change);
-    this.#hooks.changed({ oldState, newState, ...definedOnly(change) });
+    this.#hooks.changed({ oldState, newState, ...dropUndefined(change) });
   }
 
   /** An `auth_ok`: records who is authenticated until when, and lands in `open`. */
@@ -87,7 +86,7 @@ export class Machine {
 
   #publish(change: Change): void {
     this.#snapshot = Object.freeze(
-      definedOnly({ state: this.#state, user: this.#user, expiresAt: this.#expiresAt, code: change.code, reason: change.reason }),
+      { state: this.#state, ...dropUndefined({ user: this.#user, expiresAt: this.#expiresAt, code: change.code, reason: change.reason }) },
     );
     for (const listener of [...this.#listeners]) {
       try {

@@ -1,3 +1,4 @@
+import { dropUndefined } from '@authsocket/protocol';
 import type { Wait } from './backoff.js';
 import { timerWait } from './backoff.js';
 import type { CredentialPlacement, WebSocketConstructor } from './transport.js';
@@ -117,7 +118,7 @@ export function resolveOptions(options: AuthSocketOptions): ResolvedOptions {
   }
   const resolved: ResolvedOptions = {
     ...DEFAULTS,
-    ...definedOnly(options),
+    ...dropUndefined(options),
     url: url.toString(),
     auth: options.auth ?? { ticket: options.ticket, token: options.token },
     getTicket: options.getTicket,
@@ -139,7 +140,3 @@ export function resolveOptions(options: AuthSocketOptions): ResolvedOptions {
   return resolved;
 }
 
-/** `value` without its undefined properties, so they neither override defaults nor show in snapshots. */
-export function definedOnly<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isPlainObject } from '@authsocket/protocol';
 import { type Clock, type Gateway, type MessageEvent, RevokedError, TokenError } from '@authsocket/server';
 import express, { type Request, Router } from 'express';
 import { DEMO_TOPIC_PREFIX, DEMO_USERS } from './demo-users.js';
@@ -44,8 +45,8 @@ export function demoChatHandler({ gateway, logger, clock }: Omit<DemoBackendOpti
 }
 
 function chatSend(data: unknown): { topic: string; text: string } {
-  const action = isRecord(data) ? data : {};
-  const payload = isRecord(action.payload) ? action.payload : {};
+  const action = isPlainObject(data) ? data : {};
+  const payload = isPlainObject(action.payload) ? action.payload : {};
   const { topic, text } = payload;
   if (action.type !== CHAT_SEND) throw new Error(`demo: only '${CHAT_SEND}' messages are handled`);
   if (typeof topic !== 'string' || !topic.startsWith(DEMO_TOPIC_PREFIX) || topic.length > 256) {
@@ -97,14 +98,11 @@ export function createDemoBackend({ gateway, logger, clock }: DemoBackendOptions
 
 function notificationText(req: Request): string | undefined {
   const body: unknown = req.body;
-  if (body === undefined || (isRecord(body) && body.text === undefined)) return undefined;
-  const text = isRecord(body) && typeof body.text === 'string' ? body.text.trim() : '';
+  if (body === undefined || (isPlainObject(body) && body.text === undefined)) return undefined;
+  const text = isPlainObject(body) && typeof body.text === 'string' ? body.text.trim() : '';
   if (text.length === 0 || text.length > MAX_NOTIFICATION_TEXT_LENGTH) {
     throw new HttpError(400, `expected a body like {"text": "..."} of 1 to ${MAX_NOTIFICATION_TEXT_LENGTH} characters, or none`);
   }
   return text;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { ExpiryPolicy, TicketMode, TrustProxy } from '@authsocket/server';
+import { type ExpiryPolicy, GATEWAY_OPTIONS as LIBRARY, type TicketMode, type TrustProxy } from '@authsocket/server';
 import * as parse from './parsers.js';
 import type { Parser } from './parsers.js';
 
@@ -99,6 +99,14 @@ const DEFAULT_NODE_ID = `${hostname().replace(/[^\w.:-]/g, '-')}-${process.pid}`
 
 const duration = (ms: number) => ({ valueName: '<duration>', defaultLabel: parse.formatDuration(ms) });
 
+/** The library's default for an option the CLI passes through (declared once, in `GATEWAY_OPTIONS`). */
+function inherited<K extends keyof typeof LIBRARY>(key: K): NonNullable<(typeof LIBRARY)[K]['default']> {
+  const value = LIBRARY[key].default;
+  if (value === undefined) throw new Error(`GATEWAY_OPTIONS.${key} has no default`);
+  return value as NonNullable<(typeof LIBRARY)[K]['default']>;
+}
+const UPGRADE_RATE_LIMIT = inherited('upgradeRateLimit');
+
 /** Every option of `authsocket serve`, declared once: parsing, `--help` and the README follow this table. */
 export const OPTIONS: readonly OptionSpec[] = [
   option({
@@ -176,15 +184,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'ticketMode',
     flag: 'ticket-mode',
     valueName: '<off|optional|required>',
-    defaultValue: 'optional',
+    defaultValue: inherited('ticket'),
     description: 'whether upgrades take a ticket from POST /auth/ticket',
     parse: parse.oneOf(['off', 'optional', 'required']),
   }),
   option({
     key: 'ticketTtlMs',
     flag: 'ticket-ttl',
-    ...duration(30_000),
-    defaultValue: 30_000,
+    ...duration(inherited('ticketTtlMs')),
+    defaultValue: inherited('ticketTtlMs'),
     description: 'ticket lifetime',
     parse: parse.duration({ min: 1 }),
   }),
@@ -192,31 +200,31 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'expiryPolicy',
     flag: 'expiry-policy',
     valueName: '<reauth|close|ignore>',
-    defaultValue: 'reauth',
+    defaultValue: inherited('expiryPolicy'),
     description: "what happens when a connection's token expires",
     parse: parse.oneOf(['reauth', 'close', 'ignore']),
   }),
   option({
     key: 'reauthWindowMs',
     flag: 'reauth-window',
-    ...duration(30_000),
-    defaultValue: 30_000,
+    ...duration(inherited('reauthWindowMs')),
+    defaultValue: inherited('reauthWindowMs'),
     description: 'reauth policy: ask for a fresh token this long before `exp`',
     parse: parse.duration(),
   }),
   option({
     key: 'reauthGraceMs',
     flag: 'reauth-grace',
-    ...duration(10_000),
-    defaultValue: 10_000,
+    ...duration(inherited('reauthGraceMs')),
+    defaultValue: inherited('reauthGraceMs'),
     description: 'reauth policy: hold messages this long after `exp`, then close 4419',
     parse: parse.duration(),
   }),
   option({
     key: 'authTimeoutMs',
     flag: 'auth-timeout',
-    ...duration(10_000),
-    defaultValue: 10_000,
+    ...duration(inherited('authTimeoutMs')),
+    defaultValue: inherited('authTimeoutMs'),
     description: 'how long a socket may stay unauthenticated before it is closed 4408',
     parse: parse.duration({ min: 1 }),
   }),
@@ -225,7 +233,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'upgrade-rate-limit',
     valueName: '<n/duration|off>',
     defaultValue: undefined,
-    defaultLabel: '300/10s',
+    defaultLabel: UPGRADE_RATE_LIMIT === false ? 'off' : `${UPGRADE_RATE_LIMIT.limit}/${parse.formatDuration(UPGRADE_RATE_LIMIT.windowMs)}`,
     description: 'WebSocket upgrades per client address (429 beyond); behind a load balancer every client has its address: raise it or say off',
     parse: parse.rateLimit,
   }),

@@ -1,4 +1,5 @@
-import { type BrokerStatus, ConfigError, type Logger, silentLogger } from '@authsocket/server';
+import { type BrokerStatus, ConfigError, DEFAULT_HISTORY, DEFAULT_IDEMPOTENCY_WINDOW_MS, type Logger, silentLogger } from '@authsocket/server';
+import { backoff } from '@authsocket/protocol';
 import { Cluster, type RedisOptions } from 'ioredis';
 import { RedisBroker } from './broker.js';
 import { connect } from './connections.js';
@@ -83,18 +84,21 @@ export interface RedisEngine {
 }
 
 
+const DAY_MS = 86_400_000;
+
 const DEFAULTS = {
   keyPrefix: 'authsocket:',
-  maxEntries: 1_000,
-  maxAgeMs: 300_000,
-  streamTtlMs: 86_400_000,
-  revocationTtlMs: 86_400_000,
+  // The gateway's own history bounds, so that an engine built without `history` matches a gateway built without it.
+  maxEntries: DEFAULT_HISTORY.maxEntries,
+  maxAgeMs: DEFAULT_HISTORY.maxAgeMs,
+  streamTtlMs: DAY_MS,
+  revocationTtlMs: DAY_MS,
   shards: 16,
   commandTimeoutMs: 2_000,
   connectTimeoutMs: 5_000,
   maxReconnectDelayMs: 2_000,
   trackedStreams: 10_000,
-  idempotencyWindowMs: 86_400_000,
+  idempotencyWindowMs: DEFAULT_IDEMPOTENCY_WINDOW_MS,
   livenessIntervalMs: 1_000,
   livenessTimeoutMs: 2_000,
 } as const;
@@ -104,11 +108,8 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-/** Reconnection delay: exponential from 50 ms, capped, with full jitter so nodes do not reconnect in lockstep. */
-export function reconnectDelay(attempt: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, 50 * 2 ** Math.min(attempt, 16));
-  return Math.max(10, Math.round(ceiling * random()));
-}
+/** Reconnection delay: exponential from 25 ms, capped, with full jitter so nodes do not reconnect in lockstep. */
+const reconnectDelay = (attempt: number, maxMs: number): number => backoff(attempt, { minDelayMs: 25, maxDelayMs: maxMs });
 
 const clusterNode = () =>
   new ConfigError('url', "points at a Redis Cluster node: pass { cluster: ['host:port', ...] } instead");

@@ -1,12 +1,12 @@
 import type { StreamPosition } from '@authsocket/protocol';
-import { type BrokerHandlers, type ControlMessage, MemoryBroker, type Publication, StoreUnavailableError } from '@authsocket/server';
+import { MemoryBroker, type Publication, StoreUnavailableError } from '@authsocket/server';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisEngine, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
-import { RedisServer, until } from './helpers.js';
+import { createRedisEngine, type RedisEngineOptions } from '../src/index.js';
+import { EngineNodes, RedisServer, until } from './helpers.js';
 
 let redis: RedisServer;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -14,34 +14,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => nodes.closeAll());
 
-/** A node: its own engine (own connections) and a record of what its handlers received. */
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly controls: ControlMessage[];
-  /** What the publication handler returns. */
-  count: number;
-}
-
-async function node(options: RedisEngineOptions = {}): Promise<Node> {
-  const engine = createRedisEngine(redis.url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
-  engines.push(engine);
-  const self: Node = { engine, received: [], controls: [], count: 1 };
-  const handlers: BrokerHandlers = {
-    publication: (publication) => {
-      self.received.push(publication);
-      return self.count;
-    },
-    control: (message) => self.controls.push(message),
-  };
-  await engine.broker.start(handlers);
-  return self;
-}
+/** A node: its own engine (own connections); its `count` is what its publication handler returns. */
+const node = (options: RedisEngineOptions = {}) =>
+  nodes.start(redis.url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
 
 const publication = (user: string, data: unknown): Publication => ({
   to: { user },
@@ -255,8 +232,7 @@ describe('RedisBroker history', () => {
 
 describe('RedisBroker health', () => {
   it('is ready once connected and subscribed, and closed after close()', async () => {
-    const engine = createRedisEngine(redis.url, { maxReconnectDelayMs: 100 });
-    engines.push(engine);
+    const engine = nodes.track(createRedisEngine(redis.url, { maxReconnectDelayMs: 100 }));
     const statuses: string[] = [];
     engine.broker.on('status', (status) => statuses.push(status));
     expect(engine.status).toBe('connecting');

@@ -1,10 +1,10 @@
-import { OutcomeUnknownError, type Publication, StoreUnavailableError } from '@authsocket/server';
+import { OutcomeUnknownError, StoreUnavailableError } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerStatus, createRedisEngine, Keys, type RedisEngine } from '../src/index.js';
-import { RedisCluster, until } from './helpers.js';
+import { Keys } from '../src/index.js';
+import { type EngineNode, EngineNodes, FAST_LIVENESS, RedisCluster, until } from './helpers.js';
 
 let cluster: RedisCluster;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   cluster = await RedisCluster.start(3, 1);
@@ -12,45 +12,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => nodes.closeAll());
 
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly statuses: BrokerStatus[];
-  resyncs: number;
-}
-
-async function node(): Promise<Node> {
-  const engine = createRedisEngine(
-    { cluster: cluster.seeds },
-    { commandTimeoutMs: 500, maxReconnectDelayMs: 100, livenessIntervalMs: 200, livenessTimeoutMs: 500 },
-  );
-  engines.push(engine);
-  const self: Node = { engine, received: [], statuses: [], resyncs: 0 };
-  engine.broker.on('status', (status) => self.statuses.push(status));
-  await engine.broker.start({
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: () => {},
-    resync: () => {
-      self.resyncs++;
-    },
-  });
-  return self;
-}
+const node = () => nodes.start({ cluster: cluster.seeds }, FAST_LIVENESS);
 
 describe('Redis Cluster failover', () => {
   it('resubscribes on the promoted replica when a master is killed, losing nothing acknowledged', async () => {
     const [a, b] = await Promise.all([node(), node()]);
     const stream = 'user:cluster-failover';
     const { channel } = new Keys('authsocket:', 16).stream(stream);
-    const publish = (n: Node, data: string) => n.engine.broker.publish({ to: { user: 'cluster-failover' }, data, stream });
+    const publish = (n: EngineNode, data: string) => n.engine.broker.publish({ to: { user: 'cluster-failover' }, data, stream });
     const acknowledged: string[] = [];
     for (let i = 0; i < 5; i++) {
       expect(await publish(i % 2 === 0 ? a : b, `"before ${i}"`)).toBe(1);

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { type BrokerHandlers, ConfigError, type ControlMessage, type Publication, ticketKey } from '@authsocket/server';
+import { ConfigError, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerStatus, createRedisEngine, Keys, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
-import { RedisCluster, RedisServer, until } from './helpers.js';
+import { type BrokerStatus, createRedisEngine, Keys, type RedisEngineOptions } from '../src/index.js';
+import { type EngineNode, EngineNodes, RedisCluster, RedisServer, until } from './helpers.js';
 
 let cluster: RedisCluster;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   cluster = await RedisCluster.start(3);
@@ -13,31 +13,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => nodes.closeAll());
 
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly controls: ControlMessage[];
-}
-
-async function node(options: RedisEngineOptions = {}): Promise<Node> {
-  const engine = createRedisEngine({ cluster: cluster.seeds }, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
-  engines.push(engine);
-  const self: Node = { engine, received: [], controls: [] };
-  const handlers: BrokerHandlers = {
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: (message) => self.controls.push(message),
-  };
-  await engine.broker.start(handlers);
-  return self;
-}
+const node = (options: RedisEngineOptions = {}) =>
+  nodes.start({ cluster: cluster.seeds }, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
 
 /** One stream name per shard, so a test touches every shard channel and every slot owner. */
 function streamPerShard(keys: Keys, tag: string): string[] {
@@ -107,7 +86,7 @@ describe('Redis Cluster target', () => {
   it('keeps an idempotency key in the stream’s slot: the same key publishes once', async () => {
     const [a, b] = await Promise.all([node(), node()]);
     const stream = `user:idem-${randomBytes(4).toString('hex')}`;
-    const publish = (n: Node, data: string) =>
+    const publish = (n: EngineNode, data: string) =>
       n.engine.broker.publish({ to: { user: 'idem' }, data, stream }, { idempotencyKey: 'order-1' });
     expect(await publish(a, '"first"')).toBe(1);
     expect(await publish(b, '"retry"')).toBe(0);
@@ -119,8 +98,7 @@ describe('Redis Cluster target', () => {
 
 describe('Redis Cluster misconfiguration', () => {
   it('refuses a redis:// URL that points at a Cluster node, with a ConfigError naming the URL', async () => {
-    const engine = createRedisEngine(`redis://127.0.0.1:${cluster.nodes[0]!.port}`, { connectTimeoutMs: 3_000 });
-    engines.push(engine);
+    const engine = nodes.track(createRedisEngine(`redis://127.0.0.1:${cluster.nodes[0]!.port}`, { connectTimeoutMs: 3_000 }));
     const error = await engine.ready().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ConfigError);
     expect(error).toMatchObject({ option: 'url', message: expect.stringContaining('Redis Cluster node') });
@@ -129,8 +107,7 @@ describe('Redis Cluster misconfiguration', () => {
   it('refuses a cluster target whose nodes are not in cluster mode', async () => {
     const standalone = await RedisServer.start();
     try {
-      const engine = createRedisEngine({ cluster: [`127.0.0.1:${standalone.port}`] }, { connectTimeoutMs: 3_000 });
-      engines.push(engine);
+      const engine = nodes.track(createRedisEngine({ cluster: [`127.0.0.1:${standalone.port}`] }, { connectTimeoutMs: 3_000 }));
       const error = await engine.ready().catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({ option: 'cluster', message: expect.stringContaining('not in cluster mode') });

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { OutcomeUnknownError, type Publication, StoreUnavailableError, ticketKey } from '@authsocket/server';
+import { OutcomeUnknownError, StoreUnavailableError, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerStatus, createRedisEngine, type RedisEngine } from '../src/index.js';
-import { RedisServer, TcpProxy, until } from './helpers.js';
+import { EngineNodes, RedisServer, TcpProxy, until } from './helpers.js';
 
 let redis: RedisServer;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -14,31 +13,9 @@ afterAll(async () => {
   redis.signal('SIGCONT');
   await redis.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => nodes.closeAll());
 
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly statuses: BrokerStatus[];
-}
-
-async function node(url = redis.url): Promise<Node> {
-  const engine = createRedisEngine(url, { commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
-  engines.push(engine);
-  const self: Node = { engine, received: [], statuses: [] };
-  engine.broker.on('status', (status) => self.statuses.push(status));
-  await engine.broker.start({
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: () => {},
-  });
-  return self;
-}
+const node = (url = redis.url) => nodes.start(url, { commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
 
 const record = () => {
   const now = Date.now();

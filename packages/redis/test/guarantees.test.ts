@@ -1,18 +1,12 @@
-import {
-  type BrokerHandlers,
-  OutcomeUnknownError,
-  type Publication,
-  silentLogger,
-  StoreUnavailableError,
-} from '@authsocket/server';
+import { OutcomeUnknownError, type Publication, silentLogger, StoreUnavailableError } from '@authsocket/server';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisEngine, Keys, RedisBroker, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
+import { Keys, RedisBroker, type RedisEngineOptions } from '../src/index.js';
 import { Subscriber } from '../src/subscriber.js';
-import { RedisServer, TcpProxy, until } from './helpers.js';
+import { type EngineNode, EngineNodes, FAST_LIVENESS, RedisServer, TcpProxy, until } from './helpers.js';
 
 let redis: RedisServer;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
@@ -24,36 +18,12 @@ afterAll(async () => {
 });
 afterEach(async () => {
   redis.signal('SIGCONT');
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
+  await nodes.closeAll();
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  resyncs: number;
-}
-
-const FAST = { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, livenessIntervalMs: 200, livenessTimeoutMs: 500 };
-
-async function node(url = redis.url, options: RedisEngineOptions = {}): Promise<Node> {
-  const engine = createRedisEngine(url, { ...FAST, ...options });
-  engines.push(engine);
-  const self: Node = { engine, received: [], resyncs: 0 };
-  const handlers: BrokerHandlers = {
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: () => {},
-    resync: () => {
-      self.resyncs++;
-    },
-  };
-  await engine.broker.start(handlers);
-  return self;
-}
+const node = (url = redis.url, options: RedisEngineOptions = {}) =>
+  nodes.start(url, { ...FAST_LIVENESS, commandTimeoutMs: 1_000, ...options });
 
 let counter = 0;
 const fresh = (base: string) => `${base}-${++counter}-${Date.now()}`;
@@ -69,7 +39,7 @@ describe('idempotency keys', () => {
     const [a, b] = await Promise.all([node(), node()]);
     const user = fresh('idem');
     const stream = `user:${user}`;
-    const publish = (n: Node, to: Publication['to'], key: string, data: string, on = stream) =>
+    const publish = (n: EngineNode, to: Publication['to'], key: string, data: string, on = stream) =>
       n.engine.broker.publish({ to, data, stream: on }, { idempotencyKey: key });
     expect(await publish(a, { user }, 'order-1', '"first"')).toBe(1);
     expect(await publish(b, { user }, 'order-1', '"again"')).toBe(0);

@@ -1,5 +1,6 @@
 import net from 'node:net';
 
+export { type EngineNode, EngineNodes, FAST_LIVENESS } from './engine-nodes.js';
 export { freePorts, RedisServer } from './redis-server.js';
 export { RedisCluster, SentinelSet } from './redis-topologies.js';
 

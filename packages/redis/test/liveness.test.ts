@@ -1,7 +1,6 @@
-import type { Logger, Publication } from '@authsocket/server';
+import type { Logger } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerStatus, createRedisEngine, type RedisEngine } from '../src/index.js';
-import { RedisServer, TcpProxy, until } from './helpers.js';
+import { EngineNodes, RedisServer, TcpProxy, until } from './helpers.js';
 
 // Liveness is what notices a frozen server or a silent partition: TCP alone sees neither (nothing
 // is closed, and a SIGSTOPped process's kernel still ACKs), so without the PING the engine stays
@@ -9,7 +8,7 @@ import { RedisServer, TcpProxy, until } from './helpers.js';
 const LIVENESS = { livenessIntervalMs: 200, livenessTimeoutMs: 500 };
 
 let redis: RedisServer;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -20,17 +19,8 @@ afterAll(async () => {
 });
 afterEach(async () => {
   redis.signal('SIGCONT');
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
+  await nodes.closeAll();
 });
-
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly statuses: BrokerStatus[];
-  /** When each status was entered (ms since epoch). */
-  readonly at: number[];
-}
 
 /** Every log line as `level message [status]`, to check what an operator sees. */
 function recorder(lines: string[]): Logger {
@@ -39,29 +29,14 @@ function recorder(lines: string[]): Logger {
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-async function node(url = redis.url, logger?: Logger): Promise<Node> {
-  const engine = createRedisEngine(url, {
+const node = (url = redis.url, logger?: Logger) =>
+  nodes.start(url, {
     commandTimeoutMs: 5_000,
     maxReconnectDelayMs: 100,
     connectTimeoutMs: 1_000,
     ...LIVENESS,
     ...(logger ? { logger } : {}),
   });
-  engines.push(engine);
-  const self: Node = { engine, received: [], statuses: [], at: [] };
-  engine.broker.on('status', (status) => {
-    self.statuses.push(status);
-    self.at.push(Date.now());
-  });
-  await engine.broker.start({
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: () => {},
-  });
-  return self;
-}
 
 describe('liveness PING', () => {
   it('marks the broker not ready when Redis freezes (SIGSTOP), and ready again when it thaws', async () => {
@@ -71,7 +46,7 @@ describe('liveness PING', () => {
     redis.signal('SIGSTOP');
     // The command timeout is 5 s: only the PING (500 ms) can notice this soon.
     await until(() => a.engine.status === 'reconnecting', 2_500, 'reconnecting while frozen');
-    const detectedAfterMs = a.at.at(-1)! - frozen;
+    const detectedAfterMs = a.statusAt.at(-1)! - frozen;
     expect(detectedAfterMs).toBeLessThan(LIVENESS.livenessTimeoutMs + LIVENESS.livenessIntervalMs + 1_000);
     redis.signal('SIGCONT');
     await a.engine.ready(3_000);

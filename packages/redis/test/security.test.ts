@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type Publication, StoreUnavailableError, ticketKey } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
-import { freePorts, RedisServer, until } from './helpers.js';
+import { EngineNodes, freePorts, RedisServer, until } from './helpers.js';
 
 /**
  * The least an application user needs: its keys and channels, the commands the stores and scripts
@@ -19,16 +19,11 @@ const ACL_RULES = [
   '+time', '+hmget', '+hset', '+hincrby', '+del', '+pexpire', '+xadd', '+xrange', '+xtrim',
 ];
 
-let engines: RedisEngine[] = [];
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+const engines = new EngineNodes();
+afterEach(() => engines.closeAll());
 
 function engine(url: string, options: RedisEngineOptions = {}): RedisEngine {
-  const created = createRedisEngine(url, { commandTimeoutMs: 1_000, connectTimeoutMs: 2_000, maxReconnectDelayMs: 100, ...options });
-  engines.push(created);
-  return created;
+  return engines.track(createRedisEngine(url, { commandTimeoutMs: 1_000, connectTimeoutMs: 2_000, maxReconnectDelayMs: 100, ...options }));
 }
 
 const record = () => {

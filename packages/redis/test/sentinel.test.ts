@@ -1,10 +1,9 @@
-import { OutcomeUnknownError, type Publication, StoreUnavailableError } from '@authsocket/server';
+import { OutcomeUnknownError, StoreUnavailableError } from '@authsocket/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerStatus, createRedisEngine, type RedisEngine } from '../src/index.js';
-import { SentinelSet, until } from './helpers.js';
+import { type EngineNode, EngineNodes, FAST_LIVENESS, SentinelSet, until } from './helpers.js';
 
 let set: SentinelSet;
-let engines: RedisEngine[] = [];
+const nodes = new EngineNodes();
 
 beforeAll(async () => {
   set = await SentinelSet.start(1);
@@ -12,44 +11,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await set?.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => nodes.closeAll());
 
-interface Node {
-  readonly engine: RedisEngine;
-  readonly received: Publication[];
-  readonly statuses: BrokerStatus[];
-  resyncs: number;
-}
-
-async function node(): Promise<Node> {
-  const engine = createRedisEngine(
-    { sentinels: set.addresses, name: set.name },
-    { commandTimeoutMs: 500, maxReconnectDelayMs: 100, livenessIntervalMs: 200, livenessTimeoutMs: 500 },
-  );
-  engines.push(engine);
-  const self: Node = { engine, received: [], statuses: [], resyncs: 0 };
-  engine.broker.on('status', (status) => self.statuses.push(status));
-  await engine.broker.start({
-    publication: (publication) => {
-      self.received.push(publication);
-      return 1;
-    },
-    control: () => {},
-    resync: () => {
-      self.resyncs++;
-    },
-  });
-  return self;
-}
+const node = () => nodes.start({ sentinels: set.addresses, name: set.name }, FAST_LIVENESS);
 
 describe('Sentinel target', () => {
   it('follows a failover (master killed): nothing acknowledged is lost, and the engine is ready again', async () => {
     const [a, b] = await Promise.all([node(), node()]);
     const stream = 'user:sentinel';
-    const publish = (n: Node, data: string) => n.engine.broker.publish({ to: { user: 'sentinel' }, data, stream });
+    const publish = (n: EngineNode, data: string) => n.engine.broker.publish({ to: { user: 'sentinel' }, data, stream });
     const acknowledged: string[] = [];
     for (let i = 0; i < 20; i++) {
       expect(await publish(i % 2 === 0 ? a : b, `"before ${i}"`)).toBe(1);

@@ -3,10 +3,10 @@ import { StoreUnavailableError, type TicketRecord, ticketKey } from '@authsocket
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine, type RedisEngine, type RedisEngineOptions } from '../src/index.js';
-import { RedisServer } from './helpers.js';
+import { EngineNodes, RedisServer } from './helpers.js';
 
 let redis: RedisServer;
-let engines: RedisEngine[] = [];
+const engines = new EngineNodes();
 
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -14,14 +14,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.stop();
 });
-afterEach(async () => {
-  await Promise.all(engines.map((engine) => engine.close()));
-  engines = [];
-});
+afterEach(() => engines.closeAll());
 
 async function engine(options: RedisEngineOptions = {}, url = redis.url): Promise<RedisEngine> {
-  const created = createRedisEngine(url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options });
-  engines.push(created);
+  const created = engines.track(createRedisEngine(url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, ...options }));
   await created.ready();
   return created;
 }
@@ -140,8 +136,7 @@ describe('createRedisEngine', () => {
   });
 
   it('fails closed quickly when Redis cannot be reached', async () => {
-    const unreachable = createRedisEngine('redis://127.0.0.1:1', { commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
-    engines.push(unreachable);
+    const unreachable = engines.track(createRedisEngine('redis://127.0.0.1:1', { commandTimeoutMs: 500, maxReconnectDelayMs: 100 }));
     const started = Date.now();
     await expect(unreachable.ticketStore.put(newKey(), record(), 1_000)).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(unreachable.ticketStore.take(newKey(), true)).rejects.toBeInstanceOf(StoreUnavailableError);

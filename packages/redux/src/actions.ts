@@ -1,4 +1,5 @@
 import type { AuthCredentials, AuthenticatedEvent, CloseEvent, ReauthRequiredEvent, StateChange } from '@authsocket/client';
+import { isPlainObject } from '@authsocket/protocol';
 import type { ActionTypeNames } from './action-types.js';
 
 // Action shapes are type aliases, not interfaces: only aliases are assignable to Redux's `UnknownAction`.
@@ -136,23 +137,19 @@ export type AuthSocketLifecycleAction<N extends ActionTypeNames = ActionTypeName
   | ErrorAction<N['error']>
   | StateChangedAction<N['stateChanged']>;
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
 /** True for an object with a string `type`: what Redux accepts as an action. */
 export function isAction(value: unknown): value is { readonly type: string } {
-  return isObject(value) && typeof value.type === 'string';
+  return isPlainObject(value) && typeof value.type === 'string';
 }
 
 /** True for an action with `meta.websocket === true`. */
 export function isWebSocketAction(action: unknown): action is WebSocketAction {
-  return isAction(action) && isObject((action as { meta?: unknown }).meta) && (action as WebSocketAction).meta.websocket === true;
+  return isAction(action) && isPlainObject((action as { meta?: unknown }).meta) && (action as WebSocketAction).meta.websocket === true;
 }
 
 /** True for an action the middleware dispatched from a server message (`meta.fromServer === true`). */
 export function isServerAction(action: unknown): action is ServerAction {
-  return isAction(action) && isObject((action as { meta?: unknown }).meta) && (action as ServerAction).meta.fromServer === true;
+  return isAction(action) && isPlainObject((action as { meta?: unknown }).meta) && (action as ServerAction).meta.fromServer === true;
 }
 
 /** Plain data for an error: `name`, `message` and, for `AuthSocketError`s, `code`. */

@@ -1,4 +1,5 @@
 import { type AuthCredentials, AuthSocket, type AuthSocketOptions, type InboundMessage, UnauthorizedError } from '@authsocket/client';
+import { isPlainObject } from '@authsocket/protocol';
 import type { Action, Dispatch, Middleware, MiddlewareAPI } from 'redux';
 import { type ActionTypeNames, type ResolvedActionTypes, resolveActionTypes } from './action-types.js';
 import {
@@ -146,7 +147,7 @@ export function createAuthSocketMiddleware<const T extends Partial<ActionTypeNam
     const data = message.data;
     if (!isAction(data) || reserved.has(data.type)) return;
     const original = (data as { meta?: unknown }).meta;
-    const { websocket: _websocket, ...meta } = isRecord(original) ? original : {};
+    const { websocket: _websocket, ...meta } = isPlainObject(original) ? original : {};
     const serverMeta: ServerActionMeta = { ...meta, fromServer: true, ...(message.topic !== undefined ? { topic: message.topic } : {}) };
     const action: ServerAction = { ...(data as Record<string, unknown>), type: data.type, meta: serverMeta };
     if (filterServerAction) {
@@ -306,17 +307,13 @@ function buildClient<T extends Partial<ActionTypeNames>, S>(
   return new AuthSocket({ ...(clientOptions as unknown as AuthSocketOptions), getToken: tokenProvider });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function isToken(value: unknown): value is string {
   return typeof value === 'string' && value !== '';
 }
 
 function toCredentials(payload: unknown): AuthCredentials | undefined {
   if (isToken(payload)) return { token: payload };
-  if (!isRecord(payload)) return undefined;
+  if (!isPlainObject(payload)) return undefined;
   const { ticket, token } = payload;
   if ((ticket !== undefined && !isToken(ticket)) || (token !== undefined && !isToken(token))) return undefined;
   if (ticket === undefined && token === undefined) return undefined;
