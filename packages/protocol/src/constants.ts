@@ -21,6 +21,7 @@ export const TICKET_PATH = '/auth/ticket';
 export const LIMITS = Object.freeze({
   idLength: 64,
   topicLength: 256,
+  methodLength: 128,
   tokenLength: 8192,
   streamNameLength: 256,
   epochLength: 64,

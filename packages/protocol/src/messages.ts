@@ -14,6 +14,8 @@ export const MessageType = Object.freeze({
   Logout: 'logout',
   /** client -> server */
   Ping: 'ping',
+  /** client -> server: a request for the backend, answered by `result` or `error` with its `id` */
+  Rpc: 'rpc',
   /** server -> client */
   AuthOk: 'auth_ok',
   /** server -> client */
@@ -26,6 +28,8 @@ export const MessageType = Object.freeze({
   LoggedOut: 'logged_out',
   /** server -> client */
   Pong: 'pong',
+  /** server -> client: the answer to an `rpc` */
+  Result: 'result',
 } as const);
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -78,8 +82,19 @@ export interface PingMessage {
   readonly id?: string;
 }
 
+export interface RpcMessage {
+  readonly type: typeof MessageType.Rpc;
+  /** Required: the `result` or `error` answering it carries the same `id`. */
+  readonly id: string;
+  readonly method: string;
+  readonly data?: unknown;
+  /** Per-message-auth mode: the token for this request. */
+  readonly token?: string;
+}
+
 export type ClientMessage =
   | AuthMessage
+  | RpcMessage
   | ClientDataMessage
   | SubscribeMessage
   | UnsubscribeMessage
@@ -106,6 +121,8 @@ export interface AuthOkMessage {
   readonly expiresAt: number;
   /** Positions of the streams this connection reads (its user stream, resumed topics). */
   readonly streams?: Readonly<Record<string, StreamState>>;
+  /** What the application's backend added on connect (or refresh). */
+  readonly data?: unknown;
 }
 
 export type ReauthReason = 'expiring' | 'expired';
@@ -131,10 +148,24 @@ export interface AckMessage {
   readonly id: string;
   /** On a `subscribe`: the topic stream's position (and whether `since` was recovered). */
   readonly streams?: Readonly<Record<string, StreamState>>;
+  /** On a `subscribe`: what the application's backend added. */
+  readonly data?: unknown;
 }
 
-/** Codes of the non-fatal `error` frame. */
-export type ErrorCode = 'forbidden' | 'rejected' | 'rate_limited';
+/** The answer to an `rpc`: the backend's response. */
+export interface ResultMessage {
+  readonly type: typeof MessageType.Result;
+  readonly id: string;
+  readonly data: unknown;
+}
+
+/**
+ * Codes of the non-fatal `error` frame: `forbidden` (not allowed), `rejected` (the application said
+ * no; `data` may say why), `rate_limited`, `unavailable` (the backend is down, slow or overloaded:
+ * `temporary`, retry later), `not_found` (no such rpc method), `bad_request` (the frame was
+ * well-formed but the backend cannot take it).
+ */
+export type ErrorCode = 'forbidden' | 'rejected' | 'rate_limited' | 'unavailable' | 'not_found' | 'bad_request';
 
 export interface ErrorMessage {
   readonly type: typeof MessageType.Error;
@@ -143,6 +174,10 @@ export interface ErrorMessage {
   readonly message: string;
   /** With `rate_limited`: how long to wait before reconnecting, in ms. */
   readonly retryAfter?: number;
+  /** True when the same request may succeed later (`unavailable`): retry it, do not give up. */
+  readonly temporary?: boolean;
+  /** What the application added to a refusal. */
+  readonly data?: unknown;
 }
 
 export interface LoggedOutMessage {
@@ -161,4 +196,5 @@ export type ServerMessage =
   | AckMessage
   | ErrorMessage
   | LoggedOutMessage
-  | PongMessage;
+  | PongMessage
+  | ResultMessage;

@@ -20,6 +20,8 @@ const text =
       ? undefined
       : `a string of ${min}-${max} characters`;
 
+const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : 'a boolean');
+
 const anyJson: Check = (value) => (value === undefined ? 'present' : undefined);
 
 const timestamp: Check = (value) =>
@@ -78,10 +80,11 @@ const CLIENT_SCHEMAS: Readonly<Record<string, Schema>> = {
   [MessageType.Publish]: { topic: required(topic), data: required(anyJson), id: optional(id), token: optional(token) },
   [MessageType.Logout]: {},
   [MessageType.Ping]: { id: optional(id) },
+  [MessageType.Rpc]: { id: required(id), method: required(text(LIMITS.methodLength)), data: optional(anyJson), token: optional(token) },
 };
 
 const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
-  [MessageType.AuthOk]: { user: required(text(1024)), expiresAt: required(timestamp), streams: optional(streamStates) },
+  [MessageType.AuthOk]: { user: required(text(1024)), expiresAt: required(timestamp), streams: optional(streamStates), data: optional(anyJson) },
   [MessageType.ReauthRequired]: { deadline: required(timestamp), reason: required(oneOf('expiring', 'expired')) },
   [MessageType.Message]: {
     data: required(anyJson),
@@ -90,12 +93,15 @@ const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
     offset: optional(timestamp),
     epoch: optional(text(LIMITS.epochLength)),
   },
-  [MessageType.Ack]: { id: required(id), streams: optional(streamStates) },
+  [MessageType.Ack]: { id: required(id), streams: optional(streamStates), data: optional(anyJson) },
+  [MessageType.Result]: { id: required(id), data: required(anyJson) },
   [MessageType.Error]: {
     id: optional(id),
-    code: required(oneOf('forbidden', 'rejected', 'rate_limited')),
+    code: required(oneOf('forbidden', 'rejected', 'rate_limited', 'unavailable', 'not_found', 'bad_request')),
     message: required(text(1024, 0)),
     retryAfter: optional(timestamp),
+    temporary: optional(boolean),
+    data: optional(anyJson),
   },
   [MessageType.LoggedOut]: {},
   [MessageType.Pong]: { id: optional(id) },

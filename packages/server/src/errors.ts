@@ -1,4 +1,4 @@
-import { AuthSocketError, CloseCode, ProtocolError } from '@authsocket/protocol';
+import { AuthSocketError, CloseCode, type ErrorCode, ProtocolError } from '@authsocket/protocol';
 
 export { AuthSocketError };
 
@@ -10,7 +10,8 @@ export type AuthSocketErrorCode =
   | 'ERR_REVOKED'
   | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_OUTCOME_UNKNOWN'
-  | 'ERR_INVALID_OPTION';
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_HANDLER';
 
 /** Why a token was refused; stable values for logs and metrics. Never carries the token itself. */
 export type TokenFailureReason =
@@ -82,6 +83,33 @@ export class ConfigError extends AuthSocketError {
   constructor(option: string, message: string) {
     super('ERR_INVALID_OPTION', `invalid option '${option}': ${message}`);
     this.option = option;
+  }
+}
+
+/**
+ * A handler's (the application's, or its backend's) answer "no" or "not now", and what the client is
+ * told: an `error` frame with `errorCode` for a request, or, from `onConnect`, a close with
+ * `closeCode` (default `4403` for a refusal, `1013` try-again-later for `unavailable`).
+ */
+export class HandlerError extends AuthSocketError {
+  declare readonly code: 'ERR_HANDLER';
+  readonly errorCode: ErrorCode;
+  /** The same request may succeed later: the client should retry it (`unavailable`). */
+  readonly temporary: boolean;
+  /** What the application adds for the client (`error.data`). */
+  readonly data: unknown;
+  readonly closeCode: number;
+
+  constructor(
+    errorCode: ErrorCode,
+    message: string,
+    options: { temporary?: boolean; data?: unknown; closeCode?: number; cause?: unknown } = {},
+  ) {
+    super('ERR_HANDLER', message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.errorCode = errorCode;
+    this.temporary = options.temporary ?? errorCode === 'unavailable';
+    this.data = options.data;
+    this.closeCode = options.closeCode ?? (errorCode === 'unavailable' ? CloseCode.TryAgainLater : CloseCode.Forbidden);
   }
 }
 

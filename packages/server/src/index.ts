@@ -7,6 +7,7 @@ export {
   classify,
   ConfigError,
   type ErrorClass,
+  HandlerError,
   OutcomeUnknownError,
   RevokedError,
   StoreUnavailableError,
@@ -19,16 +20,22 @@ export { createGateway, Gateway } from './adapters/node-ws.js';
 export { GatewayCore } from './core/gateway.js';
 export type { Admitted, Refused } from './core/admission.js';
 export {
+  type ConnectContext,
+  type ConnectResult,
+  type DisconnectEvent,
   type HttpReply,
   type HttpRequest,
   type MessageContext,
   type MessageHandler,
+  type PublishContext,
+  type RpcContext,
   type ServerSocket,
   type SocketEvents,
   SocketState,
   type SubscribeContext,
   type Transport,
   type UpgradeRequest,
+  type Verdict,
 } from './core/ports.js';
 export type {
   Audience,

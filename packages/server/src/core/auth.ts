@@ -4,17 +4,19 @@ import {
   type StreamPosition,
   type StreamState,
   TOPIC_STREAM_PREFIX,
+  topicStream,
   userStream,
 } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
-import { classify } from '../errors.js';
+import { classify, HandlerError } from '../errors.js';
 import type { AuthMethod, AuthStage, Identity } from '../events.js';
 import type { VerifiedToken } from '../token-verifier.js';
 import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { streamStates } from './recovery.js';
+import type { ConnectResult, Verdict } from './ports.js';
 import type { Session } from './session.js';
-import { SubscribeRequest } from './message-context.js';
+import { ConnectRequest, decide, TopicRequest } from './message-context.js';
 
 /** Authentication on an open socket: `auth` frames, reauth, per-message tokens, and binding identities. */
 export class Auth extends CorePart {
@@ -122,9 +124,18 @@ export class Auth extends CorePart {
   ): Promise<void> {
     const isNew = session.user === undefined;
     const wasHeld = session.state === 'held';
+    const connecting = this.#connect(session, identity, !isNew);
+    // Awaited only when there is a handler: without one, binding stays free of a yield.
+    const connected = isPromise(connecting) ? await connecting : connecting;
+    if (connected === false || session.isClosed()) return;
     session.bind(identity);
     const { events, expiry, registry } = this.core;
-    const authOk = { type: MessageType.AuthOk, user: identity.user, expiresAt: identity.expiresAt } as const;
+    const authOk = {
+      type: MessageType.AuthOk,
+      user: identity.user,
+      expiresAt: identity.expiresAt,
+      ...(connected?.data === undefined ? {} : { data: connected.data }),
+    } as const;
     if (!isNew) {
       // In band: this socket missed nothing, what it did not get is in its held queue.
       session.writeFrame(authOk);
@@ -137,11 +148,13 @@ export class Auth extends CorePart {
     }
     const own = userStream(identity.user);
     const wanted = new Map<string, StreamPosition | undefined>([[own, resume?.[own]]]);
+    // Topics the backend subscribes the connection to on connect: joined like a subscribe without `since`.
+    for (const topic of connected?.topics ?? []) if (!wanted.has(topicStream(topic))) wanted.set(topicStream(topic), resume?.[topicStream(topic)]);
     let forbidden: Record<string, StreamState> | undefined;
     for (const [stream, position] of resume ? Object.entries(resume) : []) {
       if (wanted.has(stream)) continue;
       const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
-      if (topic !== undefined && topic.length > 0 && (await this.maySubscribe(session, identity.claims, topic))) {
+      if (topic !== undefined && topic.length > 0 && (await this.#mayResume(session, identity.claims, topic))) {
         wanted.set(stream, position);
       } else {
         // Resume re-checks authorization: a stream this user may not read yields nothing.
@@ -164,11 +177,57 @@ export class Auth extends CorePart {
     events.emit('authenticated', { connection: session, method });
   }
 
+  /**
+   * The handler's `onConnect` for an identity about to be bound: what it adds, or false when it
+   * refused (the session is then closed). A refresh the backend could not answer keeps the
+   * verified token: a backend outage must not log valid users out.
+   */
+  #connect(session: Session, identity: Identity, refresh: boolean): ConnectResult | undefined | false | Promise<ConnectResult | undefined | false> {
+    const { handler } = this.core;
+    if (handler.onConnect === undefined) return undefined;
+    const request = new ConnectRequest(this.core, session, identity.user, identity.claims, identity.expiresAt, refresh);
+    const refused = (error: unknown): false | undefined => {
+      if (session.isClosed()) return false;
+      const known = error instanceof HandlerError ? error : undefined;
+      if (refresh && (known === undefined || known.temporary)) {
+        this.options.logger.warn({ id: session.id, err: String(error) }, 'refresh handler failed: keeping the verified token');
+        return undefined;
+      }
+      if (known === undefined) this.options.logger.warn({ id: session.id, err: String(error) }, 'connect handler failed');
+      this.core.events.emit('authFailed', { stage: 'auth', reason: known ? `handler_${known.errorCode}` : 'handler_failed' });
+      session.close(known ? sendableCloseCode(known.closeCode) : CloseCode.InternalError, known?.message ?? 'internal error');
+      return false;
+    };
+    try {
+      const result = handler.onConnect(request);
+      if (!isPromise(result)) return result ?? undefined;
+      return result.then((value) => value ?? undefined, refused);
+    } catch (error) {
+      return refused(error);
+    }
+  }
+
+  /** A topic in a resume: joined only on a clear yes; a failing handler counts as no (and is logged). */
+  async #mayResume(session: Session, claims: JWTPayload, topic: string): Promise<boolean> {
+    try {
+      return decide(await this.maySubscribe(session, claims, topic)).allow;
+    } catch (error) {
+      this.options.logger.warn({ id: session.id, err: String(error) }, 'subscribe handler failed during a resume');
+      return false;
+    }
+  }
+
   /** Whether the session's user may join `topic`: the handler's `onSubscribe`, else `authorize`. */
-  maySubscribe(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
+  maySubscribe(session: Session, claims: JWTPayload, topic: string): Verdict | Promise<Verdict> {
     const { handler } = this.core;
     const user = session.user as string;
     if (handler.onSubscribe === undefined) return this.options.authorize(user, 'subscribe', topic);
-    return handler.onSubscribe(new SubscribeRequest(this.core, session, user, claims, topic));
+    return handler.onSubscribe(new TopicRequest(this.core, session, user, claims, topic));
   }
+}
+
+/** A close code a handler may choose: `1000`, `1008`, `1011`, `1013` or the application range; else `4403`. */
+function sendableCloseCode(code: number): number {
+  const sendable = code === 1000 || code === 1008 || code === 1011 || code === 1013 || (code >= 4000 && code <= 4999);
+  return Number.isInteger(code) && sendable ? code : CloseCode.Forbidden;
 }

@@ -2,7 +2,8 @@ import { type ClientMessage, CloseCode, MessageType, type StreamPosition, topicS
 import type { JWTPayload } from 'jose';
 import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
-import { MessageRequest } from './message-context.js';
+import { HandlerError } from '../errors.js';
+import { decide, errorFrame, MessageRequest, RpcRequest, TopicRequest } from './message-context.js';
 import type { Session } from './session.js';
 
 /** What each client frame does, once it is parsed and its turn has come. */
@@ -30,13 +31,15 @@ export class Commands extends CorePart {
       return;
     }
     const perMessage =
-      this.options.perMessageAuth && (frame.type === MessageType.Message || frame.type === MessageType.Publish);
+      this.options.perMessageAuth &&
+      (frame.type === MessageType.Message || frame.type === MessageType.Publish || frame.type === MessageType.Rpc);
     if (perMessage) {
-      if (frame.token === undefined) return auth.unauthorized(session, 'per_message', 'missing', 'token required');
+      const { token } = frame;
+      if (token === undefined) return auth.unauthorized(session, 'per_message', 'missing', 'token required');
       // Fast path: a cached token of this session's user, checked without a promise or a pause.
-      const claims = auth.current(session, frame.token);
-      if (claims !== undefined) return this.#dispatch(session, frame, claims);
-      return auth.withMessageToken(session, frame.token, (verified) => this.#dispatch(session, frame, verified));
+      const claims = auth.current(session, token);
+      if (claims !== undefined) return this.#dispatch(session, frame, claims, token);
+      return auth.withMessageToken(session, token, (verified) => this.#dispatch(session, frame, verified, token));
     }
     if (session.state !== 'authenticated') {
       return auth.unauthorized(session, 'auth', 'not_authenticated', 'authenticate first');
@@ -44,10 +47,12 @@ export class Commands extends CorePart {
     return this.#dispatch(session, frame, session.claims as JWTPayload);
   }
 
-  #dispatch(session: Session, frame: ClientMessage, claims: JWTPayload): void | Promise<void> {
+  #dispatch(session: Session, frame: ClientMessage, claims: JWTPayload, token?: string): void | Promise<void> {
     switch (frame.type) {
       case MessageType.Message:
-        return this.#message(session, frame.data, frame.id, claims);
+        return this.#message(session, frame.data, frame.id, claims, token);
+      case MessageType.Rpc:
+        return this.#rpc(session, frame.id, frame.method, frame.data, claims, token);
       case MessageType.Subscribe:
         return this.#subscribe(session, frame.topic, frame.id, frame.since, claims);
       case MessageType.Unsubscribe:
@@ -55,48 +60,68 @@ export class Commands extends CorePart {
         session.floors.delete(topicStream(frame.topic));
         return this.#ack(session, frame.id);
       case MessageType.Publish:
-        return this.#publish(session, frame.topic, frame.data, frame.id);
+        return this.#publish(session, frame.topic, frame.data, frame.id, claims, token);
       default:
         return;
     }
   }
 
-  #message(session: Session, data: unknown, id: string | undefined, claims: JWTPayload): void {
+  #message(session: Session, data: unknown, id: string | undefined, claims: JWTPayload, token: string | undefined): void {
     const { handler } = this.core;
     if (handler.onMessage === undefined) return this.#ack(session, id);
-    let result: void | Promise<void>;
+    this.#settle(
+      session,
+      id,
+      'message',
+      () => handler.onMessage?.(new MessageRequest(this.core, session, session.user as string, claims, data, token)),
+      () => this.#ack(session, id),
+    );
+  }
+
+  #rpc(session: Session, id: string, method: string, data: unknown, claims: JWTPayload, token: string | undefined): void {
+    const { onRpc } = this.core.handler;
+    if (onRpc === undefined) return session.writeFrame(errorFrame(new HandlerError('not_found', 'no rpc handler'), id, ''));
+    const request = new RpcRequest(this.core, session, session.user as string, claims, method, data, token);
+    this.#settle(session, id, 'rpc', () => onRpc.call(this.core.handler, request), (result) => {
+      session.writeFrame({ type: MessageType.Result, id, data: result ?? null });
+    });
+  }
+
+  /**
+   * Runs a handler's step for request `id` and answers with `done` or an `error` frame. The
+   * handler's own async work does not hold up the next frame; only the answer waits for it.
+   */
+  #settle<T>(session: Session, id: string | undefined, what: string, step: () => T | Promise<T>, done: (result: T) => void): void {
+    const user = session.user;
+    const answer = (result: T) => {
+      if (session.user === user && !session.isClosed()) done(result);
+    };
+    let result: T | Promise<T>;
     try {
-      result = handler.onMessage(new MessageRequest(this.core, session, session.user as string, claims, data));
+      result = step();
     } catch (error) {
-      return this.#rejected(session, id, error);
+      return this.#failed(session, id, what, error);
     }
-    // The application's own async work does not hold up the next frame; only the ack waits for it.
     if (isPromise(result)) {
-      result.then(
-        () => this.#ack(session, id),
-        (error: unknown) => this.#rejected(session, id, error),
-      );
+      result.then(answer, (error: unknown) => this.#failed(session, id, what, error));
     } else {
-      this.#ack(session, id);
+      answer(result);
     }
   }
 
-  #rejected(session: Session, id: string | undefined, error: unknown): void {
-    this.options.logger.warn({ id: session.id, err: String(error) }, 'onMessage rejected a message');
-    session.writeFrame({
-      type: MessageType.Error,
-      ...(id === undefined ? {} : { id }),
-      code: 'rejected',
-      message: 'message rejected',
-    });
+  /** A handler said no, or failed: the client gets an `error` frame, the log says why (never a token). */
+  #failed(session: Session, id: string | undefined, what: string, error: unknown): void {
+    if (session.isClosed()) return;
+    if (!(error instanceof HandlerError)) this.options.logger.warn({ id: session.id, err: String(error) }, `${what} handler failed`);
+    session.writeFrame(errorFrame(error, id, `${what} rejected`));
   }
 
   #ack(session: Session, id: string | undefined): void {
     if (id !== undefined) session.writeFrame({ type: MessageType.Ack, id });
   }
 
-  #forbidden(session: Session, id: string | undefined, message: string): void {
-    session.writeFrame({ type: MessageType.Error, ...(id === undefined ? {} : { id }), code: 'forbidden', message });
+  #forbidden(session: Session, id: string | undefined, message: string, data?: unknown): void {
+    session.writeFrame(errorFrame(new HandlerError('forbidden', message, { data }), id, message));
   }
 
   async #subscribe(
@@ -107,10 +132,16 @@ export class Commands extends CorePart {
     claims: JWTPayload,
   ): Promise<void> {
     const user = session.user as string;
-    const allowed = await this.core.auth.maySubscribe(session, claims, topic);
+    let verdict: { readonly allow: boolean; readonly data?: unknown };
+    try {
+      verdict = decide(await this.core.auth.maySubscribe(session, claims, topic));
+    } catch (error) {
+      return this.#failed(session, id, 'subscribe', error);
+    }
     // Identity may have changed (logout, close) while authorize ran.
     if (session.user !== user || session.isClosed()) return;
-    if (!allowed) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
+    if (!verdict.allow) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`, verdict.data);
+    const extra = verdict.data === undefined ? {} : { data: verdict.data };
     const stream = topicStream(topic);
     if (session.topics.has(topic)) {
       // Already reading it (a client re-subscribing after a resume): nothing changes. A new start
@@ -118,7 +149,7 @@ export class Commands extends CorePart {
       // (losing them) or back over ones it has (sending them twice). The ack says where it stands.
       const position = session.floors.get(stream);
       if (id !== undefined) {
-        session.writeFrame({ type: MessageType.Ack, id, ...(position ? { streams: { [stream]: position } } : {}) });
+        session.writeFrame({ type: MessageType.Ack, id, ...(position ? { streams: { [stream]: position } } : {}), ...extra });
       }
       return;
     }
@@ -129,17 +160,33 @@ export class Commands extends CorePart {
     const recovered = isPromise(recovering) ? await recovering : recovering;
     if (session.user !== user || session.isClosed()) return;
     if (id !== undefined) {
-      session.writeFrame({ type: MessageType.Ack, id, ...(recovered.states ? { streams: recovered.states } : {}) });
+      session.writeFrame({ type: MessageType.Ack, id, ...(recovered.states ? { streams: recovered.states } : {}), ...extra });
     }
     recovery.finish(session, recovered);
   }
 
-  async #publish(session: Session, topic: string, data: unknown, id: string | undefined): Promise<void> {
+  async #publish(session: Session, topic: string, data: unknown, id: string | undefined, claims: JWTPayload, token: string | undefined): Promise<void> {
     const user = session.user as string;
-    const allowed = await this.options.authorize(user, 'publish', topic);
+    const { onPublish } = this.core.handler;
+    let verdict: { readonly allow: boolean; readonly data?: unknown };
+    try {
+      verdict = decide(
+        onPublish === undefined
+          ? await this.options.authorize(user, 'publish', topic)
+          : await onPublish.call(this.core.handler, new TopicRequest(this.core, session, user, claims, topic, data, token)),
+      );
+    } catch (error) {
+      return this.#failed(session, id, 'publish', error);
+    }
     if (session.user !== user || session.isClosed()) return;
-    if (!allowed) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`);
-    await this.core.delivery.publish({ topic }, data, topicStream(topic), undefined);
+    if (!verdict.allow) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`, verdict.data);
+    // An allowing verdict with `data` replaces the payload (a backend that moderates or enriches it).
+    const payload = onPublish !== undefined && 'data' in verdict && verdict.data !== undefined ? verdict.data : data;
+    try {
+      await this.core.delivery.publish({ topic }, payload, topicStream(topic), undefined);
+    } catch (error) {
+      return this.#failed(session, id, 'publish', error);
+    }
     this.#ack(session, id);
   }
 

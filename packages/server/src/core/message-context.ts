@@ -1,8 +1,9 @@
-import { type CloseCode, topicStream } from '@authsocket/protocol';
-import type { PublishOptions } from '../broker.js';
+import { type CloseCode, type ErrorMessage, MessageType, topicStream } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
+import type { PublishOptions } from '../broker.js';
+import { classify, HandlerError } from '../errors.js';
 import type { Core } from './context.js';
-import type { MessageContext, SubscribeContext } from './ports.js';
+import type { ConnectContext, MessageContext, PublishContext, RpcContext, SubscribeContext, Verdict } from './ports.js';
 import type { Session } from './session.js';
 
 /** One frame as a handler sees it: a class, so its methods live once on the prototype. */
@@ -12,13 +13,15 @@ export class MessageRequest implements MessageContext {
   readonly user: string;
   readonly claims: JWTPayload;
   readonly data: unknown;
+  readonly token: string | undefined;
 
-  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, data: unknown) {
+  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, data: unknown, token?: string) {
     this.#core = core;
     this.connection = connection;
     this.user = user;
     this.claims = claims;
     this.data = data;
+    this.token = token;
   }
 
   reply(data: unknown): boolean {
@@ -34,11 +37,59 @@ export class MessageRequest implements MessageContext {
   }
 }
 
-export class SubscribeRequest extends MessageRequest implements SubscribeContext {
+/** `subscribe` and `publish` requests: a topic, and for `publish` its payload. */
+export class TopicRequest extends MessageRequest implements SubscribeContext, PublishContext {
   readonly topic: string;
 
-  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, topic: string) {
-    super(core, connection, user, claims, undefined);
+  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, topic: string, data?: unknown, token?: string) {
+    super(core, connection, user, claims, data, token);
     this.topic = topic;
   }
+}
+
+export class RpcRequest extends MessageRequest implements RpcContext {
+  readonly method: string;
+
+  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, method: string, data: unknown, token?: string) {
+    super(core, connection, user, claims, data, token);
+    this.method = method;
+  }
+}
+
+export class ConnectRequest extends MessageRequest implements ConnectContext {
+  readonly refresh: boolean;
+  readonly expiresAt: number;
+
+  constructor(core: Core, connection: Session, user: string, claims: JWTPayload, expiresAt: number, refresh: boolean, token?: string) {
+    super(core, connection, user, claims, undefined, token);
+    this.expiresAt = expiresAt;
+    this.refresh = refresh;
+  }
+}
+
+/** A verdict as `{allow, data}`; `data` only when the handler gave one. */
+export function decide(verdict: Verdict): { readonly allow: boolean; readonly data?: unknown } {
+  return typeof verdict === 'boolean' ? { allow: verdict } : verdict;
+}
+
+/**
+ * The `error` frame answering request `id` that a handler failed: a `HandlerError` says what the
+ * client sees; anything else is `rejected` with `fallback` as its message (its detail stays in the log).
+ */
+export function errorFrame(error: unknown, id: string | undefined, fallback: string): ErrorMessage {
+  const known = error instanceof HandlerError ? error : storeFailure(error);
+  return {
+    type: MessageType.Error,
+    ...(id === undefined ? {} : { id }),
+    code: known?.errorCode ?? 'rejected',
+    message: known?.message ?? fallback,
+    ...(known?.temporary ? { temporary: true } : {}),
+    ...(known?.data === undefined ? {} : { data: known.data }),
+  };
+}
+
+/** The broker or a store did not answer (503) or lost the outcome (504): temporary for the client. */
+function storeFailure(error: unknown): HandlerError | undefined {
+  const { httpStatus } = classify(error);
+  return httpStatus === 503 || httpStatus === 504 ? new HandlerError('unavailable', 'service unavailable') : undefined;
 }

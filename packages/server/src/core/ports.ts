@@ -83,6 +83,8 @@ export interface MessageContext {
   /** Claims of the token that authenticated this frame (per-message mode) or the connection. */
   readonly claims: JWTPayload;
   readonly data: unknown;
+  /** In per-message-auth mode, the token the client sent with this frame, for a backend to verify itself. */
+  readonly token?: string;
   /** Sends `data` to this connection alone; false when it is not authenticated (nor held). */
   reply(data: unknown): boolean;
   /** Publishes `data` on `topic`, as `gateway.publish` does. */
@@ -96,15 +98,63 @@ export interface SubscribeContext extends MessageContext {
   readonly topic: string;
 }
 
+/** A client's `publish` on `topic`, before it reaches the broker. */
+export interface PublishContext extends MessageContext {
+  readonly topic: string;
+}
+
+/** A client's `rpc` request: `data` is its payload, `method` what it asks for. */
+export interface RpcContext extends MessageContext {
+  readonly method: string;
+}
+
+/**
+ * A verified identity about to be bound to a connection: `refresh` false on its first
+ * authentication (before `auth_ok`), true on an in-band reauth. `expiresAt`: the token's `exp` in ms.
+ */
+export interface ConnectContext extends MessageContext {
+  readonly refresh: boolean;
+  readonly expiresAt: number;
+}
+
+/** What `onConnect` may add to the connection. */
+export interface ConnectResult {
+  /** Sent to the client in `auth_ok.data`. */
+  readonly data?: unknown;
+  /** Topics the connection joins server-side, as if it had subscribed (no authorize check). */
+  readonly topics?: readonly string[];
+}
+
+/** What `onSubscribe` and `onPublish` answer: allow or deny, with data for the ack or a new payload. */
+export type Verdict = boolean | { readonly allow: boolean; readonly data?: unknown };
+
+/** A connection that closed, for `onDisconnect`: best effort, never awaited. */
+export interface DisconnectEvent {
+  readonly connection: Connection;
+  /** Undefined when it never authenticated. */
+  readonly user: string | undefined;
+  readonly code: number;
+  /** How long the connection lived, in ms. */
+  readonly durationMs: number;
+}
+
 /**
  * The application side of the gateway: one implementation per backend path (the in-process
- * callbacks of `GatewayOptions`, an HTTP proxy, a queue). Every method may return a promise.
+ * callbacks of `GatewayOptions`, an HTTP proxy, a queue). Every method may return a promise; a
+ * throw of `HandlerError` says what the client sees (its code, message, and for `onConnect` the
+ * close code), any other throw is `rejected` (or, from `onConnect`, a `1011` close).
  */
 export interface MessageHandler {
+  /** A verified identity, before `auth_ok` (first) or on a reauth: refuse by throwing, or add to it. */
+  onConnect?(context: ConnectContext): void | ConnectResult | Promise<void | ConnectResult>;
   /** A `message` frame: its `ack` follows once this settles; a throw answers `error {code: 'rejected'}`. */
   onMessage?(context: MessageContext): void | Promise<void>;
-  /** A request that expects a result. No frame of `authsocket.v1` carries one yet. */
-  onRpc?(context: MessageContext): unknown;
+  /** An `rpc` frame: what this returns is the `result` frame's `data`. Without it, rpc answers `not_found`. */
+  onRpc?(context: RpcContext): unknown;
   /** Whether the connection may join `context.topic`; undefined lets `authorize` decide. */
-  onSubscribe?(context: SubscribeContext): boolean | Promise<boolean>;
+  onSubscribe?(context: SubscribeContext): Verdict | Promise<Verdict>;
+  /** Whether a client's publish goes out, and with which payload (`data`); undefined lets `authorize` decide. */
+  onPublish?(context: PublishContext): Verdict | Promise<Verdict>;
+  /** A connection closed. Best effort: a crash or a lost process reports nothing. */
+  onDisconnect?(event: DisconnectEvent): void;
 }

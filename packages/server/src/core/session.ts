@@ -50,6 +50,8 @@ export class Session implements Connection, SocketEvents {
   readonly id: number;
   readonly remoteAddress: string | undefined;
   readonly socket: ServerSocket;
+  /** When the socket was accepted (the core's clock, ms). */
+  readonly openedAt: number;
   readonly #core: Core;
   #state: ConnectionState = 'pending';
   #user: string | undefined;
@@ -85,6 +87,7 @@ export class Session implements Connection, SocketEvents {
     this.id = id;
     this.socket = socket;
     this.remoteAddress = remoteAddress;
+    this.openedAt = core.options.clock.now();
   }
 
   get state(): ConnectionState {
@@ -139,12 +142,23 @@ export class Session implements Connection, SocketEvents {
   /** The socket is gone: leave every index, drop every queue, report the close once. */
   closed(code: number): void {
     if (this.#state === 'closed') return;
+    const user = this.#user;
     this.#detach();
     this.#state = 'closed';
     this.#backlog = undefined;
-    const { registry, events } = this.#core;
+    const { registry, events, handler, options } = this.#core;
     registry.all.delete(this);
-    events.emit('close', { connection: this, code: this.#closeCode ?? code });
+    const closeCode = this.#closeCode ?? code;
+    events.emit('close', { connection: this, code: closeCode });
+    if (handler.onDisconnect !== undefined) {
+      const event = { connection: this, user, code: closeCode, durationMs: options.clock.now() - this.openedAt };
+      const failed = (error: unknown) => options.logger.warn({ id: this.id, err: String(error) }, 'disconnect handler failed');
+      try {
+        Promise.resolve(handler.onDisconnect(event)).catch(failed);
+      } catch (error) {
+        failed(error);
+      }
+    }
     if (registry.all.size === 0) this.#core.drained?.();
   }
 
