@@ -118,7 +118,7 @@ export class AuthSocket {
   send(data: unknown, options: SendOptions & { readonly ack: true }): Promise<void>;
   send(data: unknown, options?: SendOptions): Promise<void> | undefined;
   send(data: unknown, options: SendOptions = {}): Promise<void> | undefined {
-    return this.#enqueue({ type: MessageType.Message, data }, options.ack === true);
+    return this.#enqueue({ type: MessageType.Message, data }, options.ack === true) as Promise<void> | undefined;
   }
 
   /** Publishes `data` on `topic`; queued and acknowledged like `send()`. */
@@ -127,7 +127,22 @@ export class AuthSocket {
   publish(topic: string, data: unknown, options?: SendOptions): Promise<void> | undefined;
   publish(topic: string, data: unknown, options: SendOptions = {}): Promise<void> | undefined {
     assertTopic(topic);
-    return this.#enqueue({ type: MessageType.Publish, topic, data }, options.ack === true);
+    return this.#enqueue({ type: MessageType.Publish, topic, data }, options.ack === true) as Promise<void> | undefined;
+  }
+
+  /**
+   * Calls `method` on the application's backend (the gateway's `onRpc`, e.g. its HTTP proxy) and
+   * resolves with its answer. Queued like `send()` until authenticated. Rejects with
+   * `RequestRefusedError` (its `temporary` says whether the same call may succeed later),
+   * `ConnectionLostError` when the socket closed before the answer (the backend may or may not have
+   * run it: it is not re-sent), `QueueFullError` or `CancelledError`.
+   */
+  rpc<T = unknown>(method: string, data?: unknown): Promise<T> {
+    if (typeof method !== 'string' || method.length === 0 || method.length > LIMITS.methodLength) {
+      throw new TypeError(`rpc method must be a string of 1-${LIMITS.methodLength} characters`);
+    }
+    const frame = { type: MessageType.Rpc, method, ...(data === undefined ? {} : { data }) } as const;
+    return this.#enqueue(frame, true) as Promise<T>;
   }
 
   /**
@@ -317,11 +332,14 @@ export class AuthSocket {
       }
       case MessageType.Ack:
         this.#applyStreams(frame.streams);
-        this.#requests.resolve(frame.id, frame.streams);
+        this.#requests.resolve(frame.id, frame);
+        break;
+      case MessageType.Result:
+        this.#requests.resolve(frame.id, frame);
         break;
       case MessageType.Error: {
         if (frame.code === 'rate_limited' && frame.retryAfter !== undefined) this.#retryAfterMs = frame.retryAfter;
-        const error = new RequestRefusedError(frame.code, frame.message, frame.retryAfter);
+        const error = new RequestRefusedError(frame.code, frame.message, frame.retryAfter, frame);
         if (!this.#requests.reject(frame.id, error)) this.#report(error);
         break;
       }
@@ -483,20 +501,21 @@ export class AuthSocket {
 
   // --- outbound -----------------------------------------------------------------------------------
 
-  #enqueue(frame: DataFrame, ack: boolean): Promise<void> | undefined {
+  #enqueue(frame: DataFrame, ack: boolean): Promise<unknown> | undefined {
     return this.#outbox.add(frame, ack, { open: this.#live() !== undefined, closed: this.state === 'closed' });
   }
 
   #transmit({ frame, ack }: Outbound): void {
     const token = this.#credentials.token;
     const withToken = this.#options.perMessageToken && token !== undefined ? { ...frame, token } : frame;
-    if (ack) this.#request(withToken, { resolve: () => ack.resolve(), reject: (error) => ack.reject(error) });
-    else this.#write(withToken);
+    if (ack) this.#request(withToken, { resolve: ({ data }) => ack.resolve(frame.type === MessageType.Rpc ? data : undefined), reject: (error) => ack.reject(error) });
+    // An rpc is always queued with a waiter (`rpc()`): only `message` and `publish` go out without an id.
+    else this.#write(withToken as Exclude<DataFrame, { type: typeof MessageType.Rpc }>);
   }
 
   /** Sends `frame` with a fresh `id`; `settler` learns the server's `ack` or `error`. */
-  #request(frame: Exclude<ClientMessage, { type: typeof MessageType.Auth | typeof MessageType.Logout }>, settler: Settler): void {
-    this.#write({ ...frame, id: this.#requests.add(settler) });
+  #request(frame: DataFrame | Exclude<ClientMessage, { type: typeof MessageType.Auth | typeof MessageType.Logout }>, settler: Settler): void {
+    this.#write({ ...frame, id: this.#requests.add(settler) } as ClientMessage);
   }
 
   /** Sends `auth`; the first one of a socket carries the resume positions. */

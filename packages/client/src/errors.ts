@@ -49,11 +49,17 @@ export class RequestRefusedError extends AuthSocketError {
   readonly reason: ErrorCode;
   /** With `rate_limited`: the server's hint, in ms, of how long to wait. */
   readonly retryAfter: number | undefined;
+  /** True when the same request may succeed later (`unavailable`): retry it. */
+  readonly temporary: boolean;
+  /** What the application added to its refusal. */
+  readonly data: unknown;
 
-  constructor(reason: ErrorCode, message: string, retryAfter?: number) {
+  constructor(reason: ErrorCode, message: string, retryAfter?: number, extra: { readonly temporary?: boolean; readonly data?: unknown } = {}) {
     super('ERR_REQUEST_REFUSED', message === '' ? reason : message);
     this.reason = reason;
     this.retryAfter = retryAfter;
+    this.temporary = extra.temporary === true;
+    this.data = extra.data;
   }
 }
 

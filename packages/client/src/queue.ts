@@ -2,15 +2,16 @@ import type { MessageType } from '@authsocket/protocol';
 import { type Deferred, deferred } from './deferred.js';
 import { CancelledError, QueueFullError } from './errors.js';
 
-/** A frame of application data: what `send()` and `publish()` queue. */
+/** A frame of application data: what `send()`, `publish()` and `rpc()` queue. */
 export type DataFrame =
   | { readonly type: typeof MessageType.Message; readonly data: unknown }
-  | { readonly type: typeof MessageType.Publish; readonly topic: string; readonly data: unknown };
+  | { readonly type: typeof MessageType.Publish; readonly topic: string; readonly data: unknown }
+  | { readonly type: typeof MessageType.Rpc; readonly method: string; readonly data?: unknown };
 
-/** A queued frame, and the caller waiting for its `ack` when it asked for one. */
+/** A queued frame, and the caller waiting for its answer (`ack`, or an rpc's `result` data) when it asked for one. */
 export interface Outbound {
   readonly frame: DataFrame;
-  readonly ack?: Deferred;
+  readonly ack?: Deferred<unknown>;
 }
 
 /**
@@ -30,8 +31,8 @@ export class Outbox {
    * Sends or queues `frame`. Without `ack` it throws `QueueFullError` or `CancelledError` (`closed`);
    * with it, the returned promise rejects with them instead and settles on the server's answer.
    */
-  add(frame: DataFrame, ack: boolean, { open, closed }: { readonly open: boolean; readonly closed: boolean }): Promise<void> | undefined {
-    const waiter = ack ? deferred() : undefined;
+  add(frame: DataFrame, ack: boolean, { open, closed }: { readonly open: boolean; readonly closed: boolean }): Promise<unknown> | undefined {
+    const waiter = ack ? deferred<unknown>() : undefined;
     try {
       if (closed) throw new CancelledError('client is closed');
       const item: Outbound = { frame, ack: waiter };

@@ -1,8 +1,14 @@
 import type { StreamState } from '@authsocket/protocol';
 
-/** Something waiting for the server: resolved by an `ack` (with its `streams`), rejected by an `error` or a close. */
+/** What answered a request: an `ack` (with its `streams`) or an rpc's `result` (with its `data`). */
+export interface Answer {
+  readonly streams?: Readonly<Record<string, StreamState>>;
+  readonly data?: unknown;
+}
+
+/** Something waiting for the server: resolved by an `ack` or a `result`, rejected by an `error` or a close. */
 export interface Settler {
-  resolve(streams: Readonly<Record<string, StreamState>> | undefined): void;
+  resolve(answer: Answer): void;
   reject(error: Error): void;
 }
 
@@ -18,9 +24,9 @@ export class Requests {
     return id;
   }
 
-  /** The server's `ack` for `id`. */
-  resolve(id: string, streams: Readonly<Record<string, StreamState>> | undefined): void {
-    this.#take(id)?.resolve(streams);
+  /** The server's `ack` or `result` for `id`. */
+  resolve(id: string, answer: Answer): void {
+    this.#take(id)?.resolve(answer);
   }
 
   /** The server's `error` for `id`; false when nothing waits for it, so the error has no caller. */

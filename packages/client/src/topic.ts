@@ -147,7 +147,7 @@ export class Topic {
     this.#link.request(
       { type: MessageType.Subscribe, topic: this.name },
       {
-        resolve: (streams) => this.#confirmed(join, streams),
+        resolve: ({ streams }) => this.#confirmed(join, streams),
         reject: (error) => {
           // A lost connection keeps the topic: it is sent again on the next socket.
           if (!(error instanceof RequestRefusedError) || join.signal.aborted) return;

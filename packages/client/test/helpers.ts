@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createGateway, type Gateway, type GatewayOptions, ManualClock } from '@authsocket/server';
+import { createGateway, type Gateway, type GatewayOptions, ManualClock, type MessageEvent } from '@authsocket/server';
 import { SignJWT } from 'jose';
 import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
@@ -61,15 +61,17 @@ export interface ServeOptions {
 export async function startServer(options: Partial<GatewayOptions> = {}, { port = 0, files = {} }: ServeOptions = {}): Promise<TestServer> {
   const clock = new ManualClock(Date.now());
   const received: unknown[] = [];
-  const onMessage = options.onMessage;
+  const { handler, onMessage: appOnMessage } = options;
+  const onMessage = handler ? handler.onMessage?.bind(handler) : appOnMessage;
+  const recording = (event: MessageEvent) => {
+    received.push(event.data);
+    return onMessage?.(event);
+  };
   const gateway = createGateway({
     jwt: { secret: SECRET },
     clock,
     ...options,
-    onMessage: (event) => {
-      received.push(event.data);
-      return onMessage?.(event);
-    },
+    ...(handler ? { handler: { ...handler, onMessage: recording } } : { onMessage: recording }),
   });
   const closes: number[] = [];
   gateway.on('close', ({ code }) => closes.push(code));
