@@ -61,6 +61,21 @@ export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics 
   api.get('/users/:user/connections', (req, res) => {
     res.json({ connectedLocally: gateway.connectionCount(userParam(req)), node });
   });
+  // One connection, by the id the backend got in the proxy's identity envelope: on any node.
+  api.post('/connections/:id/messages', async (req, res) => {
+    const connection = connectionParam(req);
+    const options = publishOptions(req);
+    const deliveredLocally = await gateway.sendToConnection(connection, dataOf(req), options);
+    logger.info({ api: 'sendToConnection', connection, deliveredLocally, ...options }, 'api: message to connection');
+    res.json({ deliveredLocally, node });
+  });
+  api.delete('/connections/:id', async (req, res) => {
+    const connection = connectionParam(req);
+    const { code, reason } = closeOf(req);
+    const closedLocally = await gateway.closeConnection(connection, code, reason);
+    logger.info({ api: 'closeConnection', connection, code, closedLocally }, 'api: connection closed');
+    res.json({ closedLocally, node });
+  });
   api.use(notFound);
   return api;
 }
@@ -89,6 +104,27 @@ function publishOptions(req: Request): PublishOptions {
   if (key === undefined) return {};
   if (!IDEMPOTENCY_KEY.test(key)) throw new HttpError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
   return { idempotencyKey: key };
+}
+
+/** A connection id as the gateway makes them (a UUID); anything else cannot name a connection. */
+const CONNECTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function connectionParam(req: Request): string {
+  const id = req.params.id;
+  if (typeof id !== 'string' || !CONNECTION_ID.test(id)) throw new HttpError(400, 'connection id must be the id the gateway gave the connection');
+  return id;
+}
+
+/** `?code=4000-4999|1000&reason=…` (default 1000, "closed by the application"). */
+function closeOf(req: Request): { code: number; reason: string } {
+  const { code: rawCode, reason: rawReason } = req.query;
+  const code = rawCode === undefined ? 1000 : Number(rawCode);
+  if (!Number.isInteger(code) || !(code === 1000 || (code >= 4000 && code <= 4999))) {
+    throw new HttpError(400, 'code must be 1000 or 4000 to 4999');
+  }
+  const reason = rawReason === undefined ? 'closed by the application' : rawReason;
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new HttpError(400, 'reason must be at most 123 bytes');
+  return { code, reason };
 }
 
 function userParam(req: Request): string {

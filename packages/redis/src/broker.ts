@@ -82,7 +82,12 @@ interface Header {
 function isAudience(to: unknown): to is Audience {
   if (typeof to !== 'object' || to === null) return false;
   const audience = to as Record<string, unknown>;
-  return typeof audience.user === 'string' || typeof audience.topic === 'string' || audience.everyone === true;
+  return (
+    typeof audience.user === 'string' ||
+    typeof audience.topic === 'string' ||
+    audience.everyone === true ||
+    typeof audience.connection === 'string'
+  );
 }
 
 /** The header and publication of a payload, or undefined if it is not one this engine wrote. */
@@ -283,7 +288,7 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   async control(message: ControlMessage): Promise<void> {
     const command = this.#command;
     // The send time lets receivers measure how late revocations arrive.
-    const payload = JSON.stringify({ n: this.#instance, t: Date.now(), revoke: message.revoke });
+    const payload = JSON.stringify({ n: this.#instance, t: Date.now(), ...message });
     await attempt(command, () => command.spublish(this.#options.keys.control, payload));
   }
 
@@ -465,17 +470,25 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
   }
 
   #onControl(message: string): void {
-    let parsed: { n?: unknown; t?: unknown; revoke?: unknown };
+    let parsed: { n?: unknown; t?: unknown; revoke?: unknown; close?: unknown; code?: unknown; reason?: unknown };
     try {
       parsed = JSON.parse(message) as typeof parsed;
     } catch {
       return;
     }
     // This node already acted on its own control messages; they are for the others.
-    if (parsed.n === this.#instance || typeof parsed.revoke !== 'string') return;
+    if (parsed.n === this.#instance) return;
+    const { revoke, close, code, reason } = parsed;
+    const control: ControlMessage | undefined =
+      typeof revoke === 'string'
+        ? { revoke }
+        : typeof close === 'string' && typeof code === 'number' && typeof reason === 'string'
+          ? { close, code, reason }
+          : undefined;
+    if (control === undefined) return;
     if (typeof parsed.t === 'number') this.emit('control', { lagMs: Math.max(0, Date.now() - parsed.t) });
     try {
-      this.#handlers?.control({ revoke: parsed.revoke });
+      this.#handlers?.control(control);
     } catch (error) {
       this.#options.logger.error({ err: String(error) }, 'control handler failed');
     }

@@ -1,7 +1,12 @@
 import type { StreamPosition } from '@authsocket/protocol';
 
 /** Who a publication is for. */
-export type Audience = { readonly user: string } | { readonly topic: string } | { readonly everyone: true };
+export type Audience =
+  | { readonly user: string }
+  | { readonly topic: string }
+  | { readonly everyone: true }
+  /** One connection, by its id, wherever it is: at most once, like `connection.send`. */
+  | { readonly connection: string };
 
 /**
  * One message on its way to connections, on any node. `data` is the application data already
@@ -31,8 +36,10 @@ export interface HistoryRead {
 /** A broker's link to the other nodes: only `ready` can publish and read. */
 export type BrokerStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
-/** Messages between nodes that are not publications. */
-export type ControlMessage = { readonly revoke: string };
+/** Messages between nodes that are not publications: a revocation, or closing one connection. */
+export type ControlMessage =
+  | { readonly revoke: string }
+  | { readonly close: string; readonly code: number; readonly reason: string };
 
 /** What a node does with what the broker delivers. */
 export interface BrokerHandlers {

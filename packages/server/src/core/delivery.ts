@@ -71,10 +71,14 @@ export class Delivery extends CorePart {
   deliverLocally(publication: Publication): number {
     const { to } = publication;
     const registry = this.#registry;
+    const now = this.options.clock.now();
+    if ('connection' in to) {
+      const session = registry.byId(to.connection);
+      return session && this.deliver(session, outbound(publication), now) ? 1 : 0;
+    }
     const sessions = 'user' in to ? registry.ofUser(to.user) : 'topic' in to ? registry.ofTopic(to.topic) : registry.all;
     if (!sessions) return 0;
     const out = outbound(publication);
-    const now = this.options.clock.now();
     if (sessions.size === 1) {
       // One connection (the usual user): nothing to copy.
       const [only] = sessions as Set<Session>;

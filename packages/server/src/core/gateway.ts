@@ -41,7 +41,6 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   readonly #admission: Admission;
   readonly #routes: HttpRoutes;
   readonly #revocations: Revocations;
-  #nextId = 1;
   #closing = false;
   /** The side of the core a transport adapter drives. */
   readonly transport: Transport;
@@ -83,7 +82,10 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     resolved.broker
       .start({
         publication: (publication) => core.delivery.deliverLocally(publication),
-        control: (message) => this.#revocations.closeUser(message.revoke),
+        control: (message) => {
+          if ('revoke' in message) this.#revocations.closeUser(message.revoke);
+          else core.registry.byId(message.close)?.close(message.code, message.reason);
+        },
         resync: () => this.#revocations.resync(),
       })
       .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'broker failed to start'));
@@ -108,8 +110,9 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   #open(socket: ServerSocket, request: UpgradeRequest, admitted: Admitted): SocketEvents {
     const core = this.#core;
-    const session = new Session(core, this.#nextId++, socket, this.#admission.clientAddress(request));
-    core.registry.all.add(session);
+    // 122 random bits: a backend may hold it to reply, a guess reaches no one.
+    const session = new Session(core, globalThis.crypto.randomUUID(), socket, this.#admission.clientAddress(request));
+    core.registry.add(session);
     const { identity, method, resume } = admitted;
     if (identity && method && !this.#options.requireAuthMessage) {
       core.inbound.run(session, core.auth.bind(session, identity, method, resume));
@@ -140,6 +143,30 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   /** Sends `data` to every subscriber of `topic` and keeps it in the topic's history. */
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<number> {
     return this.#core.delivery.publish({ topic }, data, topicStream(topic), options);
+  }
+
+  /**
+   * Sends `data` to the connection with id `connection`, on whichever node holds it: not kept in
+   * history (at most once, like `connection.send`). Resolves with 1 when this node holds and
+   * reached it, else 0 (another node may have).
+   */
+  sendToConnection(connection: string, data: unknown, options?: PublishOptions): Promise<number> {
+    return this.#core.delivery.publish({ connection }, data, undefined, options);
+  }
+
+  /**
+   * Closes the connection with id `connection` on whichever node holds it, with `code` (1000 or
+   * 4000-4999) and `reason`. Resolves with 1 when it was on this node; the other nodes are told
+   * (fire and forget).
+   */
+  async closeConnection(connection: string, code: number, reason: string): Promise<number> {
+    const local = this.#core.registry.byId(connection);
+    if (local) {
+      local.close(code, reason);
+      return 1;
+    }
+    await this.#options.broker.control({ close: connection, code, reason });
+    return 0;
   }
 
   /** Closes every connection of `user` with 4403 and refuses their outstanding tickets and tokens. */

@@ -31,7 +31,7 @@ export interface ServerSocket {
 
 /** What the transport reports about one socket, to the object `Transport.open` returned for it. */
 export interface SocketEvents {
-  readonly id: number;
+  readonly id: string;
   /** A frame arrived. Binary frames are refused (`1003`). */
   received(data: Uint8Array | string, isBinary: boolean): void;
   /** The socket is closed, with the code of whichever side closed first. */

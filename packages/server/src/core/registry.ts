@@ -1,10 +1,26 @@
 import type { Session } from './session.js';
 
-/** Who is connected: every session, and indexes by user and by topic. */
+/** Who is connected: every session, and indexes by id, by user and by topic. */
 export class Registry {
   readonly all = new Set<Session>();
+  readonly #byId = new Map<string, Session>();
   readonly #byUser = new Map<string, Set<Session>>();
   readonly #byTopic = new Map<string, Set<Session>>();
+
+  add(session: Session): void {
+    this.all.add(session);
+    this.#byId.set(session.id, session);
+  }
+
+  remove(session: Session): void {
+    this.all.delete(session);
+    this.#byId.delete(session.id);
+  }
+
+  /** The session with connection id `id`, if it is on this node. */
+  byId(id: string): Session | undefined {
+    return this.#byId.get(id);
+  }
 
   /** Sessions of `user`, if any. */
   ofUser(user: string): ReadonlySet<Session> | undefined {

@@ -18,7 +18,8 @@ export type ConnectionState = 'pending' | 'authenticated' | 'held' | 'closed';
 
 /** What the application sees of one WebSocket connection. */
 export interface Connection {
-  readonly id: number;
+  /** Unguessable, stable for the socket's life, unique across nodes: what a backend replies to. */
+  readonly id: string;
   readonly remoteAddress: string | undefined;
   readonly state: ConnectionState;
   /** The authenticated user, or undefined while pending. */
@@ -47,7 +48,7 @@ function terminate(socket: ServerSocket): void {
  * decide when, the session keeps itself consistent.
  */
 export class Session implements Connection, SocketEvents {
-  readonly id: number;
+  readonly id: string;
   readonly remoteAddress: string | undefined;
   readonly socket: ServerSocket;
   /** When the socket was accepted (the core's clock, ms). */
@@ -82,7 +83,7 @@ export class Session implements Connection, SocketEvents {
   readonly frames = new WindowCounter();
   readonly authAttempts = new WindowCounter();
 
-  constructor(core: Core, id: number, socket: ServerSocket, remoteAddress: string | undefined) {
+  constructor(core: Core, id: string, socket: ServerSocket, remoteAddress: string | undefined) {
     this.#core = core;
     this.id = id;
     this.socket = socket;
@@ -147,7 +148,7 @@ export class Session implements Connection, SocketEvents {
     this.#state = 'closed';
     this.#backlog = undefined;
     const { registry, events, handler, options } = this.#core;
-    registry.all.delete(this);
+    registry.remove(this);
     const closeCode = this.#closeCode ?? code;
     events.emit('close', { connection: this, code: closeCode });
     if (handler.onDisconnect !== undefined) {
