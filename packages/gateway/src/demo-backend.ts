@@ -33,13 +33,11 @@ export interface DemoBackendOptions {
  * published on its `chat:*` topic as `chat/posted`, with `from` set to the socket's user — the
  * sender's name comes from its token, never from the message. Anything else is rejected.
  */
-export function demoChatHandler({ gateway, logger, clock }: Omit<DemoBackendOptions, 'gateway'> & {
-  readonly gateway: () => Pick<Gateway, 'publish'>;
-}): (event: MessageEvent) => Promise<void> {
-  return async ({ user, data }) => {
+export function demoChatHandler({ logger, clock }: Omit<DemoBackendOptions, 'gateway'>): (event: MessageEvent) => Promise<void> {
+  return async ({ user, data, publish }) => {
     const { topic, text } = chatSend(data);
     const posted = { type: CHAT_POSTED, payload: { id: randomUUID(), topic, from: user, text, at: clock.now() } };
-    const deliveredLocally = await gateway().publish(topic, posted);
+    const deliveredLocally = await publish(topic, posted);
     logger.debug({ user, topic, deliveredLocally }, 'demo: chat message');
   };
 }

@@ -147,21 +147,11 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
     issuer: config.issuer,
     audience: config.audience,
   };
-  // Demo: chat messages arrive as `message` frames and are published by the gateway under the
-  // sender's authenticated name (see demo-backend.ts); the handler needs the gateway it serves.
-  let built: Gateway | undefined;
-  const onMessage = config.demo
-    ? demoChatHandler({
-        gateway: () => {
-          if (!built) throw new Error('gateway not built yet');
-          return built;
-        },
-        logger,
-        clock,
-      })
-    : undefined;
+  // Demo: chat messages arrive as `message` frames and are published under the sender's
+  // authenticated name (see demo-backend.ts), through the handler context's own `publish`.
+  const onMessage = config.demo ? demoChatHandler({ logger, clock }) : undefined;
   try {
-    built = createGateway({
+    return createGateway({
       jwt,
       ticket: config.ticketMode,
       ticketTtlMs: config.ticketTtlMs,
@@ -182,7 +172,6 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       logger: logger.child({ component: 'gateway' }),
       clock,
     });
-    return built;
   } catch (error) {
     throw fromServerConfigError(error);
   }
