@@ -157,14 +157,23 @@ describe('onRpc', () => {
     expect(await socket.next('result')).toEqual({ type: 'result', id: 'slow', data: 'late' });
   });
 
-  it("passes the frame's own token to the handler in per-message-auth mode", async () => {
+  it("passes the frame's own token to the handler in per-message-auth mode, and its methods work destructured", async () => {
     const tokens: (string | undefined)[] = [];
-    const target = await start({ onRpc: ({ token }) => tokens.push(token) }, { perMessageAuth: true });
+    const target = await start(
+      {
+        onRpc: ({ token, reply }) => {
+          reply('pushed first');
+          return tokens.push(token);
+        },
+      },
+      { perMessageAuth: true },
+    );
     const socket = await open(target);
     const token = await target.token('alice');
     socket.send({ type: 'rpc', id: 'r1', method: 'echo', token });
     expect(await socket.next('result')).toEqual({ type: 'result', id: 'r1', data: 1 });
     expect(tokens).toEqual([token]);
+    expect((await socket.next('message')).data).toBe('pushed first');
   });
 });
 

@@ -6,34 +6,29 @@ import type { Core } from './context.js';
 import type { ConnectContext, MessageContext, PublishContext, RpcContext, SubscribeContext, Verdict } from './ports.js';
 import type { Session } from './session.js';
 
-/** One frame as a handler sees it: a class, so its methods live once on the prototype. */
+/**
+ * One frame as a handler sees it. Its methods are bound, so a handler may destructure them
+ * (`({ reply, data }) => reply(data)`).
+ */
 export class MessageRequest implements MessageContext {
-  readonly #core: Core;
   readonly connection: Session;
   readonly user: string;
   readonly claims: JWTPayload;
   readonly data: unknown;
   readonly token: string | undefined;
+  readonly reply: (data: unknown) => boolean;
+  readonly publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<number>;
+  readonly close: (code: CloseCode, reason: string) => void;
 
   constructor(core: Core, connection: Session, user: string, claims: JWTPayload, data: unknown, token?: string) {
-    this.#core = core;
     this.connection = connection;
     this.user = user;
     this.claims = claims;
     this.data = data;
     this.token = token;
-  }
-
-  reply(data: unknown): boolean {
-    return this.connection.send(data);
-  }
-
-  publish(topic: string, data: unknown, options?: PublishOptions): Promise<number> {
-    return this.#core.delivery.publish({ topic }, data, topicStream(topic), options);
-  }
-
-  close(code: CloseCode, reason: string): void {
-    this.connection.close(code, reason);
+    this.reply = (reply) => connection.send(reply);
+    this.publish = (topic, published, options) => core.delivery.publish({ topic }, published, topicStream(topic), options);
+    this.close = (code, reason) => connection.close(code, reason);
   }
 }
 
