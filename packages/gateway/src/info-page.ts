@@ -31,6 +31,8 @@ export function infoPage({ demo, wsPath, apiEnabled }: InfoPageOptions): string 
       ['POST /api/broadcast', '<code>{"data": …}</code> to every authenticated connection'],
       ['POST /api/users/:user/revoke', 'close the user’s connections with 4403'],
       ['GET /api/users/:user/connections', '<code>{connectedLocally, node}</code>'],
+      ['POST /api/connections/:id/messages', '<code>{"data": …}</code> to one connection, on any node'],
+      ['DELETE /api/connections/:id', 'close one connection (<code>?code=4000-4999&amp;reason=…</code>)'],
     );
   }
   const table = rows.map(([endpoint, what]) => `<tr><th>${escape(endpoint)}</th><td>${what}</td></tr>`).join('\n');
