@@ -49,6 +49,19 @@ export interface GatewayConfig {
   readonly nodeId: string;
   /** Bearer key of the HTTP API; undefined outside demo mode disables the API. */
   readonly apiKey: string | undefined;
+  /** Backend URLs of the HTTP event proxy, per event; an event without one is not proxied. */
+  readonly proxyConnectUrl: string | undefined;
+  readonly proxyRefreshUrl: string | undefined;
+  readonly proxySubscribeUrl: string | undefined;
+  readonly proxyPublishUrl: string | undefined;
+  readonly proxyRpcUrl: string | undefined;
+  readonly proxyDisconnectUrl: string | undefined;
+  /** HMAC key the proxy signs its requests with. */
+  readonly proxySecret: string | undefined;
+  /** How long the proxy waits for a backend's answer; undefined: the proxy's default. */
+  readonly proxyTimeoutMs: number | undefined;
+  /** JWT claims the proxy forwards in its identity envelope. */
+  readonly proxyForwardClaims: readonly string[] | undefined;
   readonly logLevel: LogLevel;
   readonly demo: boolean;
   /** Directory of static assets served at `/`; undefined: the built demo app in demo mode, if present. */
@@ -333,6 +346,88 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'bearer key of the /api endpoints, at least 16 characters',
     secret: true,
     parse: parse.secret(16, 'characters'),
+  }),
+  option({
+    key: 'proxyConnectUrl',
+    flag: 'proxy-connect-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST after the credential is verified, refuse (a close code) or accept with data and topics",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxyRefreshUrl',
+    flag: 'proxy-refresh-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST on an in-band reauth, the same contract as connect",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxySubscribeUrl',
+    flag: 'proxy-subscribe-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST per subscribe, allow or deny",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxyPublishUrl',
+    flag: 'proxy-publish-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST per client publish, allow, deny or replace the payload",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxyRpcUrl',
+    flag: 'proxy-rpc-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST per rpc frame, the answer is the client's result",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxyDisconnectUrl',
+    flag: 'proxy-disconnect-url',
+    valueName: '<url>',
+    defaultValue: undefined,
+    defaultLabel: 'not proxied',
+    description: "HTTP event proxy: POST a connection closed (best effort)",
+    parse: parse.url(['http:', 'https:']),
+  }),
+  option({
+    key: 'proxySecret',
+    flag: 'proxy-secret',
+    valueName: '<secret>',
+    defaultValue: undefined,
+    defaultLabel: 'required with a --proxy-*-url',
+    description: 'HMAC-SHA256 key the proxy signs each request with (authsocket-signature), at least 32 bytes',
+    secret: true,
+    parse: parse.secret(32, 'bytes'),
+  }),
+  option({
+    key: 'proxyTimeoutMs',
+    flag: 'proxy-timeout',
+    valueName: '<duration>',
+    defaultValue: undefined,
+    defaultLabel: '3s',
+    description: 'how long the proxy waits for a backend (then: unavailable, and for connect a 1013 close)',
+    parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'proxyForwardClaims',
+    flag: 'proxy-forward-claims',
+    valueName: '<claims>',
+    defaultValue: undefined,
+    defaultLabel: 'none (user and exp only)',
+    description: 'comma-separated JWT claims the proxy forwards in its identity envelope',
+    parse: parse.claimNames,
   }),
   option({
     key: 'logLevel',

@@ -94,6 +94,15 @@ export function url(protocols: readonly string[], { hideValue = false } = {}): P
 }
 
 /** `https://app.example.com,http://localhost:5173`: exact origins, as browsers send them. */
+/** Comma-separated JWT claim names, e.g. `email,roles`. */
+export const claimNames: Parser<string[]> = (raw) => {
+  const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0 || list.some((entry) => !/^[\w.:-]{1,64}$/.test(entry))) {
+    throw new ValueError(`expected comma-separated claim names like email,roles, got ${quote(raw)}`);
+  }
+  return list;
+};
+
 export const origins: Parser<string[]> = (raw) => {
   const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
   if (list.length === 0) throw new ValueError('expected a comma-separated list of origins like https://app.example.com');
