@@ -53,6 +53,7 @@ export class HttpProxy extends EventEmitter<HttpProxyEvents> implements MessageH
   readonly #all: Endpoint[] = [];
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(options: ResolvedProxyOptions) {
     super();
@@ -97,10 +98,10 @@ export class HttpProxy extends EventEmitter<HttpProxyEvents> implements MessageH
   }
 
   /** Stops sending (later events fail as `unavailable`), lets requests in flight finish, closes the connections. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#pending]);
-    await this.#agent.close();
+    this.#closing ??= Promise.allSettled([...this.#pending]).then(() => this.#agent.close());
+    return this.#closing;
   }
 
   #connect(context: ConnectContext): undefined | Promise<ConnectResult> {

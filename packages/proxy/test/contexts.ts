@@ -59,6 +59,7 @@ export function rpcContext(method: string, data: unknown, token?: string): RpcCo
   return { ...message(data, token), method };
 }
 
-export function disconnectEvent(code = 1000, durationMs = 1234, user: string | undefined = 'alice'): DisconnectEvent {
-  return { connection: connection(), user, code, durationMs };
+/** A closed connection; `authenticated: false` for one that never got past `auth`. */
+export function disconnectEvent(code = 1000, durationMs = 1234, { authenticated = true } = {}): DisconnectEvent {
+  return { connection: connection(), user: authenticated ? 'alice' : undefined, code, durationMs };
 }
