@@ -160,6 +160,9 @@ export class Endpoint {
       signal,
     });
     const { statusCode, headers, body: stream } = response;
+    // Destroying a body undici is still reading emits 'error' (UND_ERR_ABORTED): without a listener
+    // that is an uncaught exception, which would take the gateway down. Failures are handled below.
+    stream.on('error', () => undefined);
     statusOf(statusCode);
     // A body not read is still drained (bounded, and by the timeout), so the connection stays in the pool.
     const drain = () => stream.dump({ limit: maxResponseBytes }).catch(() => undefined);

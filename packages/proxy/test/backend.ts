@@ -17,7 +17,8 @@ export type Behaviour = (request: Received, response: http.ServerResponse) => vo
 export const json =
   (body: unknown, status = 200): Behaviour =>
   (_request, response) => {
-    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const text = JSON.stringify(body);
+    response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
   };
 
 /** Never answers (until the client gives up or the server closes). */
@@ -148,5 +149,23 @@ export class CapturingLogger implements Logger {
   /** Everything logged, as one string: fields serialised as pino would. */
   text(): string {
     return this.lines.map((line) => JSON.stringify({ ...line.fields, msg: line.message })).join('\n');
+  }
+}
+
+/** A behaviour that holds every request until `open()`, then answers with `then`. */
+export class Gate {
+  #open = false;
+  #waiting: Array<() => void> = [];
+
+  behaviour(then: Behaviour): Behaviour {
+    return async (request, response) => {
+      if (!this.#open) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      await then(request, response);
+    };
+  }
+
+  open(): void {
+    this.#open = true;
+    for (const release of this.#waiting.splice(0)) release();
   }
 }
