@@ -42,6 +42,7 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   const config = values as unknown as GatewayConfig;
   checkKeySource(config);
   checkRedisTarget(config);
+  checkProxy(config);
 
   const warnings: string[] = [];
   const known = new Set(OPTIONS.map((spec) => spec.env));
@@ -141,6 +142,29 @@ function checkRedisTarget(config: GatewayConfig): void {
   if (!first && config.redisPassword !== undefined) {
     const names = REDIS_TARGETS.map(optionFor).map((spec) => `--${spec.flag}`);
     throw InvalidOptionError.of(optionFor('redisPassword'), `needs a Redis target: ${names.join(', ')}`);
+  }
+}
+
+/** The event URLs of the HTTP proxy, by event. */
+export const PROXY_URLS = {
+  connect: 'proxyConnectUrl',
+  refresh: 'proxyRefreshUrl',
+  subscribe: 'proxySubscribeUrl',
+  publish: 'proxyPublishUrl',
+  rpc: 'proxyRpcUrl',
+  disconnect: 'proxyDisconnectUrl',
+} as const satisfies Record<string, ConfigKey>;
+
+/** A proxied event needs the signing key; the proxy's other options need an event to proxy. */
+function checkProxy(config: GatewayConfig): void {
+  const urls = Object.values(PROXY_URLS).filter((key) => config[key] !== undefined);
+  const [first] = urls.map(optionFor);
+  if (first && config.proxySecret === undefined) {
+    throw InvalidOptionError.of(optionFor('proxySecret'), `is required with --${first.flag}: the backend tells the gateway's requests by their signature`);
+  }
+  if (!first) {
+    const stray = (['proxySecret', 'proxyTimeoutMs', 'proxyForwardClaims'] as const).find((key) => config[key] !== undefined);
+    if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs a --proxy-<event>-url to proxy');
   }
 }
 

@@ -1,3 +1,4 @@
+import { type HttpProxy, PROXY_EVENTS } from '@authsocket/proxy';
 import type { RedisBroker } from '@authsocket/redis';
 import type { BrokerStatus, Gateway } from '@authsocket/server';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -13,6 +14,8 @@ export interface MetricsOptions {
    * process. Default false.
    */
   readonly processMetrics?: boolean;
+  /** The HTTP event proxy whose requests are measured, if one is configured. */
+  readonly proxy?: HttpProxy | undefined;
 }
 
 const BROKER_STATUSES: readonly BrokerStatus[] = ['connecting', 'ready', 'reconnecting', 'closed'];
@@ -25,7 +28,7 @@ export interface GatewayMetrics {
 }
 
 /** Counts the auth lifecycle from the gateway's events, and the broker's link and repairs from the Redis broker's. */
-export function createMetrics(gateway: Gateway, { node, broker, processMetrics = false }: MetricsOptions): GatewayMetrics {
+export function createMetrics(gateway: Gateway, { node, broker, proxy, processMetrics = false }: MetricsOptions): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (processMetrics) collectDefaultMetrics({ register: registry });
@@ -131,6 +134,7 @@ export function createMetrics(gateway: Gateway, { node, broker, processMetrics =
     },
   });
   if (broker) brokerMetrics(broker, registers);
+  if (proxy) proxyMetrics(proxy, registers);
 
   gateway.on('streamGap', () => streamGaps.inc());
   gateway.on('ticket', ({ outcome }) => tickets.inc({ outcome }));
@@ -150,6 +154,27 @@ export function createMetrics(gateway: Gateway, { node, broker, processMetrics =
     registry,
     observeApiRequest: (route, status) => apiRequests.inc({ route, status: String(status) }),
   };
+}
+
+/** The HTTP proxy's requests: how long, how they ended, how many are in flight, per event. */
+function proxyMetrics(proxy: HttpProxy, registers: Registry[]): void {
+  const duration = new Histogram({
+    name: 'authsocket_proxy_request_duration_seconds',
+    help: 'HTTP proxy requests to the backend by event and outcome (ok, refused, timeout, unavailable, invalid, overloaded, circuit_open).',
+    labelNames: ['event', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  new Gauge({
+    name: 'authsocket_proxy_in_flight',
+    help: 'HTTP proxy requests sent and not yet answered, by event.',
+    labelNames: ['event'] as const,
+    registers,
+    collect() {
+      for (const event of PROXY_EVENTS) this.set({ event }, proxy.inFlight(event));
+    },
+  });
+  proxy.on('request', ({ event, outcome, durationMs }) => duration.observe({ event, outcome }, durationMs / 1000));
 }
 
 /** The Redis broker's own events: link changes, repairs from history, new epochs, control messages, resyncs. */

@@ -6,12 +6,16 @@ import {
   createGateway,
   type Gateway,
   type JwtOptions,
+  type MessageEvent,
+  type MessageHandler,
   systemClock,
   type TopicAction,
 } from '@authsocket/server';
+import { dropUndefined } from '@authsocket/protocol';
+import { createHttpProxy, type HttpProxy } from '@authsocket/proxy';
 import { createRedisEngine, type RedisEngine, type RedisTarget } from '@authsocket/redis';
 import { createApp } from './app.js';
-import { fromServerConfigError, printableConfig } from './config.js';
+import { fromServerConfigError, PROXY_URLS, printableConfig } from './config.js';
 import { demoChatHandler } from './demo-backend.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
 import { createLogger, type DestinationStream, type Logger } from './logger.js';
@@ -58,15 +62,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
   const engine = startRedis(config, logger);
   let gateway: Gateway;
+  let proxy: HttpProxy | undefined;
   try {
-    gateway = buildGateway(config, { jwtSecret, clock, logger, engine });
+    proxy = startProxy(config, logger, clock);
+    gateway = buildGateway(config, { jwtSecret, clock, logger, engine, proxy });
   } catch (error) {
+    await proxy?.close();
     await engine?.close();
     throw error;
   }
   const metrics = createMetrics(gateway, {
     node: config.nodeId,
     broker: engine?.broker,
+    proxy,
     processMetrics: options.processMetrics ?? false,
   });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
@@ -77,6 +85,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await listen(server, config.port, config.host);
   } catch (error) {
     await gateway.close();
+    await proxy?.close();
     await engine?.close();
     throw error;
   }
@@ -97,6 +106,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // After the gateway: its closing connections' disconnect events still go out.
+      await proxy?.close();
       await engine?.close();
       logger.info({}, 'gateway stopped');
     })());
@@ -109,6 +120,33 @@ interface GatewayParts {
   readonly logger: Logger;
   /** Redis for tickets, revocations, history and fan-out; in memory without it. */
   readonly engine: RedisEngine | undefined;
+  /** The HTTP event proxy to the application's backend, when a --proxy-*-url is set. */
+  readonly proxy: HttpProxy | undefined;
+}
+
+/** The HTTP event proxy for the events that have a URL; `loadConfig` made sure the secret is there. */
+function startProxy(config: GatewayConfig, logger: Logger, clock: Clock): HttpProxy | undefined {
+  const urls = dropUndefined(Object.fromEntries(Object.entries(PROXY_URLS).map(([event, key]) => [event, config[key]])));
+  if (Object.keys(urls).length === 0 || config.proxySecret === undefined) return undefined;
+  try {
+    return createHttpProxy({
+      ...urls,
+      secret: config.proxySecret,
+      nodeId: config.nodeId,
+      ...(config.proxyTimeoutMs === undefined ? {} : { timeoutMs: config.proxyTimeoutMs }),
+      ...(config.proxyForwardClaims === undefined ? {} : { forwardClaims: config.proxyForwardClaims }),
+      logger: logger.child({ component: 'proxy' }),
+      clock,
+    });
+  } catch (error) {
+    throw fromServerConfigError(error);
+  }
+}
+
+/** The proxy's handler methods with `onMessage` beside them: the proxy has no message event. */
+function withMessages(proxy: HttpProxy, onMessage: (event: MessageEvent) => Promise<void>): MessageHandler {
+  const { onConnect, onSubscribe, onPublish, onRpc, onDisconnect } = proxy;
+  return dropUndefined({ onConnect, onSubscribe, onPublish, onRpc, onDisconnect, onMessage });
 }
 
 /**
@@ -139,7 +177,7 @@ function redisTarget(config: GatewayConfig): RedisTarget | undefined {
   return undefined;
 }
 
-function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine }: GatewayParts): Gateway {
+function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine, proxy }: GatewayParts): Gateway {
   const jwt: JwtOptions = {
     secret: jwtSecret,
     publicKey: config.jwtPublicKey,
@@ -168,7 +206,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine 
       ticketStore: engine?.ticketStore,
       revocationStore: engine?.revocationStore,
       authorize: topicAccess(config),
-      onMessage,
+      ...(proxy ? { handler: onMessage ? withMessages(proxy, onMessage) : proxy } : { onMessage }),
       logger: logger.child({ component: 'gateway' }),
       clock,
     });

@@ -7,8 +7,8 @@ export interface EnvelopeIdentity {
   readonly user: string;
   /** Only the claims named in `forwardClaims`. */
   readonly claims: Readonly<Record<string, unknown>>;
-  /** The connection's id, unique on its node. */
-  readonly connection: number;
+  /** The connection's id: unguessable, unique across nodes; reply to it with `POST /api/connections/:id/messages`. */
+  readonly connection: string;
   /** The gateway node (`nodeId`). */
   readonly node: string;
   /** The token's `exp`, in seconds since the epoch, as in the JWT. */
@@ -76,7 +76,7 @@ export class Envelopes {
     return this.#make(context.user, claims, connection.id, seconds, context.token);
   }
 
-  #make(user: string, claims: Readonly<Record<string, unknown>>, connection: number, exp: number, token: string | undefined): EnvelopeIdentity {
+  #make(user: string, claims: Readonly<Record<string, unknown>>, connection: string, exp: number, token: string | undefined): EnvelopeIdentity {
     const forwarded: Record<string, unknown> = {};
     for (const name of this.#claims) if (Object.hasOwn(claims, name) && claims[name] !== undefined) forwarded[name] = claims[name];
     const identity = { user, claims: forwarded, connection, node: this.#node, exp, ts: this.#clock.now() };

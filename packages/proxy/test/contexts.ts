@@ -16,7 +16,7 @@ import type { JWTPayload } from 'jose';
 export const EXP = 2_000_000_000;
 export const CLAIMS: JWTPayload = { sub: 'alice', exp: EXP, iat: EXP - 300, tenant: 'acme', role: 'admin', email: 'a@example.com' };
 
-export function connection(id = 7, claims: JWTPayload = CLAIMS): Connection {
+export function connection(id = 'c0ffee00-0000-4000-8000-000000000007', claims: JWTPayload = CLAIMS): Connection {
   return {
     id,
     remoteAddress: '127.0.0.1',
@@ -30,7 +30,7 @@ export function connection(id = 7, claims: JWTPayload = CLAIMS): Connection {
   };
 }
 
-function message(data: unknown, token?: string, claims: JWTPayload = CLAIMS, id = 7): MessageContext {
+function message(data: unknown, token?: string, claims: JWTPayload = CLAIMS, id = 'c0ffee00-0000-4000-8000-000000000007'): MessageContext {
   return {
     connection: connection(id, claims),
     user: claims.sub as string,

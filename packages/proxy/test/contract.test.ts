@@ -48,7 +48,7 @@ async function rejection(promise: unknown): Promise<HandlerError> {
   throw new Error('expected a HandlerError');
 }
 
-const IDENTITY = { user: 'alice', claims: { tenant: 'acme', role: 'admin' }, connection: 7, node: 'node-1', exp: EXP, ts: NOW };
+const IDENTITY = { user: 'alice', claims: { tenant: 'acme', role: 'admin' }, connection: 'c0ffee00-0000-4000-8000-000000000007', node: 'node-1', exp: EXP, ts: NOW };
 
 beforeEach(async () => {
   backend = await Backend.start();

@@ -38,7 +38,7 @@ async function exercise(url: string, options: RedisEngineOptions = {}): Promise<
   const received: Publication[] = [];
   const controls: string[] = [];
   await a.broker.start({ publication: () => 1, control: () => {} });
-  await b.broker.start({ publication: (p) => received.push(p), control: (m) => controls.push(m.revoke) });
+  await b.broker.start({ publication: (p) => received.push(p), control: (m) => controls.push('revoke' in m ? m.revoke : m.close) });
   const key = newKey();
   await a.ticketStore.put(key, record(), 10_000);
   expect(await b.ticketStore.take(key, true)).toMatchObject({ user: 'alice' });
