@@ -53,4 +53,5 @@ async function sendTo(connection, data) {
   }).catch((error) => console.error('reply failed:', error.message));
 }
 
-app.listen(Number(PORT), '127.0.0.1', () => console.log(`backend on http://127.0.0.1:${PORT}`));
+// The test harness waits for this line.
+app.listen(Number(PORT), '127.0.0.1', () => process.stdout.write(`backend on http://127.0.0.1:${PORT}\n`));
