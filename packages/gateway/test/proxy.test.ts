@@ -40,7 +40,9 @@ beforeAll(async () => {
   const proxy = ['connect', 'refresh', 'subscribe', 'publish', 'rpc', 'disconnect'].flatMap((event) => [`--proxy-${event}-url`, `${backendUrl}/authsocket/${event}`]);
   const args = [...proxy, '--proxy-timeout', '1s'];
   const env = { AUTHSOCKET_PROXY_SECRET: PROXY_SECRET };
-  [a, b] = await Promise.all(['A', 'B'].map(async (name) => resources.add(await GatewayNode.start({ name, redis: ['--redis-url', redis.url], args, env }), (n) => n.kill())));
+  [a, b] = (await Promise.all(
+    ['A', 'B'].map(async (name) => resources.add(await GatewayNode.start({ name, redis: ['--redis-url', redis.url], args, env }), (n) => n.kill())),
+  )) as [GatewayNode, GatewayNode];
   // The backend answers through node B's API while the sockets below are on node A.
   backend = await startBackend(port, b.url);
   resources.add(backend, (child) => void child.kill('SIGKILL'));
