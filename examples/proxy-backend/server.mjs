@@ -35,7 +35,8 @@ app.post('/authsocket/:event', (req, res) => {
       if (method === 'time') return res.json({ result: { now: Date.now(), for: user } });
       if (method === 'later') {
         // Answer now, push the real result to this one connection when it is ready, through any gateway node.
-        setTimeout(() => sendTo(connection, { type: 'later/done', payload: data ?? null }), 100);
+        const done = { type: 'notifications/added', payload: { text: 'Your job is done', via: 'the backend, to this connection only', job: data ?? null } };
+        setTimeout(() => sendTo(connection, done), 100);
         return res.json({ result: { queued: true } });
       }
       return res.json({ error: { code: 'not_found', message: `no method '${method}'` } });

@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, buildCli, cleanEnv } from './helpers.js';
+import { ExampleBackend } from './example-backend.js';
+import { API_KEY, buildCli } from './helpers.js';
 import { Resources, until } from './multinode/harness/cleanup.js';
 import { ProtocolClient, signToken } from './multinode/harness/clients.js';
 import { GatewayNode } from './multinode/harness/gateway-node.js';
@@ -15,37 +14,26 @@ import { freePorts, RedisServer } from './multinode/harness/redis.js';
  */
 
 const PROXY_SECRET = 'proxy-test-secret-of-at-least-32-bytes!!';
-const BACKEND = fileURLToPath(new URL('../../../examples/proxy-backend/server.mjs', import.meta.url));
 const resources = new Resources();
 let a: GatewayNode;
 let b: GatewayNode;
-let backend: ChildProcess;
-let backendUrl: string;
-
-async function startBackend(port: number, gatewayUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BACKEND], {
-    env: cleanEnv({ AUTHSOCKET_PROXY_SECRET: PROXY_SECRET, AUTHSOCKET_API_KEY: API_KEY, GATEWAY_URL: gatewayUrl, PORT: String(port) }),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const [line] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => ['exited'])])) as [Buffer | string];
-  if (!String(line).includes('backend on')) throw new Error(`the example backend did not start: ${String(line)}`);
-  return child;
-}
+let backend: ExampleBackend;
 
 beforeAll(async () => {
   buildCli();
   const redis = resources.add(await RedisServer.start(), (server) => server.stop());
   const [port] = (await freePorts(1)) as [number];
-  backendUrl = `http://127.0.0.1:${port}`;
-  const proxy = ['connect', 'refresh', 'subscribe', 'publish', 'rpc', 'disconnect'].flatMap((event) => [`--proxy-${event}-url`, `${backendUrl}/authsocket/${event}`]);
+  const proxy = ['connect', 'refresh', 'subscribe', 'publish', 'rpc', 'disconnect'].flatMap((event) => [
+    `--proxy-${event}-url`,
+    `http://127.0.0.1:${port}/authsocket/${event}`,
+  ]);
   const args = [...proxy, '--proxy-timeout', '1s'];
   const env = { AUTHSOCKET_PROXY_SECRET: PROXY_SECRET };
   [a, b] = (await Promise.all(
     ['A', 'B'].map(async (name) => resources.add(await GatewayNode.start({ name, redis: ['--redis-url', redis.url], args, env }), (n) => n.kill())),
   )) as [GatewayNode, GatewayNode];
   // The backend answers through node B's API while the sockets below are on node A.
-  backend = await startBackend(port, b.url);
-  resources.add(backend, (child) => void child.kill('SIGKILL'));
+  backend = resources.add(await ExampleBackend.start(port, { secret: PROXY_SECRET, apiKey: API_KEY, gatewayUrl: b.url }), (child) => child.kill());
 }, 60_000);
 
 afterAll(() => resources.disposeAll());
@@ -75,14 +63,14 @@ describe('the HTTP event proxy, through examples/proxy-backend', () => {
 
     alice.send({ type: 'rpc', id: 'r2', method: 'later', data: { job: 7 } });
     expect(await alice.next((frame) => frame.type === 'result' && frame.id === 'r2')).toMatchObject({ data: { queued: true } });
-    const done = await alice.next((frame) => frame.type === 'message' && (frame.data as { type?: string }).type === 'later/done');
-    expect(done).toMatchObject({ data: { type: 'later/done', payload: { job: 7 } } });
+    const done = await alice.next((frame) => frame.type === 'message' && (frame.data as { type?: string }).type === 'notifications/added');
+    expect(done).toMatchObject({ data: { payload: { text: 'Your job is done', job: { job: 7 } } } });
     alice.send({ type: 'rpc', id: 'r3', method: 'nope' });
     expect(await alice.next((frame) => frame.type === 'error' && frame.id === 'r3')).toMatchObject({ code: 'not_found' });
     // The reply went to one connection, not to the user's every socket.
     other.send({ type: 'ping', id: 'p' });
     await other.next((frame) => frame.type === 'pong');
-    expect(other.messages().filter((m) => (m.data as { type?: string }).type === 'later/done')).toEqual([]);
+    expect(other.messages().filter((m) => (m.data as { type?: string }).type === 'notifications/added')).toEqual([]);
   });
 
   it('lets the backend refuse a subscribe with an error frame and rewrite a publish', async () => {
@@ -98,8 +86,7 @@ describe('the HTTP event proxy, through examples/proxy-backend', () => {
 
   it('with the backend down: an rpc answers unavailable (temporary) on a socket that stays open, a new connection closes 1013', async () => {
     const alice = await client('alice');
-    backend.kill('SIGKILL');
-    await once(backend, 'exit').catch(() => undefined);
+    await backend.kill();
     alice.send({ type: 'rpc', id: 'down', method: 'time' });
     expect(await alice.next((frame) => frame.type === 'error' && frame.id === 'down')).toMatchObject({ code: 'unavailable', temporary: true });
     alice.send({ type: 'ping', id: 'still' });

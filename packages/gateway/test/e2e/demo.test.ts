@@ -1,7 +1,10 @@
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { buildLikeNpmStart, DemoTab, freePort, GatewayProcess, launchChromium, sleep } from './harness.js';
+import { ExampleBackend } from '../example-backend.js';
+import { API_KEY, buildLikeNpmStart, DemoTab, freePort, GatewayProcess, launchChromium, sleep } from './harness.js';
+
+const PROXY_SECRET = 'e2e-demo-proxy-secret-of-at-least-32-bytes';
 
 /**
  * The demo web app in Debian's Chromium against the gateway started as the README starts it:
@@ -276,6 +279,40 @@ describe('the demo app', () => {
       expect(log).toContain('auth_ok in band: token refreshed, no reconnect · same socket #1');
       expect(await gateway.notify('alice', 'Still here after two refreshes')).toBe(1);
       await alice.waitForNotification('Still here after two refreshes');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'answers "Ask the backend" through the HTTP proxy and the example backend (a process of its own), and shows the job it reports back',
+    async () => {
+      // As `npm start` runs it (scripts/demo.mjs): the backend behind --proxy-connect-url and --proxy-rpc-url.
+      await gateway.stop();
+      const port = await freePort();
+      const backend = await ExampleBackend.start(await freePort(), { secret: PROXY_SECRET, apiKey: API_KEY, gatewayUrl: `http://127.0.0.1:${port}` });
+      try {
+        gateway = await GatewayProcess.start(port, backend.flags(['connect', 'rpc']), { AUTHSOCKET_PROXY_SECRET: PROXY_SECRET });
+        const alice = await signedIn('alice');
+        await alice.page.getByRole('button', { name: 'Ask the backend the time' }).click();
+        await alice.page.getByTestId('backend-answer').filter({ hasText: 'for alice' }).waitFor({ timeout: 10_000 });
+        expect(await alice.text('backend-answer')).toMatch(/^The backend says it is \d\d:\d\d:\d\d for alice$/);
+        await alice.page.getByRole('button', { name: 'Start a job' }).click();
+        await alice.waitForNotification('Your job is done');
+        const log = await alice.text('event-log');
+        expect(log).toContain('rpc time → the gateway POSTs it to the backend');
+        expect(log).toMatch(/result ← \{"now":\d+,"for":"alice"\}/);
+        await alice.screenshot('11-backend-rpc');
+
+        await backend.kill();
+        await alice.page.getByRole('button', { name: 'Ask the backend the time' }).click();
+        await alice.page.getByTestId('backend-answer').filter({ hasText: 'temporary' }).waitFor({ timeout: 10_000 });
+        expect(await alice.text('backend-answer')).toBe('No answer: backend unavailable (temporary: try again)');
+        // The socket stayed up: the backend being down logs no one out.
+        expect(await gateway.notify('alice', 'Still connected')).toBe(1);
+        await alice.waitForNotification('Still connected');
+      } finally {
+        await backend.kill();
+      }
     },
     TEST_TIMEOUT_MS,
   );

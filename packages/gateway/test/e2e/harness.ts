@@ -52,12 +52,12 @@ export class GatewayProcess {
   readonly #exited: Promise<void>;
   #output = '';
 
-  private constructor(port: number, args: readonly string[]) {
+  private constructor(port: number, args: readonly string[], env: Readonly<Record<string, string>>) {
     this.port = port;
     this.origin = `http://127.0.0.1:${port}`;
     this.#child = spawn(process.execPath, [CLI, 'serve', '--demo', '--host', '127.0.0.1', '--port', String(port), ...args], {
       cwd: ROOT,
-      env: gatewayEnv(),
+      env: { ...gatewayEnv(), ...env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -69,9 +69,9 @@ export class GatewayProcess {
     this.#exited = new Promise((resolve) => this.#child.once('exit', () => resolve()));
   }
 
-  /** Starts the gateway on `port`, with `args` after `serve --demo --host 127.0.0.1 --port <port>`. */
-  static async start(port: number, args: readonly string[] = []): Promise<GatewayProcess> {
-    const gateway = new GatewayProcess(port, args);
+  /** Starts the gateway on `port`, with `args` after `serve --demo --host 127.0.0.1 --port <port>` and `env` added. */
+  static async start(port: number, args: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<GatewayProcess> {
+    const gateway = new GatewayProcess(port, args, env);
     await gateway.#ready();
     return gateway;
   }

@@ -1,6 +1,7 @@
 import type { ReactElement } from 'react';
 import { useAppSelector } from '../store/index.js';
 import { ChatRoom } from './ChatRoom.js';
+import { BackendCard } from './BackendCard.js';
 import { ConnectionCard } from './ConnectionCard.js';
 import { EventLog } from './EventLog.js';
 import { Header } from './Header.js';
@@ -23,6 +24,7 @@ export function App(): ReactElement {
           <aside className="sidebar">
             <ConnectionCard />
             <NotificationsCard user={user} />
+            <BackendCard />
           </aside>
         </main>
       )}

@@ -1,4 +1,4 @@
-import { CancelledError, UnauthorizedError } from '@authsocket/client';
+import { CancelledError, RequestRefusedError, UnauthorizedError } from '@authsocket/client';
 import { type AuthSocketState, createAuthSocketMiddleware, DEFAULT_ACTION_TYPES, isAction, isServerAction } from '@authsocket/redux';
 import {
   combineReducers,
@@ -171,6 +171,29 @@ export const sendNotification = (): AppThunk<Promise<void>> => async (dispatch, 
     dispatch(sendFinished(messageOf(error)));
   }
 };
+
+/**
+ * An rpc to the application's backend, through the gateway's HTTP event proxy; resolves with what
+ * to show (the answer, or why there is none). Logged like everything the socket does.
+ */
+export const askBackend =
+  (method: 'time' | 'later'): AppThunk<Promise<string>> =>
+  async (dispatch, _getState, { socket }) => {
+    dispatch(logged('info', `rpc ${method} → the gateway POSTs it to the backend`));
+    try {
+      const answer = (await socket.client.rpc(method, method === 'later' ? { at: Date.now() } : undefined)) as { now?: number; for?: string; queued?: boolean };
+      const text =
+        method === 'time' && typeof answer.now === 'number'
+          ? `The backend says it is ${formatTime(answer.now)} for ${answer.for ?? '?'}`
+          : 'Job queued: the backend will push to this tab when it is done';
+      dispatch(logged('good', `result ← ${JSON.stringify(answer)}`));
+      return text;
+    } catch (error) {
+      const temporary = error instanceof RequestRefusedError && error.temporary ? ' (temporary: try again)' : '';
+      dispatch(logged('bad', `rpc ${method} failed: ${messageOf(error)}${temporary}`));
+      return `No answer: ${messageOf(error)}${temporary}`;
+    }
+  };
 
 /**
  * "Expire my token now": the socket gets, in band, a token that lives `SHORT_TOKEN_SECONDS`, and the
