@@ -146,6 +146,11 @@ describe('loadConfig', () => {
     [['--redis-url', 'redis://127.0.0.1:6380', '--redis-cluster-nodes', '127.0.0.1:7000'], {}, 'invalid option --redis-cluster-nodes (AUTHSOCKET_REDIS_CLUSTER_NODES): conflicts with --redis-url: set exactly one Redis target'],
     [['--redis-sentinels', '127.0.0.1:26379'], { AUTHSOCKET_REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'invalid option --redis-sentinels (AUTHSOCKET_REDIS_SENTINELS): conflicts with --redis-cluster-nodes: set exactly one Redis target'],
     [['--redis-password', 'hunter2'], {}, 'invalid option --redis-password (AUTHSOCKET_REDIS_PASSWORD): needs a Redis target: --redis-url, --redis-cluster-nodes, --redis-sentinels'],
+    [['--proxy-rpc-url', 'http://127.0.0.1:3000/rpc'], {}, "invalid option --proxy-secret (AUTHSOCKET_PROXY_SECRET): is required with --proxy-rpc-url: the backend tells the gateway's requests by their signature"],
+    [['--proxy-secret', 'a-proxy-secret-of-at-least-32-bytes-long'], {}, 'invalid option --proxy-secret (AUTHSOCKET_PROXY_SECRET): needs a --proxy-<event>-url to proxy'],
+    [['--proxy-timeout', '2s'], {}, 'invalid option --proxy-timeout (AUTHSOCKET_PROXY_TIMEOUT): needs a --proxy-<event>-url to proxy'],
+    [['--proxy-connect-url', 'ftp://backend/connect'], {}, 'invalid option --proxy-connect-url (AUTHSOCKET_PROXY_CONNECT_URL): expected an absolute http:// or https:// URL, got "ftp://backend/connect"'],
+    [['--proxy-forward-claims', 'email,ro les'], {}, 'invalid option --proxy-forward-claims (AUTHSOCKET_PROXY_FORWARD_CLAIMS): expected comma-separated claim names like email,roles, got "email,ro les"'],
     [['--trust-proxy', ','], {}, 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops, or comma-separated proxy addresses/CIDRs like 10.0.0.0/8'],
     [['--node-id', ' '], {}, 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected a non-empty value'],
     [['--nope', '1'], {}, 'unknown option --nope: see authsocket serve --help'],
@@ -163,6 +168,7 @@ describe('loadConfig', () => {
     expect(failure(['--jwt-secret', 'hunter2-is-short']).message).not.toContain('hunter2');
     expect(failure([], { AUTHSOCKET_API_KEY: 'hunter2' }).message).not.toContain('hunter2');
     expect(failure(['--redis-url', 'http://user:hunter2@cache']).message).not.toContain('hunter2');
+    expect(failure(['--proxy-secret', 'hunter2']).message).not.toContain('hunter2');
     expect(failure(['--redis-password', 'hunter2']).message).not.toContain('hunter2');
   });
 
