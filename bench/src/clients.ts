@@ -20,6 +20,10 @@ export class BenchClient {
   onReauthOk: (() => void) | undefined;
   /** `ack` frames (authsocket subscribe). */
   onAck: ((id: string) => void) | undefined;
+  /** The answer to `sendRpc` (`result` frame; Socket.IO: the acknowledgement), with its arrival time. */
+  onResult: ((id: string, data: unknown, at: number) => void) | undefined;
+  /** An `error` frame (with the request's `id` when it answers one). */
+  onError: ((id: string | undefined, code: string, at: number) => void) | undefined;
   closedWith: number | undefined;
   /** Resolves with the time `auth_ok` (Socket.IO: the namespace CONNECT) arrived. */
   readonly ready: Promise<number>;
@@ -82,6 +86,16 @@ export class BenchClient {
     else this.ws.send(JSON.stringify(token === undefined ? { type: 'message', data } : { type: 'message', data, token }));
   }
 
+  /**
+   * A request answered by one reply: authsocket's (and the hand-written server's) `rpc` frame, or a
+   * Socket.IO `rpc` event with an acknowledgement, `42<id>["rpc",data]` (`method` is not sent: the
+   * event name is the method). `id` is a non-negative integer.
+   */
+  sendRpc(id: number, method: string, data: unknown): void {
+    if (this.dialect === 'socketio') this.ws.send(`42${id}${JSON.stringify(['rpc', data])}`);
+    else this.ws.send(JSON.stringify({ type: 'rpc', id: String(id), method, data }));
+  }
+
   subscribe(topic: string, id: string): void {
     this.ws.send(JSON.stringify({ type: 'subscribe', topic, id }));
   }
@@ -118,6 +132,10 @@ export class BenchClient {
         return this.onReauth?.(frame.reason ?? '');
       case 'ack':
         return this.onAck?.(frame.id ?? '');
+      case 'result':
+        return this.onResult?.(frame.id ?? '', frame.data, at);
+      case 'error':
+        return this.onError?.(frame.id, frame.code ?? '', at);
       default:
         return;
     }
@@ -134,6 +152,12 @@ export class BenchClient {
         const packet = text.charCodeAt(1);
         if (packet === 0x30) return this.#authOk(at); // '40{sid}' CONNECT
         if (packet === 0x34) return this.#fail(new Error('connect_error')); // '44{message}'
+        if (packet === 0x33) {
+          // '43<id>[args]' ACK: the answer to an event sent with an id
+          const open = text.indexOf('[', 2);
+          const [data] = JSON.parse(text.slice(open)) as [unknown];
+          return this.onResult?.(text.slice(2, open), data, at);
+        }
         if (packet !== 0x32) return; // not an EVENT
         const [event, data] = JSON.parse(text.slice(2)) as [string, unknown];
         if (event === 'message') return this.onData?.(data as AppData, at, { type: 'message', data });
@@ -153,6 +177,7 @@ export interface ServerFrame {
   data?: unknown;
   reason?: string;
   id?: string;
+  code?: string;
   stream?: string;
   offset?: number;
 }

@@ -14,6 +14,8 @@ export const SECRET_KEY = await webcrypto.subtle.importKey(
   ['verify'],
 );
 export const ISSUER = 'https://id.bench.local';
+/** The HTTP event proxy's signing key (at least 32 bytes), shared by the gateway and the rpc backend. */
+export const PROXY_SECRET = 'authsocket-bench-proxy-secret-0123456789abcdef';
 export const AUDIENCE = 'bench';
 export const HOST = '127.0.0.1';
 
@@ -110,6 +112,8 @@ export type Target =
   | 'authsocket-ticket'
   | 'authsocket-pma'
   | 'authsocket-nohistory'
+  /** The gateway with `handler: createHttpProxy(...)`: each rpc a signed POST to a backend process. */
+  | 'authsocket-proxy'
   /** authsocket loaded from BENCH_AUTHSOCKET_EXPERIMENT: a proposed change, measured side by side. */
   | 'authsocket-exp'
   | 'socketio';
@@ -136,6 +140,8 @@ export interface ServerConfig {
   target: Target;
   /** Expiry churn: warn this long before `exp` (`reauth_required {reason: 'expiring'}`). */
   reauthWindowMs?: number;
+  /** `authsocket-proxy`: the backend's rpc URL (a separate process the orchestrator started). */
+  rpcUrl?: string;
 }
 
 /** Configuration handed to a load-generator process (environment variable BENCH_LOAD). */
@@ -144,10 +150,12 @@ export interface LoadConfig {
   target: Target;
   port: number;
   controlPort: number;
+  /** The rpc backend's control port (`authsocket-proxy`), for its CPU. */
+  backendControlPort?: number;
   params: Record<string, number>;
 }
 
-export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'scale';
+export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'rpc' | 'scale';
 
 /** Flat numeric metrics of one run; names carry their unit. */
 export type Metrics = Record<string, number>;

@@ -433,6 +433,89 @@ async function history(): Promise<Metrics> {
   };
 }
 
+/**
+ * 8. RPC round trips: every connection sends an rpc, waits for its answer, sends the next, for a
+ * fixed time. Latency is request sent to answer arrived, on the generator's clock. CPU per rpc is
+ * the server's, plus (`authsocket-proxy`) the backend process's, and both summed as `total`.
+ * `errors` counts error frames, answers with a wrong id or payload, requests unanswered 2 s after the
+ * end and connections that closed: anything but 0 is a failure.
+ */
+async function rpc(): Promise<Metrics> {
+  const n = params.connections ?? 200;
+  const durationMs = params.durationMs ?? 5_000;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  const backendPort = config.backendControlPort;
+  const backendStats = async () =>
+    backendPort === undefined ? undefined : control<ServerStats & { sockets: number }>(backendPort, 'stats');
+  const rtts: number[] = [];
+  const ids = new Array<number>(n).fill(0);
+  const sentAt = new Array<number>(n).fill(0);
+  let end = Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  let errors = 0;
+  const pad = 'x'.repeat(60);
+  const send = (client: BenchClient, index: number) => {
+    const id = ++ids[index]!;
+    inFlight++;
+    sentAt[index] = nowUs();
+    client.sendRpc(id, 'echo', { s: id, u: index, p: pad });
+  };
+  opened.clients.forEach((client, index) => {
+    // An answer to anything but the request in flight is an error (and leaves that one unanswered).
+    const answered = (id: string, at: number) => {
+      if (id !== String(ids[index])) return void errors++;
+      inFlight--;
+      rtts.push(at - (sentAt[index] as number));
+      if (at < end) send(client, index);
+    };
+    client.onResult = (id, data, at) => {
+      const echo = (data as { echo?: { s?: unknown; u?: unknown } } | null)?.echo;
+      if (echo?.s !== ids[index] || echo?.u !== index) errors++;
+      answered(id, at);
+    };
+    client.onError = (id, _code, at) => {
+      errors++;
+      if (id !== undefined) answered(id, at);
+    };
+  });
+  // Warm-up, not counted: the same number of rpcs for every target (JIT, caches, the proxy's
+  // pool), however long that takes it, and at least 200 ms.
+  opened.clients.forEach((client, index) => send(client, index));
+  await sleep(200);
+  await until(() => rtts.length >= (params.warmup ?? 5_000), 10_000);
+  const [before, backendBefore] = await Promise.all([stats(), backendStats()]);
+  const counted = rtts.length;
+  const start = nowUs();
+  end = start + durationMs * 1000;
+  await sleep(durationMs);
+  const total = rtts.length - counted;
+  const elapsedS = (nowUs() - start) / 1e6;
+  const [after, backendAfter] = await Promise.all([stats(), backendStats()]);
+  const drained = await until(() => inFlight === 0, 2_000);
+  const closed = opened.clients.filter((client) => client.closedWith !== undefined).length;
+  if (!drained) errors += inFlight;
+  errors += closed;
+  // Only the measured window's latencies.
+  const rtt = distribution(rtts.slice(counted, counted + total));
+  for (const client of opened.clients) client.close();
+  const serverCpu = cpuPer(before, after, total);
+  const backendCpu = backendBefore && backendAfter ? cpuPer(backendBefore, backendAfter, total) : 0;
+  const metrics: Metrics = {
+    'rpc/s': total / elapsedS,
+    'p50_ms': ms(rtt.p50),
+    'p99_ms': ms(rtt.p99),
+    'cpu_us/rpc': serverCpu,
+  };
+  if (backendAfter) {
+    metrics['backend_cpu_us/rpc'] = backendCpu;
+    // Sockets the proxy had opened to the backend by the end: its keep-alive pool, not one per rpc.
+    metrics['backend_sockets'] = backendAfter.sockets;
+  }
+  metrics['total_cpu_us/rpc'] = serverCpu + backendCpu;
+  metrics.errors = errors;
+  return metrics;
+}
+
 /** Scale: hold as many idle authenticated connections as asked, from `first` (one of several generators). */
 async function scale(): Promise<Metrics> {
   const n = params.connections ?? 10_000;
@@ -447,7 +530,7 @@ async function scale(): Promise<Metrics> {
   return {};
 }
 
-const scenarios = { connect, idle, broadcast, push, echo, churn, history, scale } as const;
+const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, scale } as const;
 
 scenarios[config.scenario]().then(
   (metrics) => {

@@ -3,7 +3,8 @@
  *
  * Runs every scenario against every target, each target in its own server process and each run
  * with its own load-generator process, alternating targets (A B C A B C ...) for several rounds;
- * prints the medians with ratios against raw ws and writes the results as JSON.
+ * prints the medians with ratios against each scenario's baseline (raw ws, but for history and rpc)
+ * and writes the results as JSON.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { control } from './clients.js';
 import {
+  behaviour,
   type LoadConfig,
   median,
   type Metrics,
@@ -25,6 +27,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const benchRoot = path.resolve(here, '..');
 const SERVER_JS = path.join(here, 'server.js');
 const LOAD_JS = path.join(here, 'loadgen.js');
+const BACKEND_JS = path.join(here, 'backend.js');
 /** Asked of the shell before each process starts; the hard limit caps what it gets. */
 const WANTED_OPEN_FILES = 200_000;
 
@@ -51,6 +54,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const fanout = size(5_000, 1_500, 200);
   const churnUsers = size(5_000, 800, 100);
   const historyUsers = size(1_000, 400, 100);
+  const rpcConnections = size(200, 50, 10);
   return [
     {
       name: 'connect',
@@ -113,6 +117,14 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       targets: ['authsocket-nohistory', 'authsocket'],
       baseline: 'authsocket-nohistory',
       params: { users: historyUsers, perUser: size(20, 10, 5), topics: 10, publishes: size(2_000, 1_000, 100) },
+      rounds: r(5, 2),
+    },
+    {
+      name: 'rpc',
+      title: `rpc round trips: ${rpcConnections} connections, sequential rpcs for ${size(5, 1.5, 0.5)} s`,
+      targets: ['ws', 'authsocket', 'authsocket-proxy', 'socketio'],
+      baseline: 'authsocket',
+      params: { connections: rpcConnections, durationMs: size(5_000, 1_500, 500), warmup: size(10_000, 3_000, 300) },
       rounds: r(5, 2),
     },
   ];
@@ -198,7 +210,7 @@ async function startServer(config: ServerConfig, profileDir: string | undefined)
 }
 
 /** Ends a server: politely first (so a CPU profile gets written), then the whole process group. */
-async function stopServer(handle: ServerHandle): Promise<void> {
+async function stopServer(handle: { child: ChildProcess }): Promise<void> {
   const { child } = handle;
   if (child.exitCode === null && child.connected) {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -206,6 +218,18 @@ async function stopServer(handle: ServerHandle): Promise<void> {
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
   }
   killGroup(child);
+}
+
+interface BackendHandle {
+  child: ChildProcess;
+  ready: { ready: true; port: number; controlPort: number };
+}
+
+/** The rpc backend of `authsocket-proxy`: its own process, on the server's core (both are the server side). */
+async function startBackend(): Promise<BackendHandle> {
+  const child = startNode(BACKEND_JS, {}, [], 0);
+  const ready = await firstMessage<BackendHandle['ready']>(child, 'rpc backend', 15_000);
+  return { child, ready };
 }
 
 async function runLoad(config: LoadConfig, timeoutMs: number): Promise<Metrics> {
@@ -340,7 +364,7 @@ function meta(mode: string) {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     commit: git(['rev-parse', '--short', 'HEAD']),
-    dirtyServer: git(['status', '--porcelain', '--', '../packages/server', '../packages/protocol']) !== '',
+    dirtyServer: git(['status', '--porcelain', '--', '../packages/server', '../packages/protocol', '../packages/proxy']) !== '',
     loadavgStart: os.loadavg(),
   };
 }
@@ -366,8 +390,10 @@ async function benchmark(options: Options): Promise<void> {
     loads[scenario.name] = [os.loadavg()[0] as number];
     for (let round = 1; round <= scenario.rounds; round++) {
       for (const target of scenario.targets) {
+        const backend = behaviour(target) === 'authsocket-proxy' ? await startBackend() : undefined;
+        const rpcUrl = backend && `http://127.0.0.1:${backend.ready.port}/rpc`;
         const server = await startServer(
-          { target, ...scenario.server },
+          { target, ...scenario.server, ...(rpcUrl === undefined ? {} : { rpcUrl }) },
           profileDir && path.join(profileDir, `${scenario.name}-${target}`),
         );
         try {
@@ -377,10 +403,12 @@ async function benchmark(options: Options): Promise<void> {
               target,
               port: server.ready.port,
               controlPort: server.ready.controlPort,
+              ...(backend === undefined ? {} : { backendControlPort: backend.ready.controlPort }),
               params: { ...scenario.params, ...(options.snapshot ? { snapshot: 1 } : {}) },
             },
             180_000,
           );
+          if ((metrics.errors ?? 0) > 0) print(`  ! ${scenario.name}/${target} round ${round}: ${metrics.errors} errors`);
           runs.push({ scenario: scenario.name, round, target, metrics, loadavg: os.loadavg()[0] as number });
         } catch (error) {
           // One failed run (a reset under a load spike) is reported and left out of the medians.
@@ -389,6 +417,7 @@ async function benchmark(options: Options): Promise<void> {
           print(`  ! ${scenario.name}/${target} round ${round} failed: ${message}`);
         } finally {
           await stopServer(server);
+          if (backend) await stopServer(backend);
         }
       }
     }

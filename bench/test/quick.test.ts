@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A smoke check only: the benchmark's numbers are never asserted here, just that a tiny run of
-// every scenario completes and reports numbers for each target.
+// every scenario completes and reports numbers for each target (and that rpcs were answered, none
+// failing: a correctness count, not a benchmark number).
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = mkdtempSync(path.join(tmpdir(), 'authsocket-bench-'));
 const out = path.join(dir, 'smoke.json');
@@ -33,7 +34,7 @@ describe('bench --smoke', () => {
     });
     const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
     const names = result.scenarios.map((scenario) => scenario.name);
-    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history']);
+    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc']);
     for (const scenario of result.scenarios) {
       for (const target of scenario.targets) {
         const metrics = Object.values(result.medians[scenario.name]?.[target] ?? {});
@@ -43,5 +44,14 @@ describe('bench --smoke', () => {
     }
     const targets = new Set(result.scenarios.flatMap((scenario) => scenario.targets));
     for (const target of ['ws', 'authsocket', 'socketio']) expect(targets).toContain(target);
+    const rpc = result.scenarios.find((scenario) => scenario.name === 'rpc');
+    expect(rpc?.targets).toEqual(['ws', 'authsocket', 'authsocket-proxy', 'socketio']);
+    for (const target of rpc?.targets ?? []) {
+      const metrics = result.medians.rpc?.[target] ?? {};
+      expect(metrics['rpc/s'], `rpc/${target}`).toBeGreaterThan(0);
+      expect(metrics.errors, `rpc/${target}`).toBe(0);
+    }
+    // The proxy's rpcs went to the backend process, whose CPU is counted beside the gateway's.
+    expect(result.medians.rpc?.['authsocket-proxy']?.['backend_cpu_us/rpc']).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -1,8 +1,9 @@
 import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { createGateway as CreateGateway } from '@authsocket/server';
-import { type AppData, AUDIENCE, behaviour, ISSUER, SECRET, type ServerConfig } from '../common.js';
+import { createHttpProxy } from '@authsocket/proxy';
+import type { createGateway as CreateGateway, MessageHandler } from '@authsocket/server';
+import { type AppData, AUDIENCE, behaviour, ISSUER, PROXY_SECRET, SECRET, type ServerConfig } from '../common.js';
 import type { TargetServer } from './types.js';
 
 type CreateGatewayFn = typeof CreateGateway;
@@ -23,6 +24,25 @@ async function load(target: string): Promise<CreateGatewayFn> {
 }
 
 /**
+ * The application side. In process: `message` frames echoed to the connection, an `rpc` answered
+ * with `{echo: data}`. `authsocket-proxy`: the HTTP event proxy, rpc only, each one a signed POST to
+ * the backend process at `config.rpcUrl` (defaults otherwise: timeout 3 s, 256 requests in flight,
+ * undici keep-alive pool).
+ */
+function handlerFor(config: ServerConfig): MessageHandler {
+  if (behaviour(config.target) === 'authsocket-proxy') {
+    if (config.rpcUrl === undefined) throw new Error('authsocket-proxy needs rpcUrl (the backend process)');
+    return createHttpProxy({ secret: PROXY_SECRET, nodeId: 'bench', rpc: config.rpcUrl });
+  }
+  return {
+    onMessage: ({ connection, data }) => {
+      connection.send(data);
+    },
+    onRpc: ({ data }) => ({ echo: data }),
+  };
+}
+
+/**
  * authsocket's gateway with the options that matter for a fair comparison: no per-address upgrade
  * limit (every client comes from 127.0.0.1), a frame rate limit far above what the bench sends,
  * defaults for everything else (history on, heartbeat 30 s, ticket mode 'optional').
@@ -38,9 +58,7 @@ export async function startAuthsocket(config: ServerConfig): Promise<TargetServe
     perMessageAuth: behaviour(config.target) === 'authsocket-pma',
     ...(behaviour(config.target) === 'authsocket-nohistory' ? { history: false as const } : {}),
     ...(config.reauthWindowMs === undefined ? {} : { reauthWindowMs: config.reauthWindowMs }),
-    onMessage: ({ connection, data }) => {
-      connection.send(data);
-    },
+    handler: handlerFor(config),
   });
   gateway.on('authenticated', ({ method }) => {
     if (method === 'reauth') reauths++;

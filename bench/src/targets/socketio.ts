@@ -48,6 +48,10 @@ export function startSocketio(config: ServerConfig): TargetServer {
     socket.on('message', (payload: unknown) => {
       socket.emit('message', payload);
     });
+    // An rpc is an event with an acknowledgement: `42<id>["rpc",data]` answered by `43<id>[{echo}]`.
+    socket.on('rpc', (payload: unknown, ack: unknown) => {
+      if (typeof ack === 'function') ack({ echo: payload });
+    });
     socket.on('auth', (token: unknown) => {
       verify(token).then(
         ({ user, expiresAt }) => {

@@ -55,7 +55,7 @@ export function startWs(config: ServerConfig): TargetServer {
       if (sockets?.size === 0) byUser.delete(client.user);
     });
     ws.on('message', (raw: RawData) => {
-      let msg: { type?: unknown; token?: unknown; data?: unknown };
+      let msg: { type?: unknown; token?: unknown; data?: unknown; id?: unknown; method?: unknown };
       try {
         msg = JSON.parse(raw.toString()) as typeof msg;
       } catch {
@@ -86,6 +86,8 @@ export function startWs(config: ServerConfig): TargetServer {
       }
       if (client.user === undefined) return ws.close(4401, 'authenticate first');
       if (msg.type === 'message') ws.send(JSON.stringify({ type: 'message', data: msg.data }));
+      // The rpc floor: the same request and answer frames as authsocket's, the same echo as its handler.
+      else if (msg.type === 'rpc') ws.send(JSON.stringify({ type: 'result', id: msg.id, data: { echo: msg.data } }));
     });
   });
 
