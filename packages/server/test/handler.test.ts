@@ -96,6 +96,19 @@ describe('onConnect', () => {
     socket.send({ type: 'auth', token: await target.token('alice', { expiresIn: 1200 }) });
     expect(await socket.closed).toEqual({ code: 4403, reason: 'revoked by the backend' });
   });
+  it("carries the token to onConnect in per-message-auth mode only, for a backend that verifies it itself", async () => {
+    const tokens: (string | undefined)[] = [];
+    const target = await start({ onConnect: ({ token }) => void tokens.push(token) }, { perMessageAuth: true });
+    const token = await target.token('alice');
+    const socket = await open(target);
+    socket.send({ type: 'message', data: 'first', token });
+    await socket.next('auth_ok');
+    await target.close();
+    server = undefined;
+    const plain = await start({ onConnect: ({ token: seen }) => void tokens.push(seen ?? 'none') });
+    await authenticated(plain);
+    expect(tokens).toEqual([token, 'none']);
+  });
 });
 
 describe('onRpc', () => {

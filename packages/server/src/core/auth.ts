@@ -36,7 +36,9 @@ export class Auth extends CorePart {
       return this.#refuse(session, 'auth', error);
     }
     if (session.isClosed() || !this.#isSameUser(session, verified.user, 'auth')) return;
-    await this.bind(session, verified, session.user === undefined ? 'message' : 'reauth', resume);
+    // Per-message mode: the backend may verify the token itself, on connect as on every message.
+    const forwarded = this.options.perMessageAuth ? token : undefined;
+    await this.bind(session, verified, session.user === undefined ? 'message' : 'reauth', resume, forwarded);
   }
 
   /**
@@ -73,7 +75,7 @@ export class Auth extends CorePart {
     }
     if (session.isClosed() || !this.#isSameUser(session, verified.user, 'per_message')) return;
     if (session.state === 'pending') {
-      await this.bind(session, verified, 'per_message', undefined);
+      await this.bind(session, verified, 'per_message', undefined, token);
       if (session.isClosed()) return;
     } else if (verified.expiresAt > (session.expiresAt ?? 0)) {
       // A fresher token on a message extends the connection's identity, as seed 004 describes.
@@ -121,10 +123,11 @@ export class Auth extends CorePart {
     identity: Identity,
     method: AuthMethod,
     resume: Readonly<Record<string, StreamPosition>> | undefined,
+    token?: string,
   ): Promise<void> {
     const isNew = session.user === undefined;
     const wasHeld = session.state === 'held';
-    const connecting = this.#connect(session, identity, !isNew);
+    const connecting = this.#connect(session, identity, !isNew, token);
     // Awaited only when there is a handler: without one, binding stays free of a yield.
     const connected = isPromise(connecting) ? await connecting : connecting;
     if (connected === false || session.isClosed()) return;
@@ -182,10 +185,15 @@ export class Auth extends CorePart {
    * refused (the session is then closed). A refresh the backend could not answer keeps the
    * verified token: a backend outage must not log valid users out.
    */
-  #connect(session: Session, identity: Identity, refresh: boolean): ConnectResult | undefined | false | Promise<ConnectResult | undefined | false> {
+  #connect(
+    session: Session,
+    identity: Identity,
+    refresh: boolean,
+    token: string | undefined,
+  ): ConnectResult | undefined | false | Promise<ConnectResult | undefined | false> {
     const { handler } = this.core;
     if (handler.onConnect === undefined) return undefined;
-    const request = new ConnectRequest(this.core, session, identity.user, identity.claims, identity.expiresAt, refresh);
+    const request = new ConnectRequest(this.core, session, identity.user, identity.claims, identity.expiresAt, refresh, token);
     const refused = (error: unknown): false | undefined => {
       if (session.isClosed()) return false;
       const known = error instanceof HandlerError ? error : undefined;
