@@ -67,6 +67,10 @@ describe('the HTTP event proxy, through examples/proxy-backend', () => {
     expect(done).toMatchObject({ data: { payload: { text: 'Your job is done', job: { job: 7 } } } });
     alice.send({ type: 'rpc', id: 'r3', method: 'nope' });
     expect(await alice.next((frame) => frame.type === 'error' && frame.id === 'r3')).toMatchObject({ code: 'not_found' });
+    // Measured per event and outcome: three rpcs answered, none in flight.
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(Number(/authsocket_proxy_request_duration_seconds_count\{event="rpc",outcome="ok"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(metrics).toContain('authsocket_proxy_in_flight{event="rpc"} 0');
     // The reply went to one connection, not to the user's every socket.
     other.send({ type: 'ping', id: 'p' });
     await other.next((frame) => frame.type === 'pong');
