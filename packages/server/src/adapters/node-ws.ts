@@ -92,7 +92,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 function replyTo(res: ServerResponse): HttpReply {
-  return { json: (status, body, headers) => sendJson(res, status, body, headers) };
+  return {
+    json: (status, body, headers) => sendJson(res, status, body, headers),
+    empty: (status, headers = {}) => res.writeHead(status, { 'Cache-Control': 'no-store', ...headers }).end(),
+  };
 }
 
 /** Answers a refused upgrade with a real HTTP response on the raw socket, then closes it. */

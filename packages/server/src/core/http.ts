@@ -19,6 +19,9 @@ const HEALTH_PATH = '/healthz';
 /** Liveness: 200 while the process answers HTTP at all; restart the process when it does not. */
 const LIVE_PATH = '/livez';
 
+/** How long a browser may cache the ticket endpoint's preflight answer, in seconds. */
+const PREFLIGHT_MAX_AGE_S = 600;
+
 /** What the health route reports of the gateway. */
 export interface NodeStatus {
   readonly closing: boolean;
@@ -42,8 +45,19 @@ export class HttpRoutes {
     const path = request.url.split('?', 1)[0];
     const { method } = request;
     if (path === TICKET_PATH && this.#options.ticket !== 'off') {
-      if (method !== 'POST') reply.json(405, { error: REFUSAL_BODY[405] }, { Allow: 'POST' });
-      else void this.#admission.issueTicket(request, reply);
+      const cors = this.#cors(request);
+      if (method === 'OPTIONS' && cors) {
+        reply.empty(204, {
+          ...cors,
+          'Access-Control-Allow-Methods': 'POST',
+          'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+          'Access-Control-Max-Age': String(PREFLIGHT_MAX_AGE_S),
+        });
+      } else if (method !== 'POST') {
+        reply.json(405, { error: REFUSAL_BODY[405] }, { Allow: 'POST', ...cors });
+      } else {
+        void this.#admission.issueTicket(request, cors ? withHeaders(reply, cors) : reply);
+      }
       return true;
     }
     if (path === HEALTH_PATH && (method === 'GET' || method === 'HEAD')) {
@@ -60,4 +74,24 @@ export class HttpRoutes {
     }
     return false;
   }
+
+  /**
+   * CORS for the ticket endpoint, so a browser app on another origin can get a ticket: only for an
+   * `Origin` listed in `allowedOrigins` (the list that also guards the upgrade), never for any
+   * origin. The JWT travels in `Authorization`, not in a cookie, so no credentials mode is needed.
+   */
+  #cors(request: HttpRequest): Readonly<Record<string, string>> | undefined {
+    const origin = request.header('origin');
+    const allowed = this.#options.allowedOrigins;
+    if (origin === undefined || allowed === undefined || !allowed.includes(origin)) return undefined;
+    return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+  }
+}
+
+/** `reply` with `extra` headers added to every answer. */
+function withHeaders(reply: HttpReply, extra: Readonly<Record<string, string>>): HttpReply {
+  return {
+    json: (status, body, headers) => reply.json(status, body, { ...headers, ...extra }),
+    empty: (status, headers) => reply.empty(status, { ...headers, ...extra }),
+  };
 }

@@ -55,9 +55,11 @@ export interface HttpRequest extends UpgradeRequest {
   readonly method: string;
 }
 
-/** How the core answers an HTTP request: a JSON body that must not be cached. */
+/** How the core answers an HTTP request: a JSON body that must not be cached, or no body at all. */
 export interface HttpReply {
   json(status: number, body: unknown, headers?: Readonly<Record<string, string>>): void;
+  /** A response without a body (a CORS preflight's 204). */
+  empty(status: number, headers?: Readonly<Record<string, string>>): void;
 }
 
 /** What a transport adapter calls on the core (`GatewayCore.transport`). */
