@@ -25,6 +25,8 @@ export interface GatewayConfig {
   readonly reauthWindowMs: number;
   readonly reauthGraceMs: number;
   readonly authTimeoutMs: number;
+  /** Authenticated connections one user may hold on this node. */
+  readonly maxConnectionsPerUser: number;
   /** Upgrade attempts per client address, or false; undefined keeps the library's default (300/10s). */
   readonly upgradeRateLimit: { limit: number; windowMs: number } | false | undefined;
   /** Topic prefixes clients may subscribe to (`''` matches all), or undefined for the mode's default. */
@@ -240,6 +242,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: inherited('authTimeoutMs'),
     description: 'how long a socket may stay unauthenticated before it is closed 4408',
     parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'maxConnectionsPerUser',
+    flag: 'max-connections-per-user',
+    valueName: '<n>',
+    defaultValue: inherited('maxConnectionsPerUser'),
+    description: 'authenticated connections one user may hold on this node; one more closes 4409',
+    parse: parse.positiveInteger,
   }),
   option({
     key: 'upgradeRateLimit',

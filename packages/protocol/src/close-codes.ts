@@ -16,6 +16,7 @@ export enum CloseCode {
   Unauthorized = 4401,
   Forbidden = 4403,
   AuthTimeout = 4408,
+  TooManyConnections = 4409,
   TokenExpired = 4419,
   RateLimited = 4429,
 }
@@ -52,6 +53,7 @@ export const CLOSE_CODES: Readonly<Record<CloseCode, CloseCodeInfo>> = Object.fr
   [CloseCode.Unauthorized]: { name: 'unauthorized', action: 'refresh-once' },
   [CloseCode.Forbidden]: { name: 'forbidden', action: 'stop' },
   [CloseCode.AuthTimeout]: { name: 'auth timeout', action: 'backoff' },
+  [CloseCode.TooManyConnections]: { name: 'too many connections', action: 'backoff' },
   [CloseCode.TokenExpired]: { name: 'token expired', action: 'refresh-now' },
   [CloseCode.RateLimited]: { name: 'rate limited', action: 'retry-after' },
 });

@@ -136,6 +136,12 @@ export const GATEWAY_OPTIONS = {
     description: 'Exact `Origin` values allowed to upgrade (403 otherwise).',
   }),
   maxPayload: count('bytes', 65_536, positive, 'Largest accepted frame (`1009` beyond).'),
+  maxConnectionsPerUser: count(
+    'integer',
+    100,
+    positive,
+    "Authenticated connections one user may hold on this node; one more closes `4409` (a leaking client cannot exhaust the node).",
+  ),
   maxBufferedBytes: count('bytes', 1_048_576, positive, 'Outbound bytes buffered for one connection before it is closed as a slow consumer (`4008`).'),
   messageRateLimit: rate({ limit: 1_000, windowMs: 1_000 }, 'Frames per connection; beyond: `4429`.'),
   authRateLimit: rate({ limit: 10, windowMs: 60_000 }, '`auth` frames per connection; beyond: `4429`.'),

@@ -205,3 +205,24 @@ describe('shutdown and health', () => {
     for (const socket of sockets) expect(await socket.closed).toEqual({ code: 1001, reason: 'server shutting down' });
   });
 });
+
+describe('connections per user', () => {
+  it('closes the connection past maxConnectionsPerUser 4409, leaves other users alone, and admits again once one closed', async () => {
+    const server = await startServer({ maxConnectionsPerUser: 2 });
+    try {
+      const first = await TestSocket.authenticated(server, 'alice');
+      await TestSocket.authenticated(server, 'alice');
+      const third = await TestSocket.open(server.wsUrl);
+      third.send({ type: 'auth', token: await server.token('alice') });
+      expect(await third.closed).toEqual({ code: 4409, reason: 'too many connections for this user' });
+      await TestSocket.authenticated(server, 'bob');
+      first.close();
+      await first.closed;
+      const again = await TestSocket.authenticated(server, 'alice');
+      expect(again.frames[0]).toMatchObject({ type: 'auth_ok', user: 'alice' });
+      expect(server.gateway.connectionCount('alice')).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+});

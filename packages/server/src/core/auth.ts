@@ -127,6 +127,10 @@ export class Auth extends CorePart {
   ): Promise<void> {
     const isNew = session.user === undefined;
     const wasHeld = session.state === 'held';
+    if (isNew && (this.core.registry.ofUser(identity.user)?.size ?? 0) >= this.options.maxConnectionsPerUser) {
+      this.core.events.emit('authFailed', { stage: 'auth', reason: 'too_many_connections' });
+      return session.close(CloseCode.TooManyConnections, 'too many connections for this user');
+    }
     const connecting = this.#connect(session, identity, !isNew, token);
     // Awaited only when there is a handler: without one, binding stays free of a yield.
     const connected = isPromise(connecting) ? await connecting : connecting;
