@@ -1,4 +1,5 @@
 import type { Clock, Gateway } from '@authsocket/server';
+import { AUDIENCE_NONE } from './config.js';
 import express, { type Express } from 'express';
 import { createDemoBackend } from './demo-backend.js';
 import { createDemoIdentity } from './demo-identity.js';
@@ -42,7 +43,7 @@ export function createApp(parts: AppParts): Express {
       createDemoIdentity({
         secret: jwtSecret,
         issuer: config.issuer,
-        audience: config.audience,
+        audience: config.audience === AUDIENCE_NONE ? undefined : config.audience,
         gateway,
         logger,
         clock: parts.clock,

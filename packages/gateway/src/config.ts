@@ -129,7 +129,18 @@ function checkKeySource(config: GatewayConfig): void {
       `missing option: a JWT key is required: set ${names[0]}, ${names[1]} or ${names[2]}, or run with --demo`,
     );
   }
+  // An identity provider's keys sign tokens for every client it serves: without an audience, a token
+  // issued to another application of the same IdP would open a socket here.
+  if (first && first.key !== 'jwtSecret' && config.audience === undefined) {
+    throw InvalidOptionError.of(
+      optionFor('audience'),
+      `is required with --${first.flag}: without it a token your identity provider issued to any of its other clients is accepted; set it to this app's audience, or to ${AUDIENCE_NONE} to accept every audience on purpose`,
+    );
+  }
 }
+
+/** `--audience none`: the operator's explicit choice not to check `aud`. */
+export const AUDIENCE_NONE = 'none';
 
 const REDIS_TARGETS = ['redisUrl', 'redisClusterNodes', 'redisSentinels'] as const;
 

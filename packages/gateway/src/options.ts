@@ -182,8 +182,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'audience',
     valueName: '<aud>',
     defaultValue: undefined,
-    defaultLabel: 'not checked',
-    description: 'required `aud` claim',
+    defaultLabel: 'required with a public key or JWKS',
+    description: "required `aud` claim; required with --jwt-public-key and --jwks-url ('none': accept any audience, on purpose)",
     parse: parse.nonEmpty,
   }),
   option({

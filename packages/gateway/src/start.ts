@@ -15,7 +15,7 @@ import { dropUndefined } from '@authsocket/protocol';
 import { createHttpProxy, type HttpProxy } from '@authsocket/proxy';
 import { createRedisEngine, type RedisEngine, type RedisTarget } from '@authsocket/redis';
 import { createApp } from './app.js';
-import { fromServerConfigError, PROXY_URLS, printableConfig } from './config.js';
+import { AUDIENCE_NONE, fromServerConfigError, PROXY_URLS, printableConfig } from './config.js';
 import { demoChatHandler } from './demo-backend.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
 import { createLogger, type DestinationStream, type Logger } from './logger.js';
@@ -183,7 +183,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
     publicKey: config.jwtPublicKey,
     jwksUrl: config.jwksUrl,
     issuer: config.issuer,
-    audience: config.audience,
+    audience: config.audience === AUDIENCE_NONE ? undefined : config.audience,
   };
   // Demo: chat messages arrive as `message` frames and are published under the sender's
   // authenticated name (see demo-backend.ts), through the handler context's own `publish`.

@@ -106,12 +106,12 @@ describe('loadConfig', () => {
   }
 
   it('reads --jwt-public-key from a file path', () => {
-    expect(config(['--jwt-public-key', goodPemPath]).jwtPublicKey).toBe(readFileSync(goodPemPath, 'utf8'));
+    expect(config(['--jwt-public-key', goodPemPath, '--audience', 'my-app']).jwtPublicKey).toBe(readFileSync(goodPemPath, 'utf8'));
   });
 
   it('accepts --jwt-public-key as inline PEM from the environment', () => {
     const pem = readFileSync(goodPemPath, 'utf8');
-    expect(config([], { AUTHSOCKET_JWT_PUBLIC_KEY: pem }).jwtPublicKey).toBe(pem);
+    expect(config([], { AUTHSOCKET_JWT_PUBLIC_KEY: pem, AUTHSOCKET_AUDIENCE: 'none' }).jwtPublicKey).toBe(pem);
   });
 
   const invalid: [string[], Environment, string][] = [
@@ -215,6 +215,13 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a public key or JWKS without an audience, and takes --audience none as the explicit choice', () => {
+    const why = "without it a token your identity provider issued to any of its other clients is accepted; set it to this app's audience, or to none to accept every audience on purpose";
+    expect(() => loadConfig(['--jwks-url', 'https://id.example/jwks'], {})).toThrow(`invalid option --audience (AUTHSOCKET_AUDIENCE): is required with --jwks-url: ${why}`);
+    expect(() => loadConfig([], { AUTHSOCKET_JWT_PUBLIC_KEY: goodPemPath })).toThrow(`invalid option --audience (AUTHSOCKET_AUDIENCE): is required with --jwt-public-key: ${why}`);
+    expect(loadConfig(['--jwks-url', 'https://id.example/jwks', '--audience', 'none'], {}).config.audience).toBe('none');
+  });
+
   it('warns about unknown AUTHSOCKET_ variables and ignores others', () => {
     const { warnings } = loadConfig(['--demo'], { AUTHSOCKET_JWT_SECRT: 'typo', HOME: '/root' });
     expect(warnings).toEqual(['unknown environment variable AUTHSOCKET_JWT_SECRT ignored']);
@@ -225,7 +232,7 @@ describe('startGateway configuration errors', () => {
   it("rewrites the server library's refusal in terms of the CLI option", async () => {
     const weak = join(dir, 'weak.pem');
     writeFileSync(weak, rsa(1024));
-    const { config: loaded } = loadConfig(['--jwt-public-key', weak, '--port', '0', '--log-level', 'silent'], {});
+    const { config: loaded } = loadConfig(['--jwt-public-key', weak, '--audience', 'none', '--port', '0', '--log-level', 'silent'], {});
     await expect(startGateway(loaded)).rejects.toThrow(
       new InvalidOptionError('jwt-public-key', 'invalid option --jwt-public-key (AUTHSOCKET_JWT_PUBLIC_KEY): RSA keys must be at least 2048 bits'),
     );
