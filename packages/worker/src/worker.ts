@@ -100,6 +100,16 @@ const OPTION_NAMES = new Set([
 
 type RawEntry = [string, unknown];
 
+/**
+ * The entries of an XREADGROUP reply for one stream: `[[stream, entries]]` in RESP2, a map (which
+ * ioredis flattens to `[stream, entries]`) in RESP3; null when the block timed out.
+ */
+function streamEntries(reply: unknown): RawEntry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  const entries: unknown = typeof reply[0] === 'string' ? reply[1] : (reply[0] as unknown[])[1];
+  return Array.isArray(entries) ? entries.filter((entry): entry is RawEntry => Array.isArray(entry) && typeof entry[0] === 'string') : [];
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -232,10 +242,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         await this.#pause(backoffMs(failures++));
         continue;
       }
-      if (!Array.isArray(reply)) continue;
-      for (const [, entries] of reply as [string, RawEntry[]][]) {
-        for (const [id, raw] of entries) this.#run(id, raw, 1);
-      }
+      for (const [id, raw] of streamEntries(reply)) this.#run(id, raw, 1);
     }
   }
 
