@@ -45,6 +45,13 @@ export const port: Parser<number> = (raw) => {
   return value;
 };
 
+/** A whole number from 1 up to 2^31 - 1. */
+export const positiveInteger: Parser<number> = (raw) => {
+  const value = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 1 && value <= 2_147_483_647)) throw new ValueError(`expected a whole number of at least 1, got ${quote(raw)}`);
+  return value;
+};
+
 export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
   return (raw) => {
     if (!(values as readonly string[]).includes(raw)) {
