@@ -134,7 +134,10 @@ describe('createWorker', () => {
     const stream = nextStream();
     const ran: number[] = [];
     const refused: string[] = [];
-    const w = await worker(stream, 'w1', ({ data }) => void ran.push((data as { n: number }).n), { verify: { secret: FORWARD_SECRET, maxAgeMs: 60_000 } });
+    const w = await worker(stream, 'w1', ({ data }) => void ran.push((data as { n: number }).n), {
+      verify: { secret: FORWARD_SECRET, maxAgeMs: 60_000 },
+      concurrency: 1,
+    });
     w.on('dead', ({ reason }) => refused.push(reason));
     await enqueue(client, stream, { data: { n: 1 }, secret: 'a-forger-secret-that-is-32-bytes-long!!' });
     await enqueue(client, stream, { data: { n: 2 }, at: Date.now() - 120_000 });
@@ -154,6 +157,8 @@ describe('createWorker', () => {
     const w = await worker(stream, 'w1', ({ user, claims }) => void ran.push(`${user}:${String(claims.plan)}`), {
       verify: { secret: FORWARD_SECRET, jwt: { secret: SECRET } },
       logger,
+      // One at a time, so the refusals come in the order the entries were stored.
+      concurrency: 1,
     });
     w.on('dead', ({ reason, attempt }) => refused.push([reason, attempt]));
     const expired = await signToken({ sub: 'alice', now: Date.now() - 600_000, expiresIn: 60 });
