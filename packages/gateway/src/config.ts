@@ -184,7 +184,7 @@ function checkForward(config: GatewayConfig): void {
     }
     return;
   }
-  const stray = (['forwardSecret', 'forwardMaxLength', 'forwardClaims'] as const).find((key) => config[key] !== undefined);
+  const stray = (['forwardSecret', 'forwardMaxLength', 'forwardPartitions', 'forwardClaims'] as const).find((key) => config[key] !== undefined);
   if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --forward-stream');
 }
 

@@ -68,6 +68,8 @@ export interface GatewayConfig {
   readonly forwardSecret: string | undefined;
   /** `XADD MAXLEN ~` of the stream; undefined: the forwarder's default (100000). */
   readonly forwardMaxLength: number | undefined;
+  /** Streams `<stream>:0…n-1` the messages are spread over by connection; undefined: one stream. */
+  readonly forwardPartitions: number | undefined;
   /** JWT claims copied into each entry's identity envelope. */
   readonly forwardClaims: readonly string[] | undefined;
   readonly logLevel: LogLevel;
@@ -463,6 +465,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: undefined,
     defaultLabel: '100000',
     description: 'about how many entries the stream keeps (XADD MAXLEN ~), oldest trimmed first',
+    parse: parse.positiveInteger,
+  }),
+  option({
+    key: 'forwardPartitions',
+    flag: 'forward-partitions',
+    valueName: '<n>',
+    defaultValue: undefined,
+    defaultLabel: '1 (one stream)',
+    description: 'spread messages over <stream>:0 … <stream>:<n-1> by a hash of the connection id, for workers that each own some partitions and keep per-connection order',
     parse: parse.positiveInteger,
   }),
   option({

@@ -146,6 +146,7 @@ function startForwarder(config: GatewayConfig, logger: Logger, clock: Clock): St
       secret: config.forwardSecret,
       nodeId: config.nodeId,
       ...(config.forwardMaxLength === undefined ? {} : { maxLength: config.forwardMaxLength }),
+      ...(config.forwardPartitions === undefined ? {} : { partitions: config.forwardPartitions }),
       ...(config.forwardClaims === undefined ? {} : { forwardClaims: config.forwardClaims }),
       logger: logger.child({ component: 'forwarder' }),
       clock,

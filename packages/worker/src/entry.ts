@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isPlainObject } from '@authsocket/protocol';
 import type { EnvelopeIdentity } from '@authsocket/proxy';
 
@@ -66,4 +67,15 @@ export function parseEnvelope(text: string): MessageEnvelope | undefined {
   if (identity.token !== undefined && typeof identity.token !== 'string') return undefined;
   if (value.key !== undefined && typeof value.key !== 'string') return undefined;
   return value as unknown as MessageEnvelope;
+}
+
+/** Which of `count` partitions a connection's messages go to: the same one for all of them, on every node. */
+export function partitionOf(connection: string, count: number): number {
+  if (count <= 1) return 0;
+  return createHash('sha1').update(connection).digest().readUInt32BE(0) % count;
+}
+
+/** The stream of partition `index`: `<stream>:<index>` (the stream itself when there is one partition). */
+export function partitionStream(stream: string, index: number, count: number): string {
+  return count <= 1 ? stream : `${stream}:${index}`;
 }

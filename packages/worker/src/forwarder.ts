@@ -11,7 +11,7 @@ import {
   silentLogger,
   systemClock,
 } from '@authsocket/server';
-import { DEFAULT_STREAM, ENTRY_FIELDS, keyOf, type MessageEnvelope } from './entry.js';
+import { DEFAULT_STREAM, ENTRY_FIELDS, keyOf, type MessageEnvelope, partitionOf, partitionStream } from './entry.js';
 import { connect, nonEmpty, positiveInteger, type RedisClient, type RedisSource, release, Script } from './redis.js';
 
 export interface StreamForwarderOptions {
@@ -27,6 +27,12 @@ export interface StreamForwarderOptions {
   nodeId: string;
   /** JWT claims copied into `identity.claims`. Default none. */
   forwardClaims?: readonly string[];
+  /**
+   * Streams to spread messages over, by a hash of the connection id: `<stream>:0` … `<stream>:<n-1>`
+   * (just `<stream>` when 1). One connection's messages all go to one of them, so a worker owning it
+   * alone handles them in order (`WorkerOptions.partitions`). Default 1.
+   */
+  partitions?: number;
   /** How long a client's idempotency key (`data.key`) maps to its first entry, in ms. Default 86_400_000 (a day). */
   dedupeTtlMs?: number;
   /** How long an `XADD` may take before the client is told `unavailable`, in ms. Default 2_000. */
@@ -40,12 +46,17 @@ export const FORWARDER_DEFAULTS = {
   stream: DEFAULT_STREAM,
   maxLength: 100_000,
   dedupeTtlMs: 86_400_000,
+  partitions: 1,
   commandTimeoutMs: 2_000,
 } as const;
 
-/** What the client's `ack.data` carries: the entry's id, and `duplicate` when a resend found its first entry. */
+/**
+ * What the client's `ack.data` carries: the entry's id, `stream` when there are partitions (an id
+ * is unique within its stream only), and `duplicate` when a resend found its first entry.
+ */
 export interface Forwarded {
   readonly entry: string;
+  readonly stream?: string;
   readonly duplicate?: true;
 }
 
@@ -67,11 +78,12 @@ if dedupe then
   if first then return {first, 1} end
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${ENTRY_FIELDS.envelope}', ARGV[2], '${ENTRY_FIELDS.sig}', ARGV[3])
-if dedupe then redis.call('SET', dedupe, id, 'NX', 'PX', ARGV[4]) end
-return {id, 0}
+-- '<id> <stream>': a resend from another connection may map to another partition.
+if dedupe then redis.call('SET', dedupe, id .. ' ' .. KEYS[1], 'NX', 'PX', ARGV[4]) end
+return {id .. ' ' .. KEYS[1], 0}
 `);
 
-const OPTION_NAMES = new Set(['redis', 'stream', 'maxLength', 'secret', 'nodeId', 'forwardClaims', 'dedupeTtlMs', 'commandTimeoutMs', 'logger', 'clock']);
+const OPTION_NAMES = new Set(['redis', 'stream', 'maxLength', 'secret', 'nodeId', 'forwardClaims', 'partitions', 'dedupeTtlMs', 'commandTimeoutMs', 'logger', 'clock']);
 
 /**
  * The gateway's `onMessage` as a Redis Stream: each client `message` becomes one signed entry, and
@@ -80,6 +92,7 @@ const OPTION_NAMES = new Set(['redis', 'stream', 'maxLength', 'secret', 'nodeId'
  */
 export class StreamForwarder extends EventEmitter<StreamForwarderEvents> implements MessageHandler {
   readonly stream: string;
+  readonly partitions: number;
   readonly #client: RedisClient;
   readonly #owned: boolean;
   readonly #envelopes: Envelopes;
@@ -97,6 +110,7 @@ export class StreamForwarder extends EventEmitter<StreamForwarderEvents> impleme
     if (Buffer.byteLength(options.secret, 'utf8') < MIN_SECRET_BYTES) throw new ConfigError('secret', `must be at least ${MIN_SECRET_BYTES} bytes`);
     const nodeId = nonEmpty('nodeId', options.nodeId);
     this.stream = nonEmpty('stream', options.stream ?? FORWARDER_DEFAULTS.stream);
+    this.partitions = positiveInteger('partitions', options.partitions ?? FORWARDER_DEFAULTS.partitions);
     this.#maxLength = positiveInteger('maxLength', options.maxLength ?? FORWARDER_DEFAULTS.maxLength);
     this.#dedupeTtlMs = positiveInteger('dedupeTtlMs', options.dedupeTtlMs ?? FORWARDER_DEFAULTS.dedupeTtlMs);
     const commandTimeout = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? FORWARDER_DEFAULTS.commandTimeoutMs);
@@ -141,7 +155,8 @@ export class StreamForwarder extends EventEmitter<StreamForwarderEvents> impleme
     };
     const body = JSON.stringify(envelope);
     const sig = signBody(this.#secret, body, this.#clock.now());
-    const keys = key === undefined ? [this.stream] : [this.stream, this.dedupeKey(context.user, key)];
+    const stream = partitionStream(this.stream, partitionOf(identity.connection, this.partitions), this.partitions);
+    const keys = key === undefined ? [stream] : [stream, this.dedupeKey(context.user, key)];
     const started = performance.now();
     let reply: unknown;
     try {
@@ -153,14 +168,19 @@ export class StreamForwarder extends EventEmitter<StreamForwarderEvents> impleme
       this.#logger.warn({ connection: context.connection.id, err: reason }, 'message not enqueued');
       throw new HandlerError('unavailable', 'queue unavailable', { temporary: true, cause: error });
     }
-    const [entry, duplicate] = reply as [string, number];
+    const [stored, duplicate] = reply as [string, number];
+    const space = stored.indexOf(' ');
+    const entry = space < 0 ? stored : stored.slice(0, space);
+    const where = space < 0 ? this.stream : stored.slice(space + 1);
     this.emit('forwarded', { entry, duplicate: duplicate === 1, durationMs: performance.now() - started });
-    return duplicate === 1 ? { entry, duplicate: true } : { entry };
+    return { entry, ...(this.partitions > 1 ? { stream: where } : {}), ...(duplicate === 1 ? { duplicate: true as const } : {}) };
   };
 
-  /** `XLEN` of the stream, for a metrics gauge; rejects when Redis does not answer. */
+  /** `XLEN` of the stream (summed over its partitions), for a metrics gauge; rejects when Redis does not answer. */
   async length(): Promise<number> {
-    return Number(await this.#client.xlen(this.stream));
+    const streams = Array.from({ length: this.partitions }, (_, index) => partitionStream(this.stream, index, this.partitions));
+    const lengths = await Promise.all(streams.map((stream) => this.#client.xlen(stream)));
+    return lengths.reduce((sum: number, length) => sum + Number(length), 0);
   }
 
   async close(): Promise<void> {

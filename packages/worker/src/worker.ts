@@ -2,14 +2,16 @@ import { EventEmitter } from 'node:events';
 import { topicStream, userStream } from '@authsocket/protocol';
 import { createRedisEngine, type RedisEngine } from '@authsocket/redis';
 import { type Clock, ConfigError, type JwtOptions, type Logger, silentLogger, systemClock } from '@authsocket/server';
-import { DEFAULT_STREAM, ENTRY_FIELDS, fieldsOf } from './entry.js';
+import { DEFAULT_STREAM, ENTRY_FIELDS, fieldsOf, partitionStream } from './entry.js';
 import { backoffMs, connect, nonEmpty, positiveInteger, type RedisClient, release } from './redis.js';
 import { EntryVerifier, type Refusal, type VerifyOptions } from './verify.js';
 
 /** What a job handler gets for one entry, and how it answers the sender and others. */
 export interface JobContext {
-  /** The stream entry's id (`<ms>-<n>`): the client's `ack.data.entry`. */
+  /** The stream entry's id (`<ms>-<n>`): the client's `ack.data.entry`. Unique within its stream only. */
   readonly entryId: string;
+  /** The stream it was read from: the `stream` option, or one of its partitions (`<stream>:<n>`). */
+  readonly stream: string;
   /** The envelope's `id`: the same on every delivery of this entry. */
   readonly messageId: string;
   /** 1 on the first delivery; more after a failure or a crashed worker (at-least-once). */
@@ -68,6 +70,17 @@ export interface WorkerOptions {
   deadLetterStream?: string;
   /** `MAXLEN ~` of the dead-letter stream. Default 100_000. */
   deadLetterMaxLength?: number;
+  /**
+   * Ordered mode: the gateway spreads messages over `count` streams by connection
+   * (`--forward-partitions`) and this worker alone reads the partitions in `owned`, one entry at a
+   * time each, retrying a failed entry in place (`retryDelayMs` apart, up to `maxAttempts`) before
+   * the next: one connection's messages are handled in the order they were stored. There is no
+   * claiming from others: a worker that died resumes its partitions' pending entries, in order, when
+   * it is started again with the same `consumer` name. `concurrency` and `claimIdleMs` do not apply.
+   */
+  partitions?: { readonly count: number; readonly owned: readonly number[] };
+  /** Ordered mode: the pause before retrying a failed entry, in ms. Default 1_000. */
+  retryDelayMs?: number;
   /** Key prefix of the gateway's Redis engine, if it is not the default `authsocket:`. */
   keyPrefix?: string;
   /** pino-compatible logger. Never given a token, the secret or message data. */
@@ -83,6 +96,7 @@ export const WORKER_DEFAULTS = {
   concurrency: 16,
   blockMs: 1_000,
   deadLetterMaxLength: 100_000,
+  retryDelayMs: 1_000,
 } as const;
 
 export interface WorkerEvents {
@@ -95,10 +109,28 @@ export interface WorkerEvents {
 
 const OPTION_NAMES = new Set([
   'redis', 'stream', 'group', 'consumer', 'handler', 'verify', 'maxAttempts', 'claimIdleMs', 'claimIntervalMs',
-  'concurrency', 'blockMs', 'deadLetterStream', 'deadLetterMaxLength', 'keyPrefix', 'logger', 'clock',
+  'concurrency', 'blockMs', 'deadLetterStream', 'deadLetterMaxLength', 'partitions', 'retryDelayMs', 'keyPrefix', 'logger', 'clock',
 ]);
 
 type RawEntry = [string, unknown];
+
+/** How handling one delivery ended: acknowledged or dead-lettered; failed and left pending; or Redis refused the outcome. */
+type Outcome = 'settled' | 'failed' | 'unrecorded';
+
+function partitionsOption(value: WorkerOptions['partitions']): { count: number; owned: number[] } | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object') throw new ConfigError('partitions', 'expected { count, owned }');
+  const count = positiveInteger('partitions.count', value.count);
+  const owned = value.owned;
+  if (!Array.isArray(owned) || owned.length === 0) throw new ConfigError('partitions.owned', 'expected a non-empty array of partition numbers');
+  for (const index of owned) {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= count) {
+      throw new ConfigError('partitions.owned', `expected partition numbers from 0 to ${count - 1}, got ${String(index)}`);
+    }
+  }
+  if (new Set(owned).size !== owned.length) throw new ConfigError('partitions.owned', 'lists a partition twice');
+  return { count, owned: [...owned] };
+}
 
 /**
  * The entries of an XREADGROUP reply for one stream: `[[stream, entries]]` in RESP2, a map (which
@@ -133,6 +165,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #blockMs: number;
   readonly #deadLetterMaxLength: number;
   readonly #keyPrefix: string | undefined;
+  readonly #partitions: { count: number; owned: number[] } | undefined;
+  readonly #retryDelayMs: number;
+  readonly #readers: RedisClient[] = [];
   readonly #logger: Logger;
   #reader: RedisClient | undefined;
   #command: RedisClient | undefined;
@@ -142,7 +177,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #loops: Promise<void>[] = [];
   #closing: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #wakers = new Set<() => void>();
 
   constructor(options: WorkerOptions) {
     super();
@@ -163,6 +198,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#concurrency = positiveInteger('concurrency', options.concurrency ?? WORKER_DEFAULTS.concurrency);
     this.#blockMs = positiveInteger('blockMs', options.blockMs ?? WORKER_DEFAULTS.blockMs);
     this.#deadLetterMaxLength = positiveInteger('deadLetterMaxLength', options.deadLetterMaxLength ?? WORKER_DEFAULTS.deadLetterMaxLength);
+    this.#partitions = partitionsOption(options.partitions);
+    this.#retryDelayMs = positiveInteger('retryDelayMs', options.retryDelayMs ?? WORKER_DEFAULTS.retryDelayMs);
     this.#keyPrefix = options.keyPrefix === undefined ? undefined : nonEmpty('keyPrefix', options.keyPrefix);
     this.#logger = options.logger ?? silentLogger;
     this.#verifier = new EntryVerifier(options.verify, options.clock ?? systemClock);
@@ -188,8 +225,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ...(this.#keyPrefix === undefined ? {} : { keyPrefix: this.#keyPrefix }),
     });
     // A publisher only: what the broker delivers to this process reaches no connection.
-    await Promise.all([this.#createGroup(), this.#engine.broker.start({ publication: () => 0, control: () => undefined })]);
-    this.#loops = [this.#readLoop(), this.#claimLoop()];
+    const partitions = this.#partitions;
+    const streams = partitions ? partitions.owned.map((index) => partitionStream(this.stream, index, partitions.count)) : [this.stream];
+    await Promise.all([...streams.map((stream) => this.#createGroup(stream)), this.#engine.broker.start({ publication: () => 0, control: () => undefined })]);
+    this.#loops = partitions ? streams.map((stream) => this.#partitionLoop(stream)) : [this.#readLoop(), this.#claimLoop()];
     this.#logger.info({ stream: this.stream, group: this.group, consumer: this.consumer }, 'worker started');
   }
 
@@ -197,19 +236,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
       this.#stopping = true;
-      this.#wake?.();
+      for (const wake of this.#wakers) wake();
       this.#slotFreed?.();
       await Promise.all(this.#loops);
       await Promise.all(this.#inflight.values());
       await this.#engine?.close();
-      await Promise.all([this.#reader, this.#command].map((client) => (client ? release(client, true) : undefined)));
+      await Promise.all([this.#reader, this.#command, ...this.#readers].map((client) => (client ? release(client, true) : undefined)));
       this.#logger.info({ consumer: this.consumer }, 'worker stopped');
     })());
   }
 
-  async #createGroup(): Promise<void> {
+  async #createGroup(stream: string = this.stream): Promise<void> {
     try {
-      await (this.#command as RedisClient).xgroup('CREATE', this.stream, this.group, '0', 'MKSTREAM');
+      await (this.#command as RedisClient).xgroup('CREATE', stream, this.group, '0', 'MKSTREAM');
     } catch (error) {
       if (!describe(error).startsWith('BUSYGROUP')) throw error;
     }
@@ -246,16 +285,86 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  /**
+   * Ordered mode, one partition: this consumer's own pending entries first (left by an earlier life
+   * of it), in order, then new ones; one at a time, each retried in place until it is settled.
+   */
+  async #partitionLoop(stream: string): Promise<void> {
+    const reader = connect('redis', this.#redis, { commandTimeout: this.#blockMs + 5_000, maxRetriesPerRequest: 1 }).client;
+    reader.on('error', (error: Error) => this.#logger.debug({ err: error.message }, 'worker redis link error'));
+    this.#readers.push(reader);
+    const command = this.#command as RedisClient;
+    // '0' and then the last id read: the pending list; '>' once it is empty.
+    let cursor = '0';
+    let failures = 0;
+    while (!this.#stopping) {
+      let entry: RawEntry | undefined;
+      try {
+        const reply = await reader.call('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', 1, 'BLOCK', this.#blockMs, 'STREAMS', stream, cursor);
+        entry = streamEntries(reply)[0];
+        failures = 0;
+      } catch (error) {
+        const message = describe(error);
+        this.#logger.warn({ stream, err: message }, 'stream read failed');
+        if (message.startsWith('NOGROUP')) await this.#createGroup(stream).catch(() => undefined);
+        await this.#pause(backoffMs(failures++));
+        continue;
+      }
+      if (entry === undefined) {
+        cursor = '>';
+        continue;
+      }
+      const [id, raw] = entry;
+      const resuming = cursor !== '>';
+      if (resuming) cursor = id;
+      let outcome: Outcome;
+      try {
+        if (raw === null) {
+          // Pending, but trimmed from the stream (MAXLEN): nothing to handle.
+          await command.xack(stream, this.group, id);
+          continue;
+        }
+        let attempt = 1;
+        if (resuming) {
+          const pending = (await command.xpending(stream, this.group, id, id, 1)) as [string, string, number, number][];
+          attempt = Number(pending[0]?.[3] ?? 1);
+        }
+        for (;;) {
+          const job = this.#process(stream, id, raw, attempt);
+          // Entry ids are unique per stream only: partitions can share one.
+          this.#inflight.set(`${stream}/${id}`, job.then(() => undefined));
+          outcome = await job;
+          this.#inflight.delete(`${stream}/${id}`);
+          if (outcome !== 'failed' || this.#stopping) break;
+          await this.#pause(this.#retryDelayMs);
+          if (this.#stopping) break;
+          attempt += 1;
+        }
+      } catch (error) {
+        outcome = 'unrecorded';
+        this.#logger.warn({ stream, entryId: id, err: describe(error) }, 'entry left pending');
+      }
+      // Not settled (Redis refused the XACK, or closing mid-retry): read the pending list again, so nothing is skipped.
+      if (outcome !== 'settled') {
+        cursor = '0';
+        if (outcome === 'unrecorded') await this.#pause(backoffMs(failures++));
+      }
+    }
+  }
+
   /** Waits `ms`, or less when `close()` begins. */
   async #pause(ms: number): Promise<void> {
+    if (this.#stopping) return;
+    let wake: () => void = () => undefined;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
+      wake = () => {
         clearTimeout(timer);
         resolve();
       };
+      this.#wakers.add(wake);
     });
-    this.#wake = undefined;
+    this.#wakers.delete(wake);
   }
 
   async #claimLoop(): Promise<void> {
@@ -304,7 +413,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   #run(entryId: string, raw: unknown, attempt: number): void {
-    const job = this.#process(entryId, raw, attempt).finally(() => {
+    const job = this.#process(this.stream, entryId, raw, attempt).then(() => undefined).finally(() => {
       this.#inflight.delete(entryId);
       const freed = this.#slotFreed;
       this.#slotFreed = undefined;
@@ -313,14 +422,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#inflight.set(entryId, job);
   }
 
-  async #process(entryId: string, raw: unknown, attempt: number): Promise<void> {
+  async #process(stream: string, entryId: string, raw: unknown, attempt: number): Promise<Outcome> {
     const fields = fieldsOf(raw);
     const started = performance.now();
     try {
       const verified = await this.#verifier.verify(fields);
-      if (!verified.ok) return await this.#dead(entryId, fields, attempt, verified.reason);
+      if (!verified.ok) return await this.#dead(stream, entryId, fields, attempt, verified.reason);
       // Crashed (or was killed) on this entry too often: not tried again.
-      if (attempt > this.#maxAttempts) return await this.#dead(entryId, fields, attempt, 'max_attempts');
+      if (attempt > this.#maxAttempts) return await this.#dead(stream, entryId, fields, attempt, 'max_attempts');
       const { envelope, claims } = verified;
       let calls = 0;
       // Per delivery the n-th publication gets the same key, so a retried entry's earlier replies are not sent twice.
@@ -329,6 +438,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const json = (data: unknown) => JSON.stringify(data) ?? 'null';
       const context: JobContext = {
         entryId,
+        stream,
         messageId: envelope.id,
         attempt,
         user: envelope.identity.user,
@@ -344,33 +454,36 @@ export class Worker extends EventEmitter<WorkerEvents> {
       try {
         await this.#handler(context);
       } catch (error) {
-        if (error instanceof PermanentJobError) return await this.#dead(entryId, fields, attempt, `permanent: ${error.message}`);
+        if (error instanceof PermanentJobError) return await this.#dead(stream, entryId, fields, attempt, `permanent: ${error.message}`);
         const message = describe(error);
         this.emit('failed', { entryId, attempt, error: message });
         this.#logger.warn({ entryId, attempt, user: envelope.identity.user, err: message }, 'job failed');
-        if (attempt >= this.#maxAttempts) await this.#dead(entryId, fields, attempt, `failed ${attempt} times: ${message}`);
-        return;
+        if (attempt >= this.#maxAttempts) return await this.#dead(stream, entryId, fields, attempt, `failed ${attempt} times: ${message}`);
+        return 'failed';
       }
-      await (this.#command as RedisClient).xack(this.stream, this.group, entryId);
+      await (this.#command as RedisClient).xack(stream, this.group, entryId);
       this.emit('processed', { entryId, attempt, durationMs: performance.now() - started });
+      return 'settled';
     } catch (error) {
-      // Redis did not take the XACK or the dead letter: the entry stays pending and is claimed again.
+      // Redis did not take the XACK or the dead letter: the entry stays pending and is delivered again.
       this.#logger.warn({ entryId, err: describe(error) }, 'entry left pending');
+      return 'unrecorded';
     }
   }
 
   /** Appends the entry and why to the dead-letter stream, then acknowledges it (in that order: never lost, maybe twice). */
-  async #dead(entryId: string, fields: Readonly<Record<string, string>>, attempt: number, reason: Refusal | string): Promise<void> {
+  async #dead(stream: string, entryId: string, fields: Readonly<Record<string, string>>, attempt: number, reason: Refusal | string): Promise<'settled'> {
     const command = this.#command as RedisClient;
     await command.call(
       'XADD', this.deadLetterStream, 'MAXLEN', '~', this.#deadLetterMaxLength, '*',
-      'entry', entryId, 'reason', reason, 'attempts', attempt, 'consumer', this.consumer,
+      'entry', entryId, 'stream', stream, 'reason', reason, 'attempts', attempt, 'consumer', this.consumer,
       ENTRY_FIELDS.envelope, fields[ENTRY_FIELDS.envelope] ?? '', ENTRY_FIELDS.sig, fields[ENTRY_FIELDS.sig] ?? '',
     );
-    await command.xack(this.stream, this.group, entryId);
+    await command.xack(stream, this.group, entryId);
     this.emit('dead', { entryId, attempt, reason });
     // The reason and ids only: never the envelope (it may hold a token) nor the data.
     this.#logger.warn({ entryId, attempt, reason }, 'entry dead-lettered');
+    return 'settled';
   }
 }
 
