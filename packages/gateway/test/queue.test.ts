@@ -2,11 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, cleanEnv } from './helpers.js';
+import { ExampleBackend } from './example-backend.js';
+import { API_KEY, buildCli, cleanEnv } from './helpers.js';
 import { Resources, until } from './multinode/harness/cleanup.js';
 import { ProtocolClient } from './multinode/harness/clients.js';
 import { GatewayNode } from './multinode/harness/gateway-node.js';
-import { RedisServer, redisCli } from './multinode/harness/redis.js';
+import { freePorts, RedisServer, redisCli } from './multinode/harness/redis.js';
 
 /**
  * The queue path end to end, every part a real process: one `authsocket serve --forward-stream`
@@ -169,5 +170,28 @@ describe('the queue path, through examples/moderating-worker', () => {
     } finally {
       await redis.restart();
     }
+  }, 30_000);
+
+  it("works beside the HTTP proxy: messages go to the stream, the proxy's rpc to the backend", async () => {
+    const [port] = (await freePorts(1)) as [number];
+    const secret = 'proxy-test-secret-of-at-least-32-bytes!!';
+    const backend = resources.add(await ExampleBackend.start(port, { secret, apiKey: API_KEY, gatewayUrl: node.url }), (child) => child.kill());
+    const both = resources.add(
+      await GatewayNode.start({
+        name: 'QP',
+        redis: ['--redis-url', redis.url],
+        args: ['--forward-stream', 'authsocket:both', ...backend.flags(['rpc'])],
+        env: { AUTHSOCKET_FORWARD_SECRET: FORWARD_SECRET, AUTHSOCKET_PROXY_SECRET: secret },
+      }),
+      (gateway) => gateway.kill(),
+    );
+    const alice = resources.add(await ProtocolClient.authenticated(both.wsUrl, 'alice'), (socket) => socket.terminate());
+    alice.send({ type: 'rpc', id: 'r', method: 'time' });
+    expect(await alice.next((frame) => frame.type === 'result' && frame.id === 'r')).toMatchObject({ data: { for: 'alice' } });
+    alice.send({ type: 'message', id: 'm', data: { text: 'to the stream' } });
+    const ack = (await alice.next((frame) => frame.type === 'ack' && frame.id === 'm')) as { data: { entry: string } };
+    const stored = await redisCli(redis.port, 'XRANGE', 'authsocket:both', '-', '+');
+    expect(stored).toContain(ack.data.entry);
+    expect(stored).toContain('to the stream');
   }, 30_000);
 });
