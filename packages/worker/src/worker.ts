@@ -227,7 +227,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // A publisher only: what the broker delivers to this process reaches no connection.
     const partitions = this.#partitions;
     const streams = partitions ? partitions.owned.map((index) => partitionStream(this.stream, index, partitions.count)) : [this.stream];
-    await Promise.all([...streams.map((stream) => this.#createGroup(stream)), this.#engine.broker.start({ publication: () => 0, control: () => undefined })]);
+    try {
+      await Promise.all([...streams.map((stream) => this.#createGroup(stream)), this.#engine.broker.start({ publication: () => 0, control: () => undefined })]);
+    } catch (error) {
+      // Redis not there (or refusing): nothing started, nothing left open.
+      await this.close();
+      throw error;
+    }
     this.#loops = partitions ? streams.map((stream) => this.#partitionLoop(stream)) : [this.#readLoop(), this.#claimLoop()];
     this.#logger.info({ stream: this.stream, group: this.group, consumer: this.consumer }, 'worker started');
   }

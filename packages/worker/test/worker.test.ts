@@ -235,6 +235,12 @@ describe('createWorker', () => {
     expect(((await client.xpending(stream, 'workers')) as [number])[0]).toBe(0);
   });
 
+  it('start() rejects when Redis does not answer, and close() after it settles', async () => {
+    const w = createWorker({ redis: 'redis://127.0.0.1:1', consumer: 'c', handler: () => undefined, verify: { secret: FORWARD_SECRET } });
+    await expect(w.start()).rejects.toThrow();
+    await w.close();
+  });
+
   it('refuses bad options by name', () => {
     const base = { redis: redis.url, consumer: 'c', handler: () => undefined, verify: { secret: FORWARD_SECRET } };
     expect(() => createWorker({ ...base, redis: 'localhost:6379' })).toThrow(/'redis'/);
