@@ -43,6 +43,7 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   checkKeySource(config);
   checkRedisTarget(config);
   checkProxy(config);
+  checkForward(config);
 
   const warnings: string[] = [];
   const known = new Set(OPTIONS.map((spec) => spec.env));
@@ -177,6 +178,25 @@ function checkProxy(config: GatewayConfig): void {
     const stray = (['proxySecret', 'proxyTimeoutMs', 'proxyForwardClaims'] as const).find((key) => config[key] !== undefined);
     if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs a --proxy-<event>-url to proxy');
   }
+}
+
+/** The queue path needs a Redis server and the signing key; its other options need the stream. */
+function checkForward(config: GatewayConfig): void {
+  if (config.forwardStream !== undefined) {
+    if (config.redisUrl === undefined) {
+      const other = config.redisClusterNodes !== undefined || config.redisSentinels !== undefined;
+      throw InvalidOptionError.of(
+        optionFor('forwardStream'),
+        other ? 'needs --redis-url (Cluster and Sentinel are not supported by the queue path yet)' : 'needs --redis-url: the stream lives in the gateway\'s Redis',
+      );
+    }
+    if (config.forwardSecret === undefined) {
+      throw InvalidOptionError.of(optionFor('forwardSecret'), 'is required with --forward-stream: workers tell the gateway\'s entries by their signature');
+    }
+    return;
+  }
+  const stray = (['forwardSecret', 'forwardMaxLength', 'forwardPartitions', 'forwardClaims'] as const).find((key) => config[key] !== undefined);
+  if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --forward-stream');
 }
 
 /** The configuration as it may be printed or logged: secrets masked, a Redis URL without its password. */

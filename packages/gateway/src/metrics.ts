@@ -1,5 +1,6 @@
 import { type HttpProxy, PROXY_EVENTS } from '@authsocket/proxy';
 import type { RedisBroker } from '@authsocket/redis';
+import type { StreamForwarder } from '@authsocket/worker';
 import type { BrokerStatus, Gateway } from '@authsocket/server';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -16,6 +17,8 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
   /** The HTTP event proxy whose requests are measured, if one is configured. */
   readonly proxy?: HttpProxy | undefined;
+  /** The queue path's forwarder (`--forward-stream`), if one is configured. */
+  readonly forwarder?: StreamForwarder | undefined;
 }
 
 const BROKER_STATUSES: readonly BrokerStatus[] = ['connecting', 'ready', 'reconnecting', 'closed'];
@@ -28,7 +31,7 @@ export interface GatewayMetrics {
 }
 
 /** Counts the auth lifecycle from the gateway's events, and the broker's link and repairs from the Redis broker's. */
-export function createMetrics(gateway: Gateway, { node, broker, proxy, processMetrics = false }: MetricsOptions): GatewayMetrics {
+export function createMetrics(gateway: Gateway, { node, broker, proxy, forwarder, processMetrics = false }: MetricsOptions): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (processMetrics) collectDefaultMetrics({ register: registry });
@@ -135,6 +138,7 @@ export function createMetrics(gateway: Gateway, { node, broker, proxy, processMe
   });
   if (broker) brokerMetrics(broker, registers);
   if (proxy) proxyMetrics(proxy, registers);
+  if (forwarder) forwarderMetrics(forwarder, registers);
 
   gateway.on('streamGap', () => streamGaps.inc());
   gateway.on('ticket', ({ outcome }) => tickets.inc({ outcome }));
@@ -154,6 +158,45 @@ export function createMetrics(gateway: Gateway, { node, broker, proxy, processMe
     registry,
     observeApiRequest: (route, status) => apiRequests.inc({ route, status: String(status) }),
   };
+}
+
+/** The queue path: messages stored (new or duplicate), not stored, and the stream's length (XLEN at each scrape). */
+function forwarderMetrics(forwarder: StreamForwarder, registers: Registry[]): void {
+  const forwarded = new Counter({
+    name: 'authsocket_forwarded_messages_total',
+    help: 'Client messages appended to the forward stream (duplicate: a resend with the same data.key, stored once).',
+    labelNames: ['duplicate'] as const,
+    registers,
+  });
+  const failed = new Counter({
+    name: 'authsocket_forward_failures_total',
+    help: 'Client messages not appended to the forward stream (Redis down or slow): answered unavailable, not acknowledged.',
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'authsocket_forward_duration_seconds',
+    help: 'Time Redis took to append one message to the forward stream.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
+  new Gauge({
+    name: 'authsocket_forward_stream_length',
+    help: 'Entries in the forward stream (XLEN, processed or not, up to --forward-max-length); absent while Redis does not answer.',
+    registers,
+    async collect() {
+      this.reset();
+      try {
+        this.set(await forwarder.length());
+      } catch {
+        // No sample: a scrape must not fail because Redis is down.
+      }
+    },
+  });
+  forwarder.on('forwarded', ({ duplicate, durationMs }) => {
+    forwarded.inc({ duplicate: String(duplicate) });
+    duration.observe(durationMs / 1000);
+  });
+  forwarder.on('failed', () => failed.inc());
 }
 
 /** The HTTP proxy's requests: how long, how they ended, how many are in flight, per event. */

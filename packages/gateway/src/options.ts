@@ -64,6 +64,16 @@ export interface GatewayConfig {
   readonly proxyTimeoutMs: number | undefined;
   /** JWT claims the proxy forwards in its identity envelope. */
   readonly proxyForwardClaims: readonly string[] | undefined;
+  /** The queue path: the Redis Stream every client `message` is appended to, for workers (`@authsocket/worker`). */
+  readonly forwardStream: string | undefined;
+  /** HMAC key each stream entry is signed with. */
+  readonly forwardSecret: string | undefined;
+  /** `XADD MAXLEN ~` of the stream; undefined: the forwarder's default (100000). */
+  readonly forwardMaxLength: number | undefined;
+  /** Streams `<stream>:0…n-1` the messages are spread over by connection; undefined: one stream. */
+  readonly forwardPartitions: number | undefined;
+  /** JWT claims copied into each entry's identity envelope. */
+  readonly forwardClaims: readonly string[] | undefined;
   readonly logLevel: LogLevel;
   readonly demo: boolean;
   /** Directory of static assets served at `/`; undefined: the built demo app in demo mode, if present. */
@@ -437,6 +447,52 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: undefined,
     defaultLabel: 'none (user and exp only)',
     description: 'comma-separated JWT claims the proxy forwards in its identity envelope',
+    parse: parse.claimNames,
+  }),
+  option({
+    key: 'forwardStream',
+    flag: 'forward-stream',
+    valueName: '<stream>',
+    defaultValue: undefined,
+    defaultLabel: 'not forwarded',
+    description: 'queue path: append every client message to this Redis Stream (needs --redis-url and --forward-secret); the ack waits for the entry and carries its id',
+    parse: parse.nonEmpty,
+  }),
+  option({
+    key: 'forwardSecret',
+    flag: 'forward-secret',
+    valueName: '<secret>',
+    defaultValue: undefined,
+    defaultLabel: 'required with --forward-stream',
+    description: 'HMAC-SHA256 key each stream entry is signed with (its sig field), at least 32 bytes',
+    secret: true,
+    parse: parse.secret(32, 'bytes'),
+  }),
+  option({
+    key: 'forwardMaxLength',
+    flag: 'forward-max-length',
+    valueName: '<entries>',
+    defaultValue: undefined,
+    defaultLabel: '100000',
+    description: 'about how many entries the stream keeps (XADD MAXLEN ~), oldest trimmed first',
+    parse: parse.positiveInteger,
+  }),
+  option({
+    key: 'forwardPartitions',
+    flag: 'forward-partitions',
+    valueName: '<n>',
+    defaultValue: undefined,
+    defaultLabel: '1 (one stream)',
+    description: 'spread messages over <stream>:0 … <stream>:<n-1> by a hash of the connection id, for workers that each own some partitions and keep per-connection order',
+    parse: parse.positiveInteger,
+  }),
+  option({
+    key: 'forwardClaims',
+    flag: 'forward-claims',
+    valueName: '<claims>',
+    defaultValue: undefined,
+    defaultLabel: 'none (user and exp only)',
+    description: 'comma-separated JWT claims copied into each entry\'s identity envelope',
     parse: parse.claimNames,
   }),
   option({

@@ -39,16 +39,16 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** A whole number from 1, e.g. a count. */
-export const positiveInteger: Parser<number> = (raw) => {
-  const value = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) throw new ValueError(`expected a whole number of at least 1, got ${quote(raw)}`);
-  return value;
-};
-
 export const port: Parser<number> = (raw) => {
   const value = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   if (!(value >= 0 && value <= 65_535)) throw new ValueError(`expected a port number from 0 to 65535, got ${quote(raw)}`);
+  return value;
+};
+
+/** A whole number from 1 up to 2^31 - 1. */
+export const positiveInteger: Parser<number> = (raw) => {
+  const value = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 1 && value <= 2_147_483_647)) throw new ValueError(`expected a whole number of at least 1, got ${quote(raw)}`);
   return value;
 };
 

@@ -14,6 +14,7 @@ import {
 import { dropUndefined } from '@authsocket/protocol';
 import { createHttpProxy, type HttpProxy } from '@authsocket/proxy';
 import { createRedisEngine, type RedisEngine, type RedisTarget } from '@authsocket/redis';
+import { createStreamForwarder, type StreamForwarder } from '@authsocket/worker';
 import { createApp } from './app.js';
 import { AUDIENCE_NONE, fromServerConfigError, PROXY_URLS, printableConfig } from './config.js';
 import { demoChatHandler } from './demo-backend.js';
@@ -63,11 +64,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const engine = startRedis(config, logger);
   let gateway: Gateway;
   let proxy: HttpProxy | undefined;
+  let forwarder: StreamForwarder | undefined;
   try {
     proxy = startProxy(config, logger, clock);
-    gateway = buildGateway(config, { jwtSecret, clock, logger, engine, proxy });
+    forwarder = startForwarder(config, logger, clock);
+    gateway = buildGateway(config, { jwtSecret, clock, logger, engine, proxy, forwarder });
   } catch (error) {
     await proxy?.close();
+    await forwarder?.close();
     await engine?.close();
     throw error;
   }
@@ -75,6 +79,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     node: config.nodeId,
     broker: engine?.broker,
     proxy,
+    forwarder,
     processMetrics: options.processMetrics ?? false,
   });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
@@ -86,6 +91,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   } catch (error) {
     await gateway.close();
     await proxy?.close();
+    await forwarder?.close();
     await engine?.close();
     throw error;
   }
@@ -108,6 +114,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       });
       // After the gateway: its closing connections' disconnect events still go out.
       await proxy?.close();
+      await forwarder?.close();
       await engine?.close();
       logger.info({}, 'gateway stopped');
     })());
@@ -122,6 +129,31 @@ interface GatewayParts {
   readonly engine: RedisEngine | undefined;
   /** The HTTP event proxy to the application's backend, when a --proxy-*-url is set. */
   readonly proxy: HttpProxy | undefined;
+  /** The queue path (`--forward-stream`): owns `onMessage`. */
+  readonly forwarder: StreamForwarder | undefined;
+}
+
+/** The queue path's handler, when --forward-stream is set; `loadConfig` made sure of --redis-url and the secret. */
+function startForwarder(config: GatewayConfig, logger: Logger, clock: Clock): StreamForwarder | undefined {
+  if (config.forwardStream === undefined || config.forwardSecret === undefined || config.redisUrl === undefined) return undefined;
+  // The password of --redis-password goes into the URL the forwarder connects with (never logged).
+  const url = new URL(config.redisUrl);
+  if (config.redisPassword !== undefined) url.password = encodeURIComponent(config.redisPassword);
+  try {
+    return createStreamForwarder({
+      redis: url.href,
+      stream: config.forwardStream,
+      secret: config.forwardSecret,
+      nodeId: config.nodeId,
+      ...(config.forwardMaxLength === undefined ? {} : { maxLength: config.forwardMaxLength }),
+      ...(config.forwardPartitions === undefined ? {} : { partitions: config.forwardPartitions }),
+      ...(config.forwardClaims === undefined ? {} : { forwardClaims: config.forwardClaims }),
+      logger: logger.child({ component: 'forwarder' }),
+      clock,
+    });
+  } catch (error) {
+    throw fromServerConfigError(error);
+  }
 }
 
 /** The HTTP event proxy for the events that have a URL; `loadConfig` made sure the secret is there. */
@@ -144,7 +176,7 @@ function startProxy(config: GatewayConfig, logger: Logger, clock: Clock): HttpPr
 }
 
 /** The proxy's handler methods with `onMessage` beside them: the proxy has no message event. */
-function withMessages(proxy: HttpProxy, onMessage: (event: MessageEvent) => Promise<void>): MessageHandler {
+function withMessages(proxy: HttpProxy, onMessage: (event: MessageEvent) => unknown): MessageHandler {
   const { onConnect, onSubscribe, onPublish, onRpc, onDisconnect } = proxy;
   return dropUndefined({ onConnect, onSubscribe, onPublish, onRpc, onDisconnect, onMessage });
 }
@@ -177,7 +209,7 @@ function redisTarget(config: GatewayConfig): RedisTarget | undefined {
   return undefined;
 }
 
-function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine, proxy }: GatewayParts): Gateway {
+function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine, proxy, forwarder }: GatewayParts): Gateway {
   const jwt: JwtOptions = {
     secret: jwtSecret,
     publicKey: config.jwtPublicKey,
@@ -187,7 +219,8 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
   };
   // Demo: chat messages arrive as `message` frames and are published under the sender's
   // authenticated name (see demo-backend.ts), through the handler context's own `publish`.
-  const onMessage = config.demo ? demoChatHandler({ logger, clock }) : undefined;
+  // The queue path, when configured, takes every message frame (the demo's chat included).
+  const onMessage = forwarder ? forwarder.onMessage : config.demo ? demoChatHandler({ logger, clock }) : undefined;
   try {
     return createGateway({
       jwt,

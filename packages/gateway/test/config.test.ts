@@ -222,6 +222,33 @@ describe('loadConfig', () => {
     expect(loadConfig(['--jwks-url', 'https://id.example/jwks', '--audience', 'none'], {}).config.audience).toBe('none');
   });
 
+  it('takes the queue path options, and refuses them without a Redis server, the secret or the stream', () => {
+    const FORWARD = 'forward-secret-that-is-at-least-32-bytes!';
+    expect(
+      config(['--forward-stream', 'authsocket:inbox', '--redis-url', 'redis://127.0.0.1:6379', '--forward-max-length', '5000', '--forward-partitions', '4', '--forward-claims', 'role'], {
+        ...WITH_SECRET,
+        AUTHSOCKET_FORWARD_SECRET: FORWARD,
+      }),
+    ).toMatchObject({ forwardStream: 'authsocket:inbox', forwardSecret: FORWARD, forwardMaxLength: 5000, forwardPartitions: 4, forwardClaims: ['role'] });
+    expect(failure(['--forward-stream', 's', '--forward-secret', FORWARD], WITH_SECRET).message).toBe(
+      "invalid option --forward-stream (AUTHSOCKET_FORWARD_STREAM): needs --redis-url: the stream lives in the gateway's Redis",
+    );
+    expect(failure(['--forward-stream', 's', '--redis-cluster-nodes', '127.0.0.1:7000', '--forward-secret', FORWARD], WITH_SECRET).message).toContain(
+      'Cluster and Sentinel are not supported',
+    );
+    expect(failure(['--forward-stream', 's', '--redis-url', 'redis://127.0.0.1:6379'], WITH_SECRET).message).toBe(
+      "invalid option --forward-secret (AUTHSOCKET_FORWARD_SECRET): is required with --forward-stream: workers tell the gateway's entries by their signature",
+    );
+    expect(failure(['--forward-secret', FORWARD], WITH_SECRET).message).toBe('invalid option --forward-secret (AUTHSOCKET_FORWARD_SECRET): needs --forward-stream');
+    expect(failure(['--forward-partitions', '2'], WITH_SECRET).message).toBe('invalid option --forward-partitions (AUTHSOCKET_FORWARD_PARTITIONS): needs --forward-stream');
+    expect(failure(['--forward-max-length', '0'], WITH_SECRET).message).toBe(
+      'invalid option --forward-max-length (AUTHSOCKET_FORWARD_MAX_LENGTH): expected a whole number of at least 1, got "0"',
+    );
+    expect(failure(['--forward-secret', 'short-secret-hunter2'], WITH_SECRET).message).not.toContain('hunter2');
+    const printed = printableConfig(config(['--forward-stream', 's', '--redis-url', 'redis://127.0.0.1:6379', '--forward-secret', FORWARD], WITH_SECRET));
+    expect(JSON.stringify(printed)).not.toContain(FORWARD);
+  });
+
   it('warns about unknown AUTHSOCKET_ variables and ignores others', () => {
     const { warnings } = loadConfig(['--demo'], { AUTHSOCKET_JWT_SECRT: 'typo', HOME: '/root' });
     expect(warnings).toEqual(['unknown environment variable AUTHSOCKET_JWT_SECRT ignored']);

@@ -148,7 +148,7 @@ export interface AckMessage {
   readonly id: string;
   /** On a `subscribe`: the topic stream's position (and whether `since` was recovered). */
   readonly streams?: Readonly<Record<string, StreamState>>;
-  /** On a `subscribe`: what the application's backend added. */
+  /** On a `subscribe`: what the application's backend added; on a `message`: what its handler returned (a queue's entry id). */
   readonly data?: unknown;
 }
 

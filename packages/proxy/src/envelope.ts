@@ -46,19 +46,19 @@ export class Envelopes {
 
   connect(context: ConnectContext): string {
     const event = context.refresh ? 'refresh' : 'connect';
-    return encode({ event, identity: this.#identity(context, context.expiresAt / 1000) });
+    return encode({ event, identity: this.identity(context, context.expiresAt / 1000) });
   }
 
   subscribe(context: SubscribeContext): string {
-    return encode({ event: 'subscribe', identity: this.#identity(context), topic: context.topic });
+    return encode({ event: 'subscribe', identity: this.identity(context), topic: context.topic });
   }
 
   publish(context: PublishContext): string {
-    return encode({ event: 'publish', identity: this.#identity(context), topic: context.topic, data: context.data ?? null });
+    return encode({ event: 'publish', identity: this.identity(context), topic: context.topic, data: context.data ?? null });
   }
 
   rpc(context: RpcContext): string {
-    return encode({ event: 'rpc', identity: this.#identity(context), method: context.method, data: context.data ?? null });
+    return encode({ event: 'rpc', identity: this.identity(context), method: context.method, data: context.data ?? null });
   }
 
   /** Undefined for a connection that never authenticated: there is no one to report. */
@@ -70,7 +70,8 @@ export class Envelopes {
     return encode({ event: 'disconnect', identity, code, durationMs });
   }
 
-  #identity(context: MessageContext, exp?: number): EnvelopeIdentity {
+  /** The `identity` block for `context` (also the queue path's, `@authsocket/worker`). */
+  identity(context: MessageContext, exp?: number): EnvelopeIdentity {
     const { claims, connection } = context;
     const seconds = exp ?? (typeof claims.exp === 'number' ? claims.exp : (connection.expiresAt ?? 0) / 1000);
     return this.#make(context.user, claims, connection.id, seconds, context.token);

@@ -9,7 +9,7 @@ export {
   type ProxyEvent,
 } from './options.js';
 export type { Outcome, RequestReport } from './endpoint.js';
-export type { Envelope, EnvelopeIdentity } from './envelope.js';
+export { type Envelope, type EnvelopeIdentity, Envelopes } from './envelope.js';
 export {
   DEFAULT_SIGNATURE_TOLERANCE_MS,
   SIGNATURE_HEADER,

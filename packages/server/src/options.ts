@@ -182,10 +182,10 @@ export const GATEWAY_OPTIONS = {
     defaultText: 'in memory',
     description: 'Where revocations live.',
   }),
-  onMessage: option<(event: MessageEvent) => void | Promise<void>>({
-    type: '(event) => void | Promise<void>',
+  onMessage: option<(event: MessageEvent) => unknown>({
+    type: '(event) => unknown',
     defaultText: 'none: messages are acknowledged',
-    description: 'The application\'s handler for `message` frames; `ack` follows it. Not together with `handler`.',
+    description: 'The application\'s handler for `message` frames; `ack` follows it, with what it resolved with (if not undefined) as `ack.data`. Not together with `handler`.',
   }),
   handler: option<MessageHandler>({
     type: 'MessageHandler',

@@ -111,6 +111,33 @@ describe('onConnect', () => {
   });
 });
 
+describe('onMessage', () => {
+  it("puts what the handler resolved with into ack.data, and acks without data when it returned nothing", async () => {
+    const target = await start({
+      onMessage: async ({ data }) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return (data as { stored?: boolean }).stored ? { entry: '1700000000000-0' } : undefined;
+      },
+    });
+    const socket = await authenticated(target);
+    socket.send({ type: 'message', id: 'm1', data: { stored: true } });
+    expect(await socket.next('ack')).toEqual({ type: 'ack', id: 'm1', data: { entry: '1700000000000-0' } });
+    socket.send({ type: 'message', id: 'm2', data: {} });
+    expect((await socket.collect('ack', 2))[1]).toEqual({ type: 'ack', id: 'm2' });
+  });
+
+  it('sends no ack, only the error, when the handler throws after deciding nothing was stored', async () => {
+    const target = await start({
+      onMessage: () => {
+        throw new HandlerError('unavailable', 'queue unavailable', { temporary: true });
+      },
+    });
+    const socket = await authenticated(target);
+    socket.send({ type: 'message', id: 'm1', data: 1 });
+    expect(await socket.next('error')).toEqual({ type: 'error', id: 'm1', code: 'unavailable', message: 'queue unavailable', temporary: true });
+  });
+});
+
 describe('onRpc', () => {
   it("answers an rpc with a result frame carrying the handler's value, and the request's method and data", async () => {
     const calls: RpcContext[] = [];

@@ -74,7 +74,8 @@ export class Commands extends CorePart {
       id,
       'message',
       () => handler.onMessage?.(new MessageRequest(this.core, session, session.user as string, claims, data, token)),
-      () => this.#ack(session, id),
+      // What the handler resolved with (a queue's entry id) is the ack's `data`.
+      (result) => this.#ack(session, id, result),
     );
   }
 
@@ -116,8 +117,8 @@ export class Commands extends CorePart {
     session.writeFrame(errorFrame(error, id, `${what} rejected`));
   }
 
-  #ack(session: Session, id: string | undefined): void {
-    if (id !== undefined) session.writeFrame({ type: MessageType.Ack, id });
+  #ack(session: Session, id: string | undefined, data?: unknown): void {
+    if (id !== undefined) session.writeFrame({ type: MessageType.Ack, id, ...(data === undefined ? {} : { data }) });
   }
 
   #forbidden(session: Session, id: string | undefined, message: string, data?: unknown): void {

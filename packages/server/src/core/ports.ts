@@ -149,8 +149,11 @@ export interface DisconnectEvent {
 export interface MessageHandler {
   /** A verified identity, before `auth_ok` (first) or on a reauth: refuse by throwing, or add to it. */
   onConnect?(context: ConnectContext): void | ConnectResult | Promise<void | ConnectResult>;
-  /** A `message` frame: its `ack` follows once this settles; a throw answers `error {code: 'rejected'}`. */
-  onMessage?(context: MessageContext): void | Promise<void>;
+  /**
+   * A `message` frame: its `ack` follows once this settles, with what it returned (if not undefined)
+   * as `ack.data` (a queue's entry id); a throw answers `error {code: 'rejected'}`.
+   */
+  onMessage?(context: MessageContext): unknown;
   /** An `rpc` frame: what this returns is the `result` frame's `data`. Without it, rpc answers `not_found`. */
   onRpc?(context: RpcContext): unknown;
   /** Whether the connection may join `context.topic`; undefined lets `authorize` decide. */
