@@ -8,6 +8,7 @@ export {
   ConfigError,
   type ErrorClass,
   HandlerError,
+  KeysUnavailableError,
   OutcomeUnknownError,
   RevokedError,
   StoreUnavailableError,
