@@ -73,4 +73,5 @@ export {
   type TicketStore,
 } from './stores.js';
 export { ticketKey } from './tickets.js';
+export { JWKS_OPTIONS, type JwksOptionSpec, type JwksStatus } from './jwks.js';
 export { createTokenVerifier, type JwtOptions, type TokenVerifier, type VerifiedToken } from './token-verifier.js';

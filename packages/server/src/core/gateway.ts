@@ -76,6 +76,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     this.#routes = new HttpRoutes(resolved, this.#admission, () => ({
       closing: this.#closing,
       connections: core.registry.all.size,
+      jwks: verifier.keysStatus?.(),
     }));
     this.#revocations = new Revocations(core);
     this.transport = this.#transport();
