@@ -23,7 +23,7 @@ export const JWKS_OPTIONS = {
     default: 1_000,
     min: 0,
     description:
-      'Least time between two fetches: a token with an unknown `kid` waits at most this long for a refetch (key rotation), and an outage is probed at most this often.',
+      'Least time between two fetches (real time, or the gateway clock if it moves first): a token with an unknown `kid` waits at most this long for a refetch (key rotation), and an outage is probed at most this often.',
   },
   jwksTimeoutMs: {
     default: 5_000,
@@ -79,8 +79,9 @@ export class RemoteKeySet {
   #keys: LocalKeys | undefined;
   /** Clock time of the last successful fetch. */
   #fetchedAt = Number.NEGATIVE_INFINITY;
-  /** Clock time the last fetch started. */
+  /** Clock time the last fetch started, and the same instant in real (monotonic) time. */
   #attemptedAt = Number.NEGATIVE_INFINITY;
+  #attemptedAtReal = Number.NEGATIVE_INFINITY;
   /** Fetches finished (either way), so a request can tell whether one completed while it waited. */
   #fetches = 0;
   /** Why the last fetch failed; undefined after a success. */
@@ -151,10 +152,18 @@ export class RemoteKeySet {
     return new KeysUnavailableError(this.#name, this.#failure === undefined ? undefined : { cause: this.#failure });
   }
 
+  /**
+   * Time since the last fetch started, on whichever of the gateway's clock and real time moved
+   * further: the cooldown is a rate limit on real requests, and a test's clock may stand still.
+   */
+  #sinceAttempt(): number {
+    return Math.max(this.#clock.now() - this.#attemptedAt, performance.now() - this.#attemptedAtReal);
+  }
+
   /** Fetches unless a fetch is under way (joined) or one was tried within the cooldown (skipped). */
-  #refresh(): Promise<void> {
+  #refresh(force = false): Promise<void> {
     if (this.#refreshing) return this.#refreshing;
-    if (this.#clock.now() - this.#attemptedAt < this.#settings.jwksCooldownMs) return Promise.resolve();
+    if (!force && this.#sinceAttempt() < this.#settings.jwksCooldownMs) return Promise.resolve();
     this.#refreshing = this.#fetch().finally(() => {
       this.#fetches++;
       this.#refreshing = undefined;
@@ -165,19 +174,29 @@ export class RemoteKeySet {
   /** A refetch at the end of the cooldown (at once when it is over), shared by concurrent callers. */
   #refetchSoon(): Promise<void> {
     if (this.#refreshing) return this.#refreshing;
-    const wait = this.#attemptedAt + this.#settings.jwksCooldownMs - this.#clock.now();
+    const wait = this.#settings.jwksCooldownMs - this.#sinceAttempt();
     if (wait <= 0) return this.#refresh();
     this.#scheduled ??= new Promise<void>((resolve) => {
-      this.#clock.setTimeout(() => {
+      let fired = false;
+      // Whichever clock reaches the end of the cooldown first.
+      const fire = () => {
+        if (fired) return;
+        fired = true;
+        clearTimeout(real);
+        this.#clock.clearTimeout(onClock);
         this.#scheduled = undefined;
-        void this.#refresh().then(resolve);
-      }, wait);
+        void this.#refresh(true).then(resolve);
+      };
+      const real = setTimeout(fire, wait);
+      real.unref();
+      const onClock = this.#clock.setTimeout(fire, wait);
     });
     return this.#scheduled;
   }
 
   async #fetch(): Promise<void> {
     this.#attemptedAt = this.#clock.now();
+    this.#attemptedAtReal = performance.now();
     try {
       const keys = await this.#download();
       this.#keys = keys;
