@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { type ExpiryPolicy, GATEWAY_OPTIONS as LIBRARY, type TicketMode, type TrustProxy } from '@authsocket/server';
+import { type ExpiryPolicy, GATEWAY_OPTIONS as LIBRARY, JWKS_OPTIONS, type TicketMode, type TrustProxy } from '@authsocket/server';
 import * as parse from './parsers.js';
 import type { Parser } from './parsers.js';
 
@@ -15,6 +15,11 @@ export interface GatewayConfig {
   /** PEM text (read from the file when the option named a path). */
   readonly jwtPublicKey: string | undefined;
   readonly jwksUrl: string | undefined;
+  /** JWKS cache policy (`jwt.jwks*`); undefined: the library's default. Only with `jwksUrl`. */
+  readonly jwksCacheMaxAgeMs: number | undefined;
+  readonly jwksCooldownMs: number | undefined;
+  readonly jwksTimeoutMs: number | undefined;
+  readonly jwksStaleIfErrorMs: number | undefined;
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
   /** Exact `Origin` values allowed to open a WebSocket; undefined: any. */
@@ -177,6 +182,38 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: undefined,
     description: 'JWKS endpoint of your identity provider',
     parse: parse.url(['https:', 'http:']),
+  }),
+  option({
+    key: 'jwksCacheMaxAgeMs',
+    flag: 'jwks-cache-max-age',
+    ...duration(JWKS_OPTIONS.jwksCacheMaxAgeMs.default),
+    defaultValue: undefined,
+    description: 'with --jwks-url: how long fetched keys are used before the JWKS is fetched again',
+    parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'jwksCooldownMs',
+    flag: 'jwks-cooldown',
+    ...duration(JWKS_OPTIONS.jwksCooldownMs.default),
+    defaultValue: undefined,
+    description: 'with --jwks-url: least time between fetches; a token with an unknown kid (key rotation) waits at most this long',
+    parse: parse.duration(),
+  }),
+  option({
+    key: 'jwksTimeoutMs',
+    flag: 'jwks-timeout',
+    ...duration(JWKS_OPTIONS.jwksTimeoutMs.default),
+    defaultValue: undefined,
+    description: 'with --jwks-url: how long one JWKS fetch may take before it counts as failed',
+    parse: parse.duration({ min: 1 }),
+  }),
+  option({
+    key: 'jwksStaleIfErrorMs',
+    flag: 'jwks-stale-if-error',
+    ...duration(JWKS_OPTIONS.jwksStaleIfErrorMs.default),
+    defaultValue: undefined,
+    description: 'with --jwks-url: while the IdP is unreachable, keep cached keys this long past their max age (then 503 / 1011)',
+    parse: parse.duration(),
   }),
   option({
     key: 'issuer',

@@ -72,6 +72,13 @@ describe('loadConfig', () => {
     ['durations in hours', ['--reauth-grace', '1h'], {}, { reauthGraceMs: 3_600_000 }],
     ['an auth timeout', ['--auth-timeout', '2s'], {}, { authTimeoutMs: 2_000 }],
     ['a per-user connection cap', [], { AUTHSOCKET_MAX_CONNECTIONS_PER_USER: '5' }, { maxConnectionsPerUser: 5 }],
+    [
+      'the JWKS cache policy',
+      ['--jwks-cache-max-age', '5m', '--jwks-cooldown', '2s', '--jwks-timeout', '1500ms', '--jwks-stale-if-error', '0'],
+      {},
+      { jwksCacheMaxAgeMs: 300_000, jwksCooldownMs: 2_000, jwksTimeoutMs: 1_500, jwksStaleIfErrorMs: 0 },
+    ],
+    ['the JWKS cache policy from the environment', [], { AUTHSOCKET_JWKS_COOLDOWN: '3s' }, { jwksCooldownMs: 3_000 }],
     ['topic prefixes', ['--subscribe-topics', 'chat:, news:', '--publish-topics', '*'], {}, { subscribeTopics: ['chat:', 'news:'], publishTopics: [''] }],
     ['no topics', ['--subscribe-topics', '-'], {}, { subscribeTopics: [] }],
     ['an upgrade rate', ['--upgrade-rate-limit', '50/1s'], {}, { upgradeRateLimit: { limit: 50, windowMs: 1_000 } }],
@@ -269,6 +276,7 @@ describe('startGateway configuration errors', () => {
     [['--trust-proxy', '10.0.0.0/33'], "invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected an IP address or CIDR, got '10.0.0.0/33'"],
     [['--trust-proxy', '99'], 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops from 0 to 32, or a list of addresses/CIDRs, got 99'],
     [['--node-id', 'node one'], 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected 1-128 letters, digits or . _ : -'],
+    [['--jwks-timeout', '2s'], 'invalid option --jwks-timeout (AUTHSOCKET_JWKS_TIMEOUT): applies only with jwksUrl'],
   ];
   for (const [args, message] of refusedAtStart) {
     it(`reports the server library's refusal of ${args.join(' ')} under the flag`, async () => {

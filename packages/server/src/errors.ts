@@ -9,6 +9,7 @@ export type AuthSocketErrorCode =
   | 'ERR_TICKET_INVALID'
   | 'ERR_REVOKED'
   | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_KEYS_UNAVAILABLE'
   | 'ERR_OUTCOME_UNKNOWN'
   | 'ERR_INVALID_OPTION'
   | 'ERR_HANDLER';
@@ -21,7 +22,8 @@ export type TokenFailureReason =
   | 'signature'
   | 'algorithm'
   | 'claims'
-  | 'keys_unavailable';
+  /** The JWKS, fetched afresh, holds no key for the token's `kid` / `alg`. */
+  | 'unknown_key';
 
 /** A JWT that failed verification. The message is deliberately vague; `reason` is for logs. */
 export class TokenError extends AuthSocketError {
@@ -58,6 +60,24 @@ export class StoreUnavailableError extends AuthSocketError {
 
   constructor(options?: { cause?: unknown }) {
     super('ERR_STORE_UNAVAILABLE', 'store unavailable', options);
+  }
+}
+
+/**
+ * The signing keys could not be had: the JWKS endpoint refused, timed out or answered something
+ * that is not a key set, and no cached keys are usable (past `jwksStaleIfErrorMs`). Says nothing
+ * about the token: callers fail closed but answer "retry later" (503 / `1011`), never "invalid
+ * token", so a client does not log a valid user out during an IdP outage. `reason` is
+ * `keys_unavailable`; `url` names the JWKS endpoint (origin and path only), for the logs.
+ */
+export class KeysUnavailableError extends AuthSocketError {
+  declare readonly code: 'ERR_KEYS_UNAVAILABLE';
+  readonly reason = 'keys_unavailable';
+  readonly url: string;
+
+  constructor(url: string, options?: { cause?: unknown }) {
+    super('ERR_KEYS_UNAVAILABLE', 'signing keys unavailable', options);
+    this.url = url;
   }
 }
 
@@ -118,7 +138,7 @@ export interface ErrorClass {
   /**
    * Stable reason for logs, metrics and `authFailed` events, also the `code` of an HTTP error
    * body: a token failure's own reason, `revoked`, `ticket_invalid`, `protocol`, `unavailable`,
-   * `outcome_unknown`, `invalid_option`, or `unknown` for anything else.
+   * `keys_unavailable`, `outcome_unknown`, `invalid_option`, or `unknown` for anything else.
    */
   readonly reason: string;
   /** The close code a connection gets for it. */
@@ -134,6 +154,8 @@ function answer(reason: string, closeCode: CloseCode, message: string, httpStatu
 }
 
 const STORE_UNAVAILABLE = answer('unavailable', CloseCode.InternalError, 'service unavailable', 503);
+/** Like a store outage: retryable, so 503 before the upgrade and `1011` (client: back off) after it. */
+const KEYS_UNAVAILABLE = answer('keys_unavailable', CloseCode.InternalError, 'service unavailable', 503);
 const OUTCOME_UNKNOWN = answer('outcome_unknown', CloseCode.InternalError, 'publish outcome unknown', 504);
 const REVOKED = answer('revoked', CloseCode.Forbidden, 'revoked', 401);
 const TICKET_INVALID = answer('ticket_invalid', CloseCode.Unauthorized, 'invalid ticket', 401);
@@ -145,6 +167,7 @@ export function classify(error: unknown): ErrorClass {
   if (error instanceof TokenError) return answer(error.reason, CloseCode.Unauthorized, 'invalid token', 401);
   if (error instanceof RevokedError) return REVOKED;
   if (error instanceof StoreUnavailableError) return STORE_UNAVAILABLE;
+  if (error instanceof KeysUnavailableError) return KEYS_UNAVAILABLE;
   if (error instanceof OutcomeUnknownError) return OUTCOME_UNKNOWN;
   if (error instanceof TicketError) return TICKET_INVALID;
   if (error instanceof ProtocolError) return answer('protocol', error.closeCode, error.message, 400);

@@ -8,6 +8,7 @@ export {
   ConfigError,
   type ErrorClass,
   HandlerError,
+  KeysUnavailableError,
   OutcomeUnknownError,
   RevokedError,
   StoreUnavailableError,
@@ -72,4 +73,5 @@ export {
   type TicketStore,
 } from './stores.js';
 export { ticketKey } from './tickets.js';
+export { JWKS_OPTIONS, type JwksOptionSpec, type JwksStatus } from './jwks.js';
 export { createTokenVerifier, type JwtOptions, type TokenVerifier, type VerifiedToken } from './token-verifier.js';

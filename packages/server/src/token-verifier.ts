@@ -1,9 +1,11 @@
 import { createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
-import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
-import type { CryptoKey, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, JWTVerifyResult } from 'jose';
+import { errors, jwtVerify } from 'jose';
+import type { CryptoKey, JWTPayload, JWTVerifyOptions, JWTVerifyResult } from 'jose';
 import { LIMITS } from '@authsocket/protocol';
 import type { Clock } from './clock.js';
-import { ConfigError, TokenError, type TokenFailureReason } from './errors.js';
+import { ConfigError, KeysUnavailableError, TokenError, type TokenFailureReason } from './errors.js';
+import { type JwksStatus, jwksSettings, RemoteKeySet } from './jwks.js';
+import type { Logger } from './logger.js';
 
 /** How bearer JWTs are verified. Exactly one key source: `secret`, `publicKey` or `jwksUrl`. */
 export interface JwtOptions {
@@ -11,8 +13,19 @@ export interface JwtOptions {
   secret?: string | Uint8Array;
   /** PEM SPKI public key (`-----BEGIN PUBLIC KEY-----`) for RS*, PS*, ES* or EdDSA. */
   publicKey?: string;
-  /** Remote JWKS URL (http or https), fetched and cached by jose's `createRemoteJWKSet`. */
+  /**
+   * Remote JWKS URL (http or https), fetched and cached (see the `jwks*` options). An unreachable
+   * endpoint refuses tokens as `KeysUnavailableError` (503 / `1011`), never as invalid.
+   */
   jwksUrl?: string;
+  /** With `jwksUrl`: how long a fetched set is used before it is fetched again. Default 10 min. */
+  jwksCacheMaxAgeMs?: number;
+  /** With `jwksUrl`: least time between fetches; an unknown `kid` waits at most this for a refetch. Default 1 s. */
+  jwksCooldownMs?: number;
+  /** With `jwksUrl`: how long one fetch may take. Default 5 s. */
+  jwksTimeoutMs?: number;
+  /** With `jwksUrl`: how long past their max age cached keys serve while fetches fail. Default 1 h. */
+  jwksStaleIfErrorMs?: number;
   /**
    * Allowed `alg` values. Default: `['HS256']` with `secret`; otherwise those of
    * `['RS256', 'ES256', 'PS256', 'EdDSA']` that fit the key. Never `none`; HS* only with `secret`
@@ -37,9 +50,14 @@ export interface VerifiedToken {
   readonly claims: JWTPayload;
 }
 
-/** Verifies bearer JWTs; rejects with `TokenError` only. */
+/**
+ * Verifies bearer JWTs; rejects with `TokenError`, or `KeysUnavailableError` when the keys a JWKS
+ * verifier needs cannot be fetched (an outage, not a bad token).
+ */
 export interface TokenVerifier {
   verify(token: string): Promise<VerifiedToken>;
+  /** With `jwksUrl`: whether the key set is being fetched fine, served stale, or unusable. */
+  readonly keysStatus?: () => JwksStatus;
 }
 
 const HMAC_ALGORITHMS: readonly string[] = ['HS256', 'HS384', 'HS512'];
@@ -63,8 +81,8 @@ export const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
  * Builds a verifier. Options are checked here, eagerly, so a misconfigured gateway fails at start
  * with a `ConfigError` naming the option rather than refusing every token later.
  */
-export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVerifier {
-  const verifyJws = keyedVerify(options);
+export function createTokenVerifier(options: JwtOptions, clock: Clock, logger?: Logger): TokenVerifier {
+  const verifyJws = keyedVerify(options, clock, logger);
   const userClaim = options.userClaim ?? 'sub';
   if (typeof userClaim !== 'string' || userClaim === '') throw new ConfigError('jwt.userClaim', 'must be a non-empty string');
   const tolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
@@ -76,6 +94,7 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
   if (options.audience !== undefined) checks.audience = nonEmpty('jwt.audience', options.audience);
 
   return {
+    ...(verifyJws.status === undefined ? {} : { keysStatus: verifyJws.status }),
     async verify(token) {
       // Length first: an oversized token is refused before any base64 or JSON work is spent on it.
       if (typeof token !== 'string' || token.length === 0 || token.length > LIMITS.tokenLength) {
@@ -98,12 +117,19 @@ export function createTokenVerifier(options: JwtOptions, clock: Clock): TokenVer
 interface VerifyJws {
   readonly algorithms: string[];
   verify(token: string, options: JWTVerifyOptions): Promise<JWTVerifyResult>;
+  readonly status?: () => JwksStatus;
 }
 
+const JWKS_ONLY = ['jwksCacheMaxAgeMs', 'jwksCooldownMs', 'jwksTimeoutMs', 'jwksStaleIfErrorMs'] as const;
+
 /** Validates the key source and its algorithms, and returns jose's verify bound to that key. */
-function keyedVerify(options: JwtOptions): VerifyJws {
+function keyedVerify(options: JwtOptions, clock: Clock, logger: Logger | undefined): VerifyJws {
   const sources = [options.secret, options.publicKey, options.jwksUrl].filter((source) => source !== undefined);
   if (sources.length !== 1) throw new ConfigError('jwt', 'set exactly one of secret, publicKey, jwksUrl');
+  if (options.jwksUrl === undefined) {
+    const stray = JWKS_ONLY.find((name) => options[name] !== undefined);
+    if (stray !== undefined) throw new ConfigError(`jwt.${stray}`, 'applies only with jwksUrl');
+  }
 
   if (options.secret !== undefined) {
     const secret = secretBytes(options.secret);
@@ -121,9 +147,29 @@ function keyedVerify(options: JwtOptions): VerifyJws {
     // jose caches the CryptoKey it derives from a public KeyObject, per algorithm.
     return { algorithms, verify: (token, checks) => jwtVerify(token, key, checks) };
   }
-  const getKey = remoteKeys(options.jwksUrl);
+  const keySet = remoteKeys(options, clock, logger);
   const algorithms = allowedAlgorithms(options.algorithms, DEFAULT_KEY_ALGORITHMS, KEY_ALGORITHMS, 'a JWKS');
-  return { algorithms, verify: (token, checks) => jwtVerify(token, getKey, checks) };
+  return { algorithms, verify: (token, checks) => verifyWithSet(token, keySet, checks), status: () => keySet.status };
+}
+
+/**
+ * A token without a `kid` may match several keys of the set: jose then hands them over through the
+ * error, to be tried in turn (any that verifies wins; else a signature failure).
+ */
+async function verifyWithSet(token: string, keySet: RemoteKeySet, checks: JWTVerifyOptions): Promise<JWTVerifyResult> {
+  try {
+    return await jwtVerify(token, keySet.getKey, checks);
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error) {
+      try {
+        return await jwtVerify(token, key, checks);
+      } catch (inner) {
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
 }
 
 /**
@@ -231,26 +277,17 @@ function allowedAlgorithms(
   return result;
 }
 
-function remoteKeys(url: unknown): JWTVerifyGetKey {
+function remoteKeys(options: JwtOptions, clock: Clock, logger: Logger | undefined): RemoteKeySet {
   let parsed: URL;
   try {
-    parsed = new URL(String(url));
+    parsed = new URL(String(options.jwksUrl));
   } catch {
     throw new ConfigError('jwt.jwksUrl', 'must be an absolute http(s) URL');
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new ConfigError('jwt.jwksUrl', 'must be an absolute http(s) URL');
   }
-  const jwks = createRemoteJWKSet(parsed);
-  return async (header, token) => {
-    try {
-      return await jwks(header, token);
-    } catch (error) {
-      // Whatever goes wrong while finding the key (refused or timed-out fetch, non-200, bad JSON,
-      // unknown kid) means the keys are unavailable, not that the token is bad.
-      throw new TokenError('keys_unavailable', { cause: error });
-    }
-  };
+  return new RemoteKeySet(parsed, jwksSettings(options), clock, logger);
 }
 
 function nonEmpty(option: string, value: unknown): string {
@@ -274,15 +311,16 @@ const JOSE_REASONS: ReadonlyMap<string, TokenFailureReason> = new Map<string, To
  * Maps a jose failure to a stable reason. Token-derived errors are not kept as `cause`: their
  * messages and `payload` can echo the token's content into logs.
  */
-function toTokenError(error: unknown): TokenError {
-  if (error instanceof TokenError) return error;
+function toTokenError(error: unknown): TokenError | KeysUnavailableError {
+  if (error instanceof TokenError || error instanceof KeysUnavailableError) return error;
   if (error instanceof errors.JWTClaimValidationFailed) {
     return new TokenError(error.claim === 'nbf' && error.reason === 'check_failed' ? 'not_yet_valid' : 'claims');
   }
   if (error instanceof errors.JOSEError) {
     const reason = JOSE_REASONS.get(error.code);
     if (reason !== undefined) return new TokenError(reason);
-    if (error.code.startsWith('ERR_JWKS_')) return new TokenError('keys_unavailable', { cause: error });
+    // A key of the set that cannot be used (not public, unsupported): it cannot verify the token.
+    if (error.code.startsWith('ERR_JWKS_')) return new TokenError('signature', { cause: error });
   }
   // Not from the token's shape (jose raises its own errors for those): most likely a key that does
   // not fit the algorithm. Kept as cause for whoever debugs the configuration.

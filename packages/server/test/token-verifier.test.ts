@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CompactSign, SignJWT, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from 'jose';
 import type { CryptoKey, JWTPayload } from 'jose';
 import { ManualClock } from '../src/clock.js';
-import { ConfigError, TokenError, type TokenFailureReason } from '../src/errors.js';
+import { ConfigError, KeysUnavailableError, TokenError, type TokenFailureReason } from '../src/errors.js';
+import type { Logger } from '../src/logger.js';
 import { createTokenVerifier, type JwtOptions, type TokenVerifier } from '../src/token-verifier.js';
 
 const START = Date.UTC(2030, 0, 1);
@@ -25,6 +26,31 @@ function hs(extra: JWTPayload = {}, alg = 'HS256', secret = SECRET, header: Reco
 
 function signWith(key: CryptoKey, alg: string, extra: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
   return new SignJWT(claims(extra)).setProtectedHeader({ ...header, alg }).sign(key);
+}
+
+function configError(build: () => unknown): ConfigError {
+  try {
+    build();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+/** Catches an outage refusal: a KeysUnavailableError that says nothing of the token. */
+async function outage(promise: Promise<unknown>, token: string): Promise<KeysUnavailableError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  if (!(caught instanceof KeysUnavailableError)) throw new Error(`expected a KeysUnavailableError, got ${String(caught)}`);
+  expect(caught.code).toBe('ERR_KEYS_UNAVAILABLE');
+  expect(caught.message).not.toContain(token);
+  expect(String(caught.cause ?? '')).not.toContain(token);
+  return caught;
 }
 
 /** Catches the refusal and checks what every refusal must satisfy, whatever its reason. */
@@ -463,16 +489,18 @@ describe('createTokenVerifier: JWKS', () => {
     expect(good.hits() - before).toBe(1);
   });
 
-  it("refuses a kid that the JWKS does not hold as 'keys_unavailable'", async () => {
+  // Was 'keys_unavailable' (401 either way); an unknown kid in a set just fetched is a bad token,
+  // while 'keys_unavailable' now means an outage (KeysUnavailableError, 503 / 1011).
+  it("refuses a kid that the freshly fetched JWKS does not hold as 'unknown_key'", async () => {
     const verifier = createTokenVerifier({ jwksUrl: good.url }, clock);
     const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'unknown' });
-    expect((await refusal(verifier.verify(token), token)).reason).toBe('keys_unavailable');
+    expect((await refusal(verifier.verify(token), token)).reason).toBe('unknown_key');
   });
 
   it('never fetches a jku from the token header, whatever its kid', async () => {
     const verifier = createTokenVerifier({ jwksUrl: good.url }, clock);
     const evilKid = await signWith(attackerRsa.privateKey, 'RS256', {}, { kid: 'evil', jku: evil.url });
-    expect((await refusal(verifier.verify(evilKid), evilKid)).reason).toBe('keys_unavailable');
+    expect((await refusal(verifier.verify(evilKid), evilKid)).reason).toBe('unknown_key');
     const goodKid = await signWith(attackerRsa.privateKey, 'RS256', {}, { kid: 'k1', jku: evil.url });
     expect((await refusal(verifier.verify(goodKid), goodKid)).reason).toBe('signature');
     const hmac = await hs({}, 'HS256', OTHER_SECRET, { kid: 'evil', jku: evil.url });
@@ -492,20 +520,21 @@ describe('createTokenVerifier: JWKS', () => {
     }
   });
 
-  it("reports a JWKS URL that refuses connections as 'keys_unavailable'", async () => {
+  // These were TokenError('keys_unavailable') (401 / 4401): an outage now is a KeysUnavailableError.
+  it('reports a JWKS URL that refuses connections as KeysUnavailableError naming the URL', async () => {
     const closed = await serve(json({ keys: [] }));
     await closed.close();
     const verifier = createTokenVerifier({ jwksUrl: closed.url }, clock);
     const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
-    const error = await refusal(verifier.verify(token), token);
-    expect(error.reason).toBe('keys_unavailable');
+    const error = await outage(verifier.verify(token), token);
+    expect(error.url).toBe(closed.url);
     expect(error.cause).toBeDefined();
   });
 
   it.each([
-    { name: "reports a JWKS endpoint answering 500 as 'keys_unavailable'", status: 500, body: 'oops' },
-    { name: "reports a JWKS endpoint answering invalid JSON as 'keys_unavailable'", status: 200, body: '{not json' },
-    { name: "reports a JWKS without a keys array as 'keys_unavailable'", status: 200, body: '{"keys":"none"}' },
+    { name: 'reports a JWKS endpoint answering 500 as KeysUnavailableError', status: 500, body: 'oops' },
+    { name: 'reports a JWKS endpoint answering invalid JSON as KeysUnavailableError', status: 200, body: '{not json' },
+    { name: 'reports a JWKS without a keys array as KeysUnavailableError', status: 200, body: '{"keys":"none"}' },
   ])('$name', async ({ status, body }) => {
     const server = await serve((_req, res) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -514,10 +543,144 @@ describe('createTokenVerifier: JWKS', () => {
     try {
       const verifier = createTokenVerifier({ jwksUrl: server.url }, clock);
       const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
-      expect((await refusal(verifier.verify(token), token)).reason).toBe('keys_unavailable');
+      expect((await outage(verifier.verify(token), token)).reason).toBe('keys_unavailable');
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('createTokenVerifier: JWKS cache policy (rotation, outage, hang)', () => {
+  /** A JWKS server whose keys the test changes, and that can be told to hang. */
+  let keys: unknown[];
+  let server: TestServer;
+  let es: { publicKey: CryptoKey; privateKey: CryptoKey };
+  const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
+  const logger = Object.fromEntries(
+    (['debug', 'info', 'warn', 'error'] as const).map((level) => [
+      level,
+      (fields: Record<string, unknown>, message: string) => lines.push({ level, fields, message }),
+    ]),
+  ) as unknown as Logger;
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+
+  beforeAll(async () => {
+    es = await generateKeyPair('ES256');
+  });
+  beforeEach(async () => {
+    setup();
+    lines.length = 0;
+    keys = [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
+    server = await serve((_req, res) => json({ keys })(_req, res));
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('verifies RS256 and ES256 tokens from one set', async () => {
+    keys.push({ ...(await exportJWK(es.publicKey)), kid: 'e1', alg: 'ES256' });
+    const verifier = createTokenVerifier({ jwksUrl: server.url }, clock);
+    expect((await verifier.verify(await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' }))).user).toBe('alice');
+    expect((await verifier.verify(await signWith(es.privateKey, 'ES256', {}, { kid: 'e1' }))).user).toBe('alice');
+    expect(server.hits()).toBe(1);
+  });
+
+  it('refetches for a kid added after the last fetch once the cooldown is over, not 30 s later', async () => {
+    const verifier = createTokenVerifier({ jwksUrl: server.url, jwksCooldownMs: 2_000 }, clock);
+    await verifier.verify(await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' }));
+    keys.push({ ...(await exportJWK(es.publicKey)), kid: 'rotated', alg: 'ES256' });
+    const token = await signWith(es.privateKey, 'ES256', {}, { kid: 'rotated' });
+    let settled = false;
+    const verifying = verifier.verify(token).finally(() => (settled = true));
+    await settle();
+    expect(settled).toBe(false);
+    // A second unknown kid within the cooldown shares the one refetch.
+    const bogus = await signWith(attackerRsa.privateKey, 'RS256', {}, { kid: 'bogus' });
+    const refusing = refusal(verifier.verify(bogus), bogus);
+    clock.advance(2_000);
+    expect((await verifying).user).toBe('alice');
+    expect((await refusing).reason).toBe('unknown_key');
+    expect(server.hits()).toBe(2);
+  });
+
+  it('refetches at once for an unknown kid when the last fetch is older than the cooldown', async () => {
+    const verifier = createTokenVerifier({ jwksUrl: server.url, jwksCooldownMs: 2_000 }, clock);
+    await verifier.verify(await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' }));
+    clock.advance(2_000);
+    keys.push({ ...(await exportJWK(es.publicKey)), kid: 'rotated', alg: 'ES256' });
+    expect((await verifier.verify(await signWith(es.privateKey, 'ES256', {}, { kid: 'rotated' }))).user).toBe('alice');
+    expect(server.hits()).toBe(2);
+  });
+
+  it('keeps cached keys past their max age while the IdP is down, up to jwksStaleIfErrorMs, then refuses as an outage', async () => {
+    const options = { jwksUrl: server.url, jwksCacheMaxAgeMs: 60_000, jwksStaleIfErrorMs: 120_000, jwksCooldownMs: 1_000 };
+    const verifier = createTokenVerifier(options, clock, logger);
+    const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
+    await verifier.verify(token);
+    await server.close();
+    clock.advance(61_000);
+    expect((await verifier.verify(token)).user).toBe('alice');
+    expect(verifier.keysStatus?.()).toBe('stale');
+    // An unknown kid while the IdP is down is an outage, not a bad token.
+    clock.advance(1_000);
+    const rotated = await signWith(es.privateKey, 'ES256', {}, { kid: 'rotated' });
+    expect((await outage(verifier.verify(rotated), rotated)).url).toBe(server.url);
+    clock.advance(120_000);
+    expect((await outage(verifier.verify(token), token)).reason).toBe('keys_unavailable');
+    expect(verifier.keysStatus?.()).toBe('unavailable');
+    const failed = lines.filter((line) => line.message === 'JWKS fetch failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.fields.jwksUrl).toBe(server.url);
+    expect(lines.some((line) => line.level === 'error' && line.fields.jwksUrl === server.url)).toBe(true);
+    for (const line of lines) expect(JSON.stringify(line)).not.toContain(token);
+  });
+
+  it('uses fresh keys again once the IdP is back', async () => {
+    let down = false;
+    const flaky = await serve((req, res) => (down ? res.destroy() : json({ keys })(req, res)));
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: flaky.url, jwksCacheMaxAgeMs: 1_000, jwksStaleIfErrorMs: 0 }, clock, logger);
+      const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
+      await verifier.verify(token);
+      down = true;
+      clock.advance(1_000);
+      await outage(verifier.verify(token), token);
+      down = false;
+      clock.advance(1_000);
+      expect((await verifier.verify(token)).user).toBe('alice');
+      expect(verifier.keysStatus?.()).toBe('ok');
+      expect(lines.map((line) => line.message)).toContain('JWKS reachable again');
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it('bounds a JWKS endpoint that accepts and never answers by jwksTimeoutMs', async () => {
+    const hanging = await serve(() => undefined);
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: hanging.url, jwksTimeoutMs: 300 }, clock);
+      const token = await signWith(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
+      const started = Date.now();
+      await outage(verifier.verify(token), token);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(hanging.hits()).toBe(1);
+    } finally {
+      await hanging.close();
+    }
+  });
+
+  it.each([
+    [{ jwksCooldownMs: -1 }, 'jwt.jwksCooldownMs'],
+    [{ jwksTimeoutMs: 0 }, 'jwt.jwksTimeoutMs'],
+    [{ jwksCacheMaxAgeMs: 1.5 }, 'jwt.jwksCacheMaxAgeMs'],
+    [{ jwksStaleIfErrorMs: '1h' }, 'jwt.jwksStaleIfErrorMs'],
+  ])('refuses %o as a ConfigError naming the option', (extra, option) => {
+    const error = configError(() => createTokenVerifier({ jwksUrl: server.url, ...(extra as JwtOptions) }, clock));
+    expect(error.option).toBe(option);
+  });
+
+  it('refuses the jwks options without jwksUrl', () => {
+    expect(configError(() => createTokenVerifier({ secret: SECRET, jwksTimeoutMs: 100 }, clock)).option).toBe('jwt.jwksTimeoutMs');
   });
 });
 

@@ -219,8 +219,8 @@ describe('createCachedVerifier', () => {
     const inner = new DeferredVerifier();
     const cached = createCachedVerifier(inner, {}, new ManualClock(START));
     const results = [cached.verify('t'), cached.verify('t')];
-    inner.pending[0]?.reject(new TokenError('keys_unavailable'));
-    for (const result of results) expect((await refusal(result)).reason).toBe('keys_unavailable');
+    inner.pending[0]?.reject(new TokenError('unknown_key'));
+    for (const result of results) expect((await refusal(result)).reason).toBe('unknown_key');
     void cached.verify('t').catch(() => undefined);
     expect(inner.calls).toBe(2);
   });

@@ -76,7 +76,7 @@ export class EntryVerifier {
       return { ok: true, envelope, claims: verified.claims };
     } catch (error) {
       // The JWKS did not answer: not the token's fault, so the entry is retried, not refused.
-      if (error instanceof TokenError && error.reason !== 'keys_unavailable') return { ok: false, reason: `token_${error.reason}` };
+      if (error instanceof TokenError) return { ok: false, reason: `token_${error.reason}` };
       throw error;
     }
   }

@@ -8,6 +8,7 @@ import { KeyedRateLimiter } from '../rate-limit.js';
 import type { Tickets } from '../tickets.js';
 import { readCredentials, type UpgradeCredentials } from './credentials.js';
 import { REFUSAL_BODY } from './http.js';
+import { type Refusal, reportRefusal } from './refusals.js';
 import type { HttpReply, HttpRequest, UpgradeRequest } from './ports.js';
 
 /** An upgrade the gateway accepts, with the identity proven at the handshake, if any. */
@@ -90,17 +91,21 @@ export class Admission {
     if (credentials.token !== undefined && !options.handshakeToken) return { status: 400 };
     if (credentials.ticket !== undefined && options.ticket === 'off') return { status: 400 };
     if (credentials.ticket === undefined && options.ticket === 'required') {
-      this.#events.emit('authFailed', { stage: 'upgrade', reason: 'missing' });
+      this.#refused({ stage: 'upgrade', reason: 'missing', address: this.clientAddress(req) });
       return { status: 401 };
     }
     if (credentials.ticket === undefined && credentials.token === undefined) {
       return { status: 101, identity: undefined, method: undefined, resume: credentials.resume };
     }
-    return this.#authenticate(credentials);
+    return this.#authenticate(credentials, this.clientAddress(req));
+  }
+
+  #refused(refusal: Refusal): void {
+    reportRefusal(this.#events, this.#options.logger, refusal);
   }
 
   /** The handshake's ticket and/or token, redeemed and verified. */
-  async #authenticate(credentials: UpgradeCredentials): Promise<Admitted | Refused> {
+  async #authenticate(credentials: UpgradeCredentials, address: string | undefined): Promise<Admitted | Refused> {
     const options = this.#options;
     let identity: Identity | undefined;
     let method: AuthMethod | undefined;
@@ -109,24 +114,28 @@ export class Admission {
         const record = await this.#tickets.redeem(credentials.ticket, options.clock.now());
         if (record) await this.#identity.assertNotRevoked(record.user, record.issuedAt);
         this.#events.emit('ticket', { outcome: record ? 'redeemed' : 'rejected' });
-        if (!record) return { status: 401 };
+        if (!record) {
+          this.#refused({ stage: 'upgrade', reason: 'ticket_invalid', address });
+          return { status: 401 };
+        }
         identity = { user: record.user, claims: record.claims, expiresAt: record.tokenExpiresAt };
         method = 'ticket';
       }
       if (credentials.token !== undefined) {
         const verified = await this.#identity.verify(credentials.token);
-        if (identity && identity.user !== verified.user) return { status: 401 };
+        if (identity && identity.user !== verified.user) {
+          this.#refused({ stage: 'upgrade', reason: 'user_mismatch', address, user: identity.user });
+          return { status: 401 };
+        }
         identity = verified;
         method ??= 'handshake_token';
       }
     } catch (error) {
       const { reason, httpStatus } = classify(error);
-      if (httpStatus === 503) {
-        options.logger.error({ err: reason }, 'upgrade refused: store unavailable');
-        return { status: 503 };
-      }
+      this.#refused({ stage: 'upgrade', reason, address, user: identity?.user, error });
+      // An outage (store, IdP keys) is retryable: never "unauthorized".
+      if (httpStatus === 503) return { status: 503 };
       if (error instanceof RevokedError) this.#events.emit('ticket', { outcome: 'rejected' });
-      this.#events.emit('authFailed', { stage: 'upgrade', reason });
       return { status: 401 };
     }
     return { status: 101, identity, method, resume: credentials.resume };
@@ -136,8 +145,9 @@ export class Admission {
   async issueTicket(req: HttpRequest, reply: HttpReply): Promise<void> {
     const token = /^Bearer ([^\s]+)$/i.exec(req.header('authorization') ?? '')?.[1];
     const unauthorized = () => reply.json(401, { error: REFUSAL_BODY[401] }, { 'WWW-Authenticate': 'Bearer' });
+    const address = this.clientAddress(req);
     if (!token) {
-      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason: 'missing' });
+      this.#refused({ stage: 'ticket_endpoint', reason: 'missing', address });
       return unauthorized();
     }
     try {
@@ -148,11 +158,9 @@ export class Admission {
       reply.json(200, issued);
     } catch (error) {
       const { reason, httpStatus } = classify(error);
-      if (httpStatus === 503) {
-        this.#options.logger.error({ err: reason }, 'ticket store unavailable');
-        return reply.json(503, { error: REFUSAL_BODY[503] });
-      }
-      this.#events.emit('authFailed', { stage: 'ticket_endpoint', reason });
+      this.#refused({ stage: 'ticket_endpoint', reason, address, error });
+      // An outage (ticket store, IdP keys) is retryable: 503, never 401.
+      if (httpStatus === 503) return reply.json(503, { error: REFUSAL_BODY[503] });
       if (httpStatus === 401) return unauthorized();
       this.#options.logger.error({ err: String(error) }, 'ticket issue failed');
       reply.json(503, { error: REFUSAL_BODY[503] });

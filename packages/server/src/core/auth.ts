@@ -13,6 +13,7 @@ import type { AuthMethod, AuthStage, Identity } from '../events.js';
 import type { VerifiedToken } from '../token-verifier.js';
 import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
+import { reportRefusal } from './refusals.js';
 import { streamStates } from './recovery.js';
 import type { ConnectResult, Verdict } from './ports.js';
 import type { Session } from './session.js';
@@ -87,15 +88,28 @@ export class Auth extends CorePart {
 
   /** Closes `4401` and reports where and why. */
   unauthorized(session: Session, stage: AuthStage, reason: string, message: string): void {
-    this.core.events.emit('authFailed', { stage, reason });
+    this.refused(session, stage, reason);
     session.close(CloseCode.Unauthorized, message);
+  }
+
+  /** Reports a refusal on an open socket once: event and log line, with the address and connection id. */
+  refused(session: Session, stage: AuthStage, reason: string, error?: unknown): void {
+    reportRefusal(this.core.events, this.options.logger, {
+      stage,
+      reason,
+      address: session.remoteAddress,
+      connection: session.id,
+      // Only a user a verified credential proved (the bound one, or the ticket's in two-layer mode).
+      user: session.user ?? session.ticketUser,
+      error,
+    });
   }
 
   /** A socket keeps one user: the one bound, or its ticket's in two-layer mode. Else `4403`. */
   #isSameUser(session: Session, user: string, stage: AuthStage): boolean {
     const expected = session.user ?? session.ticketUser;
     if (expected === undefined || expected === user) return true;
-    this.core.events.emit('authFailed', { stage, reason: 'user_mismatch' });
+    this.refused(session, stage, 'user_mismatch');
     session.close(CloseCode.Forbidden, 'token is for a different user');
     return false;
   }
@@ -103,13 +117,9 @@ export class Auth extends CorePart {
   #refuse(session: Session, stage: AuthStage, error: unknown): void {
     if (session.isClosed()) return;
     const refusal = classify(error);
-    if (refusal.httpStatus === 503) {
-      this.options.logger.error({ id: session.id, err: refusal.reason }, 'auth failed: store unavailable');
-    } else if (refusal.httpStatus === 401) {
-      this.core.events.emit('authFailed', { stage, reason: refusal.reason });
-    } else {
-      throw error;
-    }
+    // 503: an outage (store, IdP keys), closed 1011 so the client backs off and keeps its token.
+    if (refusal.httpStatus !== 503 && refusal.httpStatus !== 401) throw error;
+    this.refused(session, stage, refusal.reason, error);
     session.close(refusal.closeCode, refusal.message);
   }
 
@@ -206,7 +216,7 @@ export class Auth extends CorePart {
         return undefined;
       }
       if (known === undefined) this.options.logger.warn({ id: session.id, err: String(error) }, 'connect handler failed');
-      this.core.events.emit('authFailed', { stage: 'auth', reason: known ? `handler_${known.errorCode}` : 'handler_failed' });
+      this.refused(session, 'auth', known ? `handler_${known.errorCode}` : 'handler_failed');
       session.close(known ? sendableCloseCode(known.closeCode) : CloseCode.InternalError, known?.message ?? 'internal error');
       return false;
     };

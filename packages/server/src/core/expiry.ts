@@ -3,6 +3,7 @@ import type { DeadlineQueue } from '../deadlines.js';
 import type { EventSink } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Core } from './context.js';
+import { reportRefusal } from './refusals.js';
 import type { Session } from './session.js';
 
 /**
@@ -59,7 +60,7 @@ export class Expiry {
 
   readonly #authTimedOut = (session: Session): void => {
     if (session.state !== 'pending') return;
-    this.#events.emit('authFailed', { stage: 'auth', reason: 'timeout' });
+    reportRefusal(this.#events, this.#options.logger, { stage: 'auth', reason: 'timeout', address: session.remoteAddress, connection: session.id });
     session.close(CloseCode.AuthTimeout, 'authentication timed out');
   };
 

@@ -50,7 +50,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const resolved = resolveOptions(options);
     this.#options = resolved;
     const { clock } = resolved;
-    const verifier = createTokenVerifier(resolved.jwt, clock);
+    const verifier = createTokenVerifier(resolved.jwt, clock, resolved.logger);
     const skewMs = (resolved.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
     const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs);
     // Filled in below in dependency order; every collaborator reads its siblings through it.
@@ -76,6 +76,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     this.#routes = new HttpRoutes(resolved, this.#admission, () => ({
       closing: this.#closing,
       connections: core.registry.all.size,
+      jwks: verifier.keysStatus?.(),
     }));
     this.#revocations = new Revocations(core);
     this.transport = this.#transport();

@@ -1,4 +1,5 @@
 import { TICKET_PATH } from '@authsocket/protocol';
+import type { JwksStatus } from '../jwks.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Admission } from './admission.js';
 import type { HttpReply, HttpRequest } from './ports.js';
@@ -26,6 +27,8 @@ const PREFLIGHT_MAX_AGE_S = 600;
 export interface NodeStatus {
   readonly closing: boolean;
   readonly connections: number;
+  /** With a JWKS: `stale` while cached keys serve an IdP outage, `unavailable` once none are usable. */
+  readonly jwks?: JwksStatus | undefined;
 }
 
 /** The gateway's own HTTP routes: `POST /auth/ticket`, `GET /healthz`, `GET /livez`. */
@@ -61,11 +64,14 @@ export class HttpRoutes {
       return true;
     }
     if (path === HEALTH_PATH && (method === 'GET' || method === 'HEAD')) {
-      // A node that cannot reach its broker answers 503, so load balancers send new clients elsewhere.
-      const { closing, connections } = this.#status();
+      // A node that cannot reach its broker, or has no usable JWKS keys, answers 503, so load
+      // balancers send new clients elsewhere. Stale keys (an IdP outage within the stale bound)
+      // still serve: 200, with `jwks: 'stale'` to see.
+      const { closing, connections, jwks } = this.#status();
       const broker = this.#options.broker.status ?? 'ready';
-      const status = closing ? 'closing' : broker === 'ready' ? 'ok' : 'degraded';
-      reply.json(status === 'ok' ? 200 : 503, { status, broker, node: this.#options.nodeId, connections });
+      const status = closing ? 'closing' : broker === 'ready' && jwks !== 'unavailable' ? 'ok' : 'degraded';
+      const body = { status, broker, ...(jwks === undefined ? {} : { jwks }), node: this.#options.nodeId, connections };
+      reply.json(status === 'ok' ? 200 : 503, body);
       return true;
     }
     if (path === LIVE_PATH && (method === 'GET' || method === 'HEAD')) {
