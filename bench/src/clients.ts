@@ -18,8 +18,8 @@ export class BenchClient {
   onReauth: ((reason: string) => void) | undefined;
   /** `auth_ok` after the first one (an in-band reauth answered). */
   onReauthOk: (() => void) | undefined;
-  /** `ack` frames (authsocket subscribe). */
-  onAck: ((id: string) => void) | undefined;
+  /** `ack` frames (authsocket subscribe, message with an id), with their arrival time. */
+  onAck: ((id: string, at: number, frame: ServerFrame) => void) | undefined;
   /** The answer to `sendRpc` (`result` frame; Socket.IO: the acknowledgement), with its arrival time. */
   onResult: ((id: string, data: unknown, at: number) => void) | undefined;
   /** An `error` frame (with the request's `id` when it answers one). */
@@ -86,6 +86,11 @@ export class BenchClient {
     else this.ws.send(JSON.stringify(token === undefined ? { type: 'message', data } : { type: 'message', data, token }));
   }
 
+  /** An authsocket `message` frame with an `id`, so the gateway acks it once its handler resolved (queue path: committed). */
+  sendMessage(id: number, data: unknown): void {
+    this.ws.send(JSON.stringify({ type: 'message', id: String(id), data }));
+  }
+
   /**
    * A request answered by one reply: authsocket's (and the hand-written server's) `rpc` frame, or a
    * Socket.IO `rpc` event with an acknowledgement, `42<id>["rpc",data]` (`method` is not sent: the
@@ -131,7 +136,7 @@ export class BenchClient {
       case 'reauth_required':
         return this.onReauth?.(frame.reason ?? '');
       case 'ack':
-        return this.onAck?.(frame.id ?? '');
+        return this.onAck?.(frame.id ?? '', at, frame);
       case 'result':
         return this.onResult?.(frame.id ?? '', frame.data, at);
       case 'error':

@@ -16,6 +16,11 @@ export const SECRET_KEY = await webcrypto.subtle.importKey(
 export const ISSUER = 'https://id.bench.local';
 /** The HTTP event proxy's signing key (at least 32 bytes), shared by the gateway and the rpc backend. */
 export const PROXY_SECRET = 'authsocket-bench-proxy-secret-0123456789abcdef';
+/** The queue path's entry-signing key (at least 32 bytes), shared by the forwarder and the workers. */
+export const FORWARD_SECRET = 'authsocket-bench-forward-secret-0123456789abcdef';
+/** The stream and consumer group of the queue scenario (one fresh redis-server per run). */
+export const QUEUE_STREAM = 'bench:inbox';
+export const QUEUE_GROUP = 'bench-workers';
 export const AUDIENCE = 'bench';
 export const HOST = '127.0.0.1';
 
@@ -114,6 +119,15 @@ export type Target =
   | 'authsocket-nohistory'
   /** The gateway with `handler: createHttpProxy(...)`: each rpc a signed POST to a backend process. */
   | 'authsocket-proxy'
+  /**
+   * The gateway on the Redis engine (`@authsocket/redis` broker, ticket and revocation stores), its
+   * in-process `onMessage` replying through the broker (`gateway.sendToConnection`): the reply path
+   * a worker takes, without the queue.
+   */
+  | 'authsocket-redis'
+  /** The queue path: `createStreamForwarder` on the Redis engine, and 1 or 3 worker processes replying. */
+  | 'queue-1'
+  | 'queue-3'
   /** authsocket loaded from BENCH_AUTHSOCKET_EXPERIMENT: a proposed change, measured side by side. */
   | 'authsocket-exp'
   | 'socketio';
@@ -142,6 +156,39 @@ export interface ServerConfig {
   reauthWindowMs?: number;
   /** `authsocket-proxy`: the backend's rpc URL (a separate process the orchestrator started). */
   rpcUrl?: string;
+  /**
+   * In-process `onMessage` answers `context.reply({echo: data})` instead of echoing `data` itself
+   * (the queue scenario: the reply the workers send, so every target writes the same frame).
+   */
+  echoReply?: boolean;
+  /** `authsocket-redis`, `queue-*`: the redis-server the orchestrator started for this run. */
+  redisUrl?: string;
+}
+
+/** Worker processes a target runs beside its gateway (the queue path), 0 for the rest. */
+export function workersOf(target: Target): number {
+  const match = /^queue-(\d+)$/.exec(behaviour(target));
+  return match ? Number(match[1]) : 0;
+}
+
+/** Whether a target needs a redis-server of its own. */
+export function usesRedis(target: Target): boolean {
+  return behaviour(target) === 'authsocket-redis' || workersOf(target) > 0;
+}
+
+/** What a queue worker process reports: its CPU and memory, and its entries so far. */
+export interface WorkerStats extends ServerStats {
+  processed: number;
+  /** Handler failures (the entry stays pending): 0 in a clean run. */
+  failed: number;
+  /** Entries dead-lettered (refused signature, out of attempts): 0 in a clean run. */
+  dead: number;
+}
+
+/** Configuration handed to a queue worker process (environment variable BENCH_WORKER). */
+export interface WorkerConfig {
+  redisUrl: string;
+  consumer: string;
 }
 
 /** Configuration handed to a load-generator process (environment variable BENCH_LOAD). */
@@ -152,10 +199,14 @@ export interface LoadConfig {
   controlPort: number;
   /** The rpc backend's control port (`authsocket-proxy`), for its CPU. */
   backendControlPort?: number;
+  /** The queue workers' control ports, for their CPU and counts. */
+  workerControlPorts?: number[];
+  /** The redis-server's pid, for its CPU (`/proc/<pid>/stat`). */
+  redisPid?: number;
   params: Record<string, number>;
 }
 
-export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'rpc' | 'scale';
+export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'rpc' | 'queue' | 'scale';
 
 /** Flat numeric metrics of one run; names carry their unit. */
 export type Metrics = Record<string, number>;

@@ -3,6 +3,8 @@
  * server on 127.0.0.1 and reporting flat metrics over IPC. Tokens are minted before any clock
  * starts; every latency is the shared monotonic clock read here minus the stamp the server wrote.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { BenchClient, control, fetchTicket } from './clients.js';
 import {
@@ -16,6 +18,8 @@ import {
   nowUs,
   type ServerStats,
   sleep,
+  workersOf,
+  type WorkerStats,
 } from './common.js';
 
 const config = JSON.parse(process.env.BENCH_LOAD ?? '{}') as LoadConfig;
@@ -516,6 +520,135 @@ async function rpc(): Promise<Metrics> {
   return metrics;
 }
 
+/** Clock ticks per second of `/proc/<pid>/stat` times (almost always 100). */
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** CPU (user + system) of another process on this machine, in µs, from `/proc/<pid>/stat`: 1/CLK_TCK resolution. */
+function processCpuUs(pid: number, ticks: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / ticks) * 1e6;
+}
+
+/**
+ * 9. The queue path, end to end: every connection sends a `message` (with an id, so it is acked),
+ * waits for both its ack and its reply frame `{echo: data}`, then sends the next, for a fixed time.
+ * `queue-*`: the ack means the entry is committed to the Redis Stream (`ack_p50_ms`, durably queued);
+ * the reply comes from a worker process through the Redis broker. In process (`authsocket`,
+ * `authsocket-redis`) the ack goes out when `onMessage` returns. Latencies on the generator's clock
+ * from the send. CPU per message: the gateway's, the workers' (summed), redis-server's (from /proc,
+ * 10 ms ticks), and their total. `errors` counts error frames, acks or replies for anything but the
+ * message in flight or with a wrong payload, a queue ack without its entry id, messages unanswered
+ * 2 s after the end, closed connections and the workers' failed or dead-lettered entries.
+ */
+async function queue(): Promise<Metrics> {
+  const n = params.connections ?? 100;
+  const durationMs = params.durationMs ?? 5_000;
+  const queued = workersOf(target) > 0;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  const workerPorts = config.workerControlPorts ?? [];
+  const redisPid = config.redisPid;
+  const ticks = clockTicks();
+  const workerStats = () => Promise.all(workerPorts.map((workerPort) => control<WorkerStats>(workerPort, 'stats')));
+  const redisCpu = () => (redisPid === undefined ? undefined : processCpuUs(redisPid, ticks));
+  const rtts: number[] = [];
+  const ackLatencies: number[] = [];
+  const ids = new Array<number>(n).fill(0);
+  const sentAt = new Array<number>(n).fill(0);
+  const acked = new Array<number>(n).fill(0);
+  const replied = new Array<number>(n).fill(0);
+  let end = Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  let errors = 0;
+  const pad = 'x'.repeat(60);
+  const send = (client: BenchClient, index: number) => {
+    const id = ++ids[index]!;
+    inFlight++;
+    acked[index] = 0;
+    replied[index] = 0;
+    sentAt[index] = nowUs();
+    client.sendMessage(id, { s: id, u: index, p: pad });
+  };
+  opened.clients.forEach((client, index) => {
+    // Both halves in: the round trip is done (the reply's time), and the next message goes.
+    const settle = (at: number) => {
+      if (acked[index] === 0 || replied[index] === 0) return;
+      inFlight--;
+      rtts.push((replied[index] as number) - (sentAt[index] as number));
+      ackLatencies.push((acked[index] as number) - (sentAt[index] as number));
+      if (at < end) send(client, index);
+    };
+    client.onAck = (id, at, frame) => {
+      if (id !== String(ids[index]) || acked[index] !== 0) return void errors++;
+      if (queued && typeof (frame.data as { entry?: unknown } | undefined)?.entry !== 'string') errors++;
+      acked[index] = at;
+      settle(at);
+    };
+    client.onData = (data, at) => {
+      const echo = (data as unknown as { echo?: { s?: unknown; u?: unknown } } | null)?.echo;
+      if (echo?.s !== ids[index] || echo?.u !== index || replied[index] !== 0) return void errors++;
+      replied[index] = at;
+      settle(at);
+    };
+    client.onError = () => {
+      errors++;
+    };
+  });
+  // Warm-up, not counted: the same number of messages for every target, at least 200 ms.
+  opened.clients.forEach((client, index) => send(client, index));
+  await sleep(200);
+  await until(() => rtts.length >= (params.warmup ?? 5_000), 15_000);
+  const [before, workersBefore] = await Promise.all([stats(), workerStats()]);
+  const redisBefore = redisCpu();
+  const counted = rtts.length;
+  const start = nowUs();
+  end = start + durationMs * 1000;
+  await sleep(durationMs);
+  const total = rtts.length - counted;
+  const elapsedS = (nowUs() - start) / 1e6;
+  const [after, workersAfter] = await Promise.all([stats(), workerStats()]);
+  const redisAfter = redisCpu();
+  const drained = await until(() => inFlight === 0, 2_000);
+  const closed = opened.clients.filter((client) => client.closedWith !== undefined).length;
+  if (!drained) errors += inFlight;
+  errors += closed;
+  const workersEnd = await workerStats();
+  for (const worker of workersEnd) errors += worker.failed + worker.dead;
+  const rtt = distribution(rtts.slice(counted, counted + total));
+  const ack = distribution(ackLatencies.slice(counted, counted + total));
+  for (const client of opened.clients) client.close();
+  const gatewayCpu = cpuPer(before, after, total);
+  const sum = (list: WorkerStats[]) => list.reduce((acc, worker) => acc + worker.cpuUs, 0);
+  const workerCpu = workerPorts.length > 0 ? (sum(workersAfter) - sum(workersBefore)) / total : 0;
+  const redisCpuPer = redisBefore !== undefined && redisAfter !== undefined ? (redisAfter - redisBefore) / total : 0;
+  const metrics: Metrics = {
+    'msg/s': total / elapsedS,
+    'p50_ms': ms(rtt.p50),
+    'p99_ms': ms(rtt.p99),
+    'ack_p50_ms': ms(ack.p50),
+    'ack_p99_ms': ms(ack.p99),
+    'gateway_cpu_us/msg': gatewayCpu,
+  };
+  if (workerPorts.length > 0) {
+    metrics['worker_cpu_us/msg'] = workerCpu;
+    // How evenly the group spread the entries: the busiest worker's share of all it processed.
+    const processed = workersEnd.map((worker) => worker.processed);
+    const all = processed.reduce((acc, count) => acc + count, 0);
+    metrics['busiest_worker_share'] = all === 0 ? Number.NaN : Math.max(...processed) / all;
+  }
+  if (redisPid !== undefined) metrics['redis_cpu_us/msg'] = redisCpuPer;
+  metrics['total_cpu_us/msg'] = gatewayCpu + workerCpu + redisCpuPer;
+  metrics.errors = errors;
+  return metrics;
+}
+
 /** Scale: hold as many idle authenticated connections as asked, from `first` (one of several generators). */
 async function scale(): Promise<Metrics> {
   const n = params.connections ?? 10_000;
@@ -530,7 +663,7 @@ async function scale(): Promise<Metrics> {
   return {};
 }
 
-const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, scale } as const;
+const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, queue, scale } as const;
 
 scenarios[config.scenario]().then(
   (metrics) => {

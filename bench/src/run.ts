@@ -3,11 +3,13 @@
  *
  * Runs every scenario against every target, each target in its own server process and each run
  * with its own load-generator process, alternating targets (A B C A B C ...) for several rounds;
- * prints the medians with ratios against each scenario's baseline (raw ws, but for history and rpc)
+ * prints the medians with ratios against each scenario's baseline (raw ws, but for history, rpc
+ * and queue)
  * and writes the results as JSON.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,8 @@ import {
   type ServerConfig,
   type ServerStats,
   type Target,
+  usesRedis,
+  workersOf,
 } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,6 +32,7 @@ const benchRoot = path.resolve(here, '..');
 const SERVER_JS = path.join(here, 'server.js');
 const LOAD_JS = path.join(here, 'loadgen.js');
 const BACKEND_JS = path.join(here, 'backend.js');
+const WORKER_JS = path.join(here, 'queue-worker.js');
 /** Asked of the shell before each process starts; the hard limit caps what it gets. */
 const WANTED_OPEN_FILES = 200_000;
 
@@ -55,6 +60,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const churnUsers = size(5_000, 800, 100);
   const historyUsers = size(1_000, 400, 100);
   const rpcConnections = size(200, 50, 10);
+  const queueConnections = size(100, 30, 5);
   return [
     {
       name: 'connect',
@@ -126,6 +132,15 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       baseline: 'authsocket',
       params: { connections: rpcConnections, durationMs: size(5_000, 1_500, 500), warmup: size(10_000, 3_000, 300) },
       rounds: r(5, 2),
+    },
+    {
+      name: 'queue',
+      title: `queue path: ${queueConnections} connections, sequential message -> ack + reply for ${size(5, 1.5, 0.5)} s`,
+      targets: ['authsocket', 'authsocket-redis', 'queue-1', 'queue-3'],
+      baseline: 'authsocket',
+      params: { connections: queueConnections, durationMs: size(5_000, 1_500, 500), warmup: size(5_000, 1_500, 200) },
+      rounds: r(5, 2),
+      server: { echoReply: true },
     },
   ];
 }
@@ -230,6 +245,73 @@ async function startBackend(): Promise<BackendHandle> {
   const child = startNode(BACKEND_JS, {}, [], 0);
   const ready = await firstMessage<BackendHandle['ready']>(child, 'rpc backend', 15_000);
   return { child, ready };
+}
+
+interface WorkerHandle {
+  child: ChildProcess;
+  ready: { ready: true; controlPort: number };
+}
+
+/** A queue worker (`queue-*`): its own process, on the server's core like the rpc backend. */
+async function startWorker(redisUrl: string, consumer: string): Promise<WorkerHandle> {
+  const child = startNode(WORKER_JS, { BENCH_WORKER: JSON.stringify({ redisUrl, consumer }) }, [], 0);
+  const ready = await firstMessage<WorkerHandle['ready']>(child, `queue worker ${consumer}`, 15_000);
+  return { child, ready };
+}
+
+interface RedisHandle {
+  child: ChildProcess;
+  url: string;
+  pid: number;
+  dir: string;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A fresh redis-server for one run (`authsocket-redis`, `queue-*`): a free loopback port, no
+ * persistence, in a temporary directory, on the server's core (with --pin; taskset execs it, so the
+ * pid is redis-server's own, for its CPU in /proc).
+ */
+async function startRedis(): Promise<RedisHandle> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'authsocket-bench-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const [command, argv] = pinned ? ['taskset', ['-c', '0', 'redis-server', ...args]] : ['redis-server', args];
+  const child = spawn(command as string, argv as string[], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start in 5 s:\n${output}`)), 5_000);
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4_000);
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}:\n${output}`));
+    });
+  });
+  // Keep draining its output so a full pipe never blocks it.
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return { child, url: `redis://127.0.0.1:${port}`, pid: child.pid as number, dir };
+}
+
+function stopRedis(redis: RedisHandle): void {
+  killGroup(redis.child);
+  rmSync(redis.dir, { recursive: true, force: true });
 }
 
 async function runLoad(config: LoadConfig, timeoutMs: number): Promise<Metrics> {
@@ -364,7 +446,7 @@ function meta(mode: string) {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     commit: git(['rev-parse', '--short', 'HEAD']),
-    dirtyServer: git(['status', '--porcelain', '--', '../packages/server', '../packages/protocol', '../packages/proxy']) !== '',
+    dirtyServer: git(['status', '--porcelain', '--', '../packages/server', '../packages/protocol', '../packages/proxy', '../packages/redis', '../packages/worker']) !== '',
     loadavgStart: os.loadavg(),
   };
 }
@@ -392,10 +474,30 @@ async function benchmark(options: Options): Promise<void> {
       for (const target of scenario.targets) {
         const backend = behaviour(target) === 'authsocket-proxy' ? await startBackend() : undefined;
         const rpcUrl = backend && `http://127.0.0.1:${backend.ready.port}/rpc`;
-        const server = await startServer(
-          { target, ...scenario.server, ...(rpcUrl === undefined ? {} : { rpcUrl }) },
-          profileDir && path.join(profileDir, `${scenario.name}-${target}`),
-        );
+        // The queue path: a fresh redis-server, then the workers (they create the group), then the gateway.
+        const redis = usesRedis(target) ? await startRedis() : undefined;
+        const workers: WorkerHandle[] = [];
+        let server: ServerHandle;
+        try {
+          const count = workersOf(target);
+          if (redis && count > 0) {
+            workers.push(...(await Promise.all(Array.from({ length: count }, (_, i) => startWorker(redis.url, `w${i + 1}`)))));
+          }
+          server = await startServer(
+            {
+              target,
+              ...scenario.server,
+              ...(rpcUrl === undefined ? {} : { rpcUrl }),
+              ...(redis === undefined ? {} : { redisUrl: redis.url }),
+            },
+            profileDir && path.join(profileDir, `${scenario.name}-${target}`),
+          );
+        } catch (error) {
+          for (const worker of workers) await stopServer(worker);
+          if (redis) stopRedis(redis);
+          if (backend) await stopServer(backend);
+          throw error;
+        }
         try {
           const metrics = await runLoad(
             {
@@ -404,6 +506,8 @@ async function benchmark(options: Options): Promise<void> {
               port: server.ready.port,
               controlPort: server.ready.controlPort,
               ...(backend === undefined ? {} : { backendControlPort: backend.ready.controlPort }),
+              ...(workers.length === 0 ? {} : { workerControlPorts: workers.map((worker) => worker.ready.controlPort) }),
+              ...(redis === undefined ? {} : { redisPid: redis.pid }),
               params: { ...scenario.params, ...(options.snapshot ? { snapshot: 1 } : {}) },
             },
             180_000,
@@ -418,6 +522,8 @@ async function benchmark(options: Options): Promise<void> {
         } finally {
           await stopServer(server);
           if (backend) await stopServer(backend);
+          await Promise.all(workers.map((worker) => stopServer(worker)));
+          if (redis) stopRedis(redis);
         }
       }
     }

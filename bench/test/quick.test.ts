@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A smoke check only: the benchmark's numbers are never asserted here, just that a tiny run of
-// every scenario completes and reports numbers for each target (and that rpcs were answered, none
-// failing: a correctness count, not a benchmark number).
+// every scenario completes and reports numbers for each target (and that rpcs and queued messages
+// were answered, none failing: a correctness count, not a benchmark number).
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = mkdtempSync(path.join(tmpdir(), 'authsocket-bench-'));
 const out = path.join(dir, 'smoke.json');
@@ -30,11 +30,11 @@ describe('bench --smoke', () => {
     execFileSync(process.execPath, [path.join(root, 'bench/dist/run.js'), '--smoke', '--out', out], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
-      timeout: 110_000,
+      timeout: 130_000,
     });
     const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
     const names = result.scenarios.map((scenario) => scenario.name);
-    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc']);
+    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc', 'queue']);
     for (const scenario of result.scenarios) {
       for (const target of scenario.targets) {
         const metrics = Object.values(result.medians[scenario.name]?.[target] ?? {});
@@ -53,5 +53,16 @@ describe('bench --smoke', () => {
     }
     // The proxy's rpcs went to the backend process, whose CPU is counted beside the gateway's.
     expect(result.medians.rpc?.['authsocket-proxy']?.['backend_cpu_us/rpc']).toBeGreaterThan(0);
-  }, 120_000);
+    // The queue path: every message acked and answered (by the worker processes for queue-*).
+    const queue = result.scenarios.find((scenario) => scenario.name === 'queue');
+    expect(queue?.targets).toEqual(['authsocket', 'authsocket-redis', 'queue-1', 'queue-3']);
+    for (const target of queue?.targets ?? []) {
+      const metrics = result.medians.queue?.[target] ?? {};
+      expect(metrics['msg/s'], `queue/${target}`).toBeGreaterThan(0);
+      expect(metrics.errors, `queue/${target}`).toBe(0);
+    }
+    for (const target of ['queue-1', 'queue-3']) {
+      expect(result.medians.queue?.[target]?.['worker_cpu_us/msg'], `queue/${target}`).toBeGreaterThan(0);
+    }
+  }, 140_000);
 });
