@@ -112,13 +112,15 @@ export class AuthSocket {
    * Sends `data` to the application on the server. While not authenticated it is queued and sent in
    * order after `auth_ok`. Without `ack` it returns nothing and throws `QueueFullError` (queue full) or
    * `CancelledError` (client closed). With `{ack: true}` it returns a promise that resolves on the
-   * server's `ack`, and rejects with those errors, `RequestRefusedError` or `ConnectionLostError`.
+   * server's `ack` with its `data` (what the application's handler answered, e.g. a queue's
+   * `{entry}`; undefined when none), and rejects with those errors, `RequestRefusedError` or
+   * `ConnectionLostError`.
    */
   send(data: unknown, options?: SendOptions & { readonly ack?: false }): void;
-  send(data: unknown, options: SendOptions & { readonly ack: true }): Promise<void>;
-  send(data: unknown, options?: SendOptions): Promise<void> | undefined;
-  send(data: unknown, options: SendOptions = {}): Promise<void> | undefined {
-    return this.#enqueue({ type: MessageType.Message, data }, options.ack === true) as Promise<void> | undefined;
+  send(data: unknown, options: SendOptions & { readonly ack: true }): Promise<unknown>;
+  send(data: unknown, options?: SendOptions): Promise<unknown> | undefined;
+  send(data: unknown, options: SendOptions = {}): Promise<unknown> | undefined {
+    return this.#enqueue({ type: MessageType.Message, data }, options.ack === true);
   }
 
   /** Publishes `data` on `topic`; queued and acknowledged like `send()`. */
@@ -508,7 +510,8 @@ export class AuthSocket {
   #transmit({ frame, ack }: Outbound): void {
     const token = this.#credentials.token;
     const withToken = this.#options.perMessageToken && token !== undefined ? { ...frame, token } : frame;
-    if (ack) this.#request(withToken, { resolve: ({ data }) => ack.resolve(frame.type === MessageType.Rpc ? data : undefined), reject: (error) => ack.reject(error) });
+    // An ack's `data` (a message's) or a result's (an rpc's) is what the caller's promise resolves with.
+    if (ack) this.#request(withToken, { resolve: ({ data }) => ack.resolve(frame.type === MessageType.Publish ? undefined : data), reject: (error) => ack.reject(error) });
     // An rpc is always queued with a waiter (`rpc()`): only `message` and `publish` go out without an id.
     else this.#write(withToken as Exclude<DataFrame, { type: typeof MessageType.Rpc }>);
   }

@@ -134,3 +134,14 @@ describe('topics', () => {
     expect(() => client.topic('')).toThrow(TypeError);
   });
 });
+
+describe('an acknowledged send', () => {
+  it("resolves with what the application's handler answered in the ack (a queue's entry id), and with nothing otherwise", async () => {
+    const server = await startServer({ ticket: 'off', onMessage: ({ data }) => (data === 'queued' ? { entry: '1700000000000-0' } : undefined) });
+    const client = createClient({ url: server.wsUrl, token: await server.token() });
+    client.connect();
+    expect(await client.send('queued', { ack: true })).toEqual({ entry: '1700000000000-0' });
+    expect(await client.send('plain', { ack: true })).toBeUndefined();
+    expect(await client.publish('room', 'hi', { ack: true })).toBeUndefined();
+  });
+});
