@@ -403,7 +403,7 @@ describe('with a JWKS URL (--jwks-url)', () => {
     expect((await jwks.ticketResponse(token)).status).toBe(200);
   });
 
-  it('turns 50 tokens with unknown kids into at most one extra JWKS fetch (jose cooldown), not 50', async () => {
+  it('turns 50 tokens with unknown kids into at most one extra JWKS fetch (the refetch cooldown), not 50', async () => {
     await jwks.ticketResponse(await valid(ctx, { header: { alg: 'RS256', kid: 'legit' }, key: keys.privateKey }));
     const before = idp.requests;
     const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => attackerSigned({ kid: `unknown-${i}` })));
