@@ -81,6 +81,8 @@ export interface GatewayConfig {
   readonly forwardClaims: readonly string[] | undefined;
   readonly logLevel: LogLevel;
   readonly demo: boolean;
+  /** Take an upgrade offering no subprotocol as `authsocket.v1`. */
+  readonly acceptNoSubprotocol: boolean;
   /** Directory of static assets served at `/`; undefined: the built demo app in demo mode, if present. */
   readonly staticDir: string | undefined;
 }
@@ -539,6 +541,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: 'info',
     description: 'level of the JSON logs on stdout',
     parse: parse.oneOf(LOG_LEVELS),
+  }),
+  option({
+    key: 'acceptNoSubprotocol',
+    flag: 'accept-no-subprotocol',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: inherited('acceptNoSubprotocol'),
+    description: 'take an upgrade that offers no subprotocol as authsocket.v1 (third-party clients that cannot set one)',
+    parse: parse.boolean,
   }),
   option({
     key: 'demo',

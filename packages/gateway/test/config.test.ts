@@ -61,6 +61,7 @@ describe('loadConfig', () => {
       apiKey: undefined,
       logLevel: 'info',
       demo: true,
+      acceptNoSubprotocol: false,
       staticDir: undefined,
     });
   });

@@ -108,6 +108,9 @@ export const GATEWAY_OPTIONS = {
   ticketTtlMs: count('ms', DEFAULT_TICKET_TTL_MS, positive, 'Ticket lifetime.'),
   ticketReuse: flag('Let a ticket be redeemed again within its TTL (default: single use).'),
   requireAuthMessage: flag("Two-layer mode: even a ticket-authenticated socket must send `auth` with the same user. Needs ticket: 'required'."),
+  acceptNoSubprotocol: flag(
+    "Take an upgrade that offers no subprotocol at all as `authsocket.v1` (a third-party client that cannot set one); it then authenticates with its first `auth` frame or `?ticket=`.",
+  ),
   handshakeToken: flag('Accept a JWT at the handshake (`token.<jwt>` subprotocol or `?token=`); off by default because URLs get logged.'),
   perMessageAuth: flag('Every `message`/`publish` must carry a `token`, verified through a bounded cache.'),
   verificationCacheSize: count('integer', 10_000, positive, 'Entries in the per-message verification cache.'),

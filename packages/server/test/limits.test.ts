@@ -226,3 +226,26 @@ describe('connections per user', () => {
     }
   });
 });
+
+describe('an upgrade without a subprotocol', () => {
+  it('is refused 400 by default, and taken as authsocket.v1 with acceptNoSubprotocol: the first auth frame then authenticates it', async () => {
+    const strict = await startServer();
+    try {
+      expect(await refusal(TestSocket.open(strict.wsUrl, { protocols: [] }))).toMatchObject({ status: 400 });
+    } finally {
+      await strict.close();
+    }
+    const lenient = await startServer({ acceptNoSubprotocol: true });
+    try {
+      const socket = await TestSocket.open(lenient.wsUrl, { protocols: [] });
+      expect(socket.ws.protocol).toBe('');
+      socket.send({ type: 'auth', token: await lenient.token('alice') });
+      expect(await socket.next('auth_ok')).toMatchObject({ user: 'alice' });
+      // Offering something else is still not the protocol.
+      expect(await refusal(TestSocket.open(lenient.wsUrl, { protocols: ['graphql-ws'] }))).toMatchObject({ status: 400 });
+      socket.close();
+    } finally {
+      await lenient.close();
+    }
+  });
+});

@@ -83,7 +83,7 @@ export class Admission {
       if (wait > 0) return { status: 429, headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } };
     }
 
-    const credentials = readCredentials(req, url);
+    const credentials = readCredentials(req, url, options.acceptNoSubprotocol);
     if (typeof credentials === 'string') {
       options.logger.info({ address: this.clientAddress(req), problem: credentials }, 'upgrade refused: bad request');
       return { status: 400 };

@@ -23,12 +23,14 @@ export interface UpgradeCredentials {
  * Reads the ticket and handshake token from `Sec-WebSocket-Protocol` (preferred: stays out of
  * URLs and access logs) or the query string. Returns a short problem description when the request
  * is malformed: no `authsocket.v1`, or a credential given twice. `url` is undefined when the
- * request has no query string.
+ * request has no query string. `acceptNone`: a request offering no subprotocol at all is taken as
+ * `authsocket.v1` (clients that cannot set one).
  */
-export function readCredentials(req: UpgradeRequest, url: URL | undefined): UpgradeCredentials | string {
-  let offered = false;
+export function readCredentials(req: UpgradeRequest, url: URL | undefined, acceptNone = false): UpgradeCredentials | string {
+  const header = req.header('sec-websocket-protocol');
+  let offered = acceptNone && header === undefined;
   const found: { ticket: string[]; token: string[]; resume: string[] } = { ticket: [], token: [], resume: [] };
-  for (const raw of (req.header('sec-websocket-protocol') ?? '').split(',')) {
+  for (const raw of (header ?? '').split(',')) {
     const entry = raw.trim();
     if (entry === SUBPROTOCOL) offered = true;
     else if (entry.startsWith(TICKET_PROTOCOL_PREFIX)) found.ticket.push(entry.slice(TICKET_PROTOCOL_PREFIX.length));
