@@ -81,6 +81,10 @@ export interface GatewayConfig {
   readonly forwardClaims: readonly string[] | undefined;
   readonly logLevel: LogLevel;
   readonly demo: boolean;
+  /** On SIGTERM: how long to stay up answering 503 on /healthz before closing the sockets. */
+  readonly drainDelayMs: number;
+  /** On SIGTERM: the deadline for the whole shutdown, after which the process exits anyway. */
+  readonly shutdownTimeoutMs: number;
   /** Take an upgrade offering no subprotocol as `authsocket.v1`. */
   readonly acceptNoSubprotocol: boolean;
   /** Directory of static assets served at `/`; undefined: the built demo app in demo mode, if present. */
@@ -550,6 +554,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: inherited('acceptNoSubprotocol'),
     description: 'take an upgrade that offers no subprotocol as authsocket.v1 (third-party clients that cannot set one)',
     parse: parse.boolean,
+  }),
+  option({
+    key: 'drainDelayMs',
+    flag: 'drain-delay',
+    ...duration(0),
+    defaultValue: 0,
+    description: 'on SIGTERM, how long /healthz answers 503 closing while connections are still served, before they are closed 1001 (give the balancer its check interval × fall)',
+    parse: parse.duration(),
+  }),
+  option({
+    key: 'shutdownTimeoutMs',
+    flag: 'shutdown-timeout',
+    ...duration(30_000),
+    defaultValue: 30_000,
+    description: 'on SIGTERM, the deadline for the whole shutdown (drain included); past it the process exits 1 anyway',
+    parse: parse.duration({ min: 1 }),
   }),
   option({
     key: 'demo',

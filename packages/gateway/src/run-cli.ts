@@ -28,15 +28,17 @@ export async function runCli(args: readonly string[], env: Environment, io: CliI
   }
 
   let running: RunningGateway;
+  let shutdownTimeoutMs: number;
   try {
     const { config, warnings } = loadConfig(rest, env);
+    shutdownTimeoutMs = config.shutdownTimeoutMs;
     running = await startGateway(config, { warnings, processMetrics: true });
   } catch (error) {
     io.stderr.write(`authsocket: ${error instanceof Error ? error.message : String(error)}\n`);
     return error instanceof InvalidOptionError ? 2 : 1;
   }
   io.stderr.write(banner(running));
-  return untilSignal(running, io);
+  return untilSignal(running, io, shutdownTimeoutMs);
 }
 
 /** For the person at the terminal, on stderr: stdout carries only JSON log lines. */
@@ -52,19 +54,27 @@ function banner({ url, wsUrl, generatedApiKey }: RunningGateway): string {
 }
 
 /** Resolves with the exit code once a signal has closed the gateway (a second signal: at once). */
-function untilSignal(running: RunningGateway, io: CliIo): Promise<number> {
+function untilSignal(running: RunningGateway, io: CliIo, shutdownTimeoutMs: number): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const onSignal = () => {
       if (stopping) return resolve(1);
       stopping = true;
-      running.close().then(
+      // A shutdown that hangs (a peer, a backend) must not keep the process past its deadline.
+      const deadline = setTimeout(() => {
+        io.stderr.write(`authsocket: shutdown did not finish within ${shutdownTimeoutMs} ms; exiting\n`);
+        resolve(1);
+      }, shutdownTimeoutMs);
+      deadline.unref();
+      running.shutdown().then(
         () => {
+          clearTimeout(deadline);
           io.signals.off('SIGINT', onSignal);
           io.signals.off('SIGTERM', onSignal);
           resolve(0);
         },
         (error: unknown) => {
+          clearTimeout(deadline);
           io.stderr.write(`authsocket: shutdown failed: ${String(error)}\n`);
           resolve(1);
         },

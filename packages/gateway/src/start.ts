@@ -43,6 +43,11 @@ export interface RunningGateway {
   readonly generatedApiKey: string | undefined;
   /** Closes every WebSocket with 1001, then the HTTP server. Idempotent. */
   close(): Promise<void>;
+  /**
+   * A graceful stop (SIGTERM): `/healthz` turns 503 `closing` at once so balancers stop sending
+   * clients, connections keep being served for `--drain-delay`, then `close()`.
+   */
+  shutdown(): Promise<void>;
 }
 
 /** Starts the gateway process's server in this process: `config` as `loadConfig` returns it. */
@@ -118,7 +123,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await engine?.close();
       logger.info({}, 'gateway stopped');
     })());
-  return { url: origin, wsUrl, generatedApiKey, close };
+  let draining: Promise<void> | undefined;
+  const shutdown = () =>
+    (draining ??= (async () => {
+      gateway.drain();
+      if (config.drainDelayMs > 0) {
+        logger.info({ drainDelayMs: config.drainDelayMs }, 'gateway draining: not ready, still serving');
+        await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+      }
+      await close();
+    })());
+  return { url: origin, wsUrl, generatedApiKey, close, shutdown };
 }
 
 interface GatewayParts {

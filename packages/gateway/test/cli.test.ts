@@ -1,10 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, OPTIONS, runCli } from '../src/index.js';
-import { buildCli, spawnCli, TestClient } from './helpers.js';
+import { API_KEY, buildCli, spawnCli, TestClient } from './helpers.js';
 
 function fakeIo(): CliIo & { out: string; err: string } {
   const io = {
@@ -135,5 +136,50 @@ describe('the built authsocket CLI', () => {
       .map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(messages).toContain('gateway listening');
     expect(messages.at(-1)).toBe('gateway stopped');
+  });
+
+  /** Starts `serve --demo` on a free port and resolves with its URL and a first-message-authenticated socket. */
+  async function servedWithSocket(args: string[]) {
+    const cli = run(['serve', '--demo', '--host', '127.0.0.1', '--api-key', API_KEY, ...args], { PORT: '0' });
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner; stderr: ${cli.output.stderr}`)), 15_000);
+      cli.child.stderr?.on('data', () => {
+        const found = /authsocket gateway on (http:\/\/127\.0\.0\.1:\d+)/.exec(cli.output.stderr);
+        if (found?.[1]) {
+          clearTimeout(timer);
+          resolve(found[1]);
+        }
+      });
+    });
+    const login = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+    const { token } = (await login.json()) as { token: string };
+    const client = new TestClient(`${url.replace('http', 'ws')}/ws`, [SUBPROTOCOL]);
+    await once(client.socket, 'open');
+    client.send({ type: 'auth', token });
+    await client.next((frame) => frame.type === 'auth_ok');
+    return { ...cli, url, client };
+  }
+
+  it('drains on SIGTERM with --drain-delay: /healthz turns 503 closing at once while the socket is still served, then 1001 and exit 0', async () => {
+    const { child, exited, url, client } = await servedWithSocket(['--drain-delay', '1500ms']);
+    child.kill('SIGTERM');
+    for (let tries = 0; (await fetch(`${url}/healthz`)).status !== 503; tries++) {
+      if (tries >= 50) throw new Error('/healthz never turned 503 during the drain');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await (await fetch(`${url}/healthz`)).json()).toMatchObject({ status: 'closing' });
+    // Still serving its connections meanwhile: a push reaches the socket.
+    const pushed = await fetch(`${url}/api/users/alice/messages`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'during the drain' }) });
+    expect(await pushed.json()).toMatchObject({ deliveredLocally: 1 });
+    await client.next((frame) => frame.type === 'message' && frame.data === 'during the drain');
+    expect(await client.closed).toEqual({ code: 1001, reason: 'server shutting down' });
+    expect(await exited).toBe(0);
+  });
+
+  it('exits 1 when the shutdown passes --shutdown-timeout', async () => {
+    const { child, exited, output } = await servedWithSocket(['--drain-delay', '60s', '--shutdown-timeout', '500ms']);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(output.stderr).toContain('authsocket: shutdown did not finish within 500 ms; exiting');
   });
 });

@@ -62,6 +62,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       demo: true,
       acceptNoSubprotocol: false,
+      drainDelayMs: 0,
+      shutdownTimeoutMs: 30_000,
       staticDir: undefined,
     });
   });

@@ -42,6 +42,8 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   readonly #routes: HttpRoutes;
   readonly #revocations: Revocations;
   #closing = false;
+  /** `drain()` was called: readiness says `closing` so balancers send no one new; sockets still serve. */
+  #draining = false;
   /** The side of the core a transport adapter drives. */
   readonly transport: Transport;
 
@@ -74,7 +76,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const tickets = new Tickets(resolved.ticketStore, { ttlMs: resolved.ticketTtlMs, reusable: resolved.ticketReuse });
     this.#admission = new Admission(resolved, identity, tickets, this);
     this.#routes = new HttpRoutes(resolved, this.#admission, () => ({
-      closing: this.#closing,
+      closing: this.#closing || this.#draining,
       connections: core.registry.all.size,
       jwks: verifier.keysStatus?.(),
     }));
@@ -204,6 +206,15 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   connectionCount(user?: string): number {
     const { registry } = this.#core;
     return user === undefined ? registry.all.size : (registry.ofUser(user)?.size ?? 0);
+  }
+
+  /**
+   * The first step of a graceful shutdown: `/healthz` answers 503 `closing` from now on, so load
+   * balancers take this node out, while its connections (and late upgrades) are still served. Then
+   * `close()`.
+   */
+  drain(): void {
+    this.#draining = true;
   }
 
   /** Stops accepting, closes every connection with 1001 and releases timers. */
