@@ -1,9 +1,9 @@
-// Vitest global setup: one incremental `tsc -b` before any test file runs. Tests that spawn built
-// code (the gateway CLI, the bench) then find dist/ current, and never race each other building it.
+// Vitest global setup: `npm run build` once before any test file runs (an incremental `tsc -b`, then
+// the demo app), exactly what `npm start` builds. Tests that spawn built code (the gateway CLI, the
+// bench, the demo in Chromium, the Dockerfile's install) then find dist/ current, and never race
+// each other building it.
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 
 export default function setup(): void {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-b'], { stdio: 'inherit' });
+  execFileSync('npm', ['run', 'build'], { stdio: 'inherit', env: { ...process.env, NO_COLOR: '1' } });
 }

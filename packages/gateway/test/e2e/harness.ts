@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -15,15 +15,14 @@ const CHROMIUM = '/usr/bin/chromium';
 export const JWT_SECRET = 'e2e-demo-jwt-secret-of-at-least-32-bytes';
 export const API_KEY = 'e2e-demo-api-key-0123456789';
 
-/** `npm run build`, as `npm start` runs it: the packages (tsc -b) and the demo app (vite build). */
+/**
+ * What `npm start` builds is there: the suite's global setup ran `npm run build` (the packages with
+ * `tsc -b`, the demo app with vite) once, before every test file, so no two files build at once.
+ */
 export function buildLikeNpmStart(): void {
-  try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NO_COLOR: '1' } });
-  } catch (error) {
-    const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`npm run build failed:\n${String(stdout ?? '')}\n${String(stderr ?? '')}`, { cause: error });
+  for (const built of ['packages/gateway/dist/cli.js', 'packages/gateway/web/dist/index.html']) {
+    if (!existsSync(join(ROOT, built))) throw new Error(`${built} is missing: run the tests through vitest (its global setup runs npm run build)`);
   }
-  if (!existsSync(join(ROOT, 'packages/gateway/web/dist/index.html'))) throw new Error('npm run build did not build the demo app');
 }
 
 /** A TCP port nobody listens on right now. */
