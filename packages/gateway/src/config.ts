@@ -1,7 +1,8 @@
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@authsocket/server';
-import { type ConfigKey, type GatewayConfig, OPTIONS, type OptionSpec, optionFor } from './options.js';
-import { ValueError } from './parsers.js';
+import { type ConfigKey, envName, type GatewayConfig, OPTIONS, type OptionSpec, optionFor } from './options.js';
+import { formatDuration, ValueError } from './parsers.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -22,8 +23,13 @@ export class InvalidOptionError extends Error {
   }
 }
 
+/** Where an option's value came from. */
+export type Source = 'flag' | 'env' | 'file' | 'default';
+
 export interface LoadedConfig {
   readonly config: GatewayConfig;
+  /** Where each value came from. */
+  readonly sources: Readonly<Record<ConfigKey, Source>>;
   /** Things worth a log line that do not stop the start (unknown `AUTHSOCKET_*` variables). */
   readonly warnings: readonly string[];
 }
@@ -31,26 +37,176 @@ export interface LoadedConfig {
 const ENV_PREFIX = 'AUTHSOCKET_';
 
 /**
- * Resolves the configuration of `authsocket serve` from its arguments (after `serve`) and the
- * environment: a flag wins over `AUTHSOCKET_<NAME>`, which wins over the default. Throws
- * `InvalidOptionError` naming the option at fault.
+ * Resolves the configuration of `authsocket serve` from its arguments (after `serve`), the
+ * environment and the `--config` file: a flag wins over `AUTHSOCKET_<NAME>`, which wins over the
+ * file's key, which wins over the default. Throws `InvalidOptionError` naming the option at fault.
  */
 export function loadConfig(args: readonly string[], env: Environment): LoadedConfig {
   const flags = readFlags(args);
+  const warnings: string[] = [];
+  const configSpec = optionFor('configFile');
+  const configFile = resolve(configSpec, flags[configSpec.flag], env, undefined);
+  const file = configFile.value === undefined ? undefined : readConfigFile(configFile.value as string);
   const values: Partial<Record<ConfigKey, unknown>> = {};
-  for (const spec of OPTIONS) values[spec.key] = resolve(spec, flags[spec.flag], env);
+  const sources: Partial<Record<ConfigKey, Source>> = {};
+  for (const spec of OPTIONS) {
+    const { value, source } = spec === configSpec ? configFile : resolve(spec, flags[spec.flag], env, file);
+    values[spec.key] = value;
+    sources[spec.key] = source;
+  }
   const config = values as unknown as GatewayConfig;
+  const resolved = sources as Record<ConfigKey, Source>;
   checkKeySource(config);
-  checkRedisTarget(config);
+  checkTickets(config);
+  checkRedisTarget(config, resolved);
   checkProxy(config);
   checkForward(config);
 
-  const warnings: string[] = [];
   const known = new Set(OPTIONS.map((spec) => spec.env));
   for (const name of Object.keys(env)) {
     if (name.startsWith(ENV_PREFIX) && !known.has(name)) warnings.push(`unknown environment variable ${name} ignored`);
   }
-  return { config, warnings };
+  if (file) warnings.push(...fileWarnings(file));
+  return { config, sources: resolved, warnings };
+}
+
+/** A `--config` file, read and checked against the options table. */
+interface ConfigFile {
+  readonly path: string;
+  /** Raw values by file key. */
+  readonly values: ReadonlyMap<string, unknown>;
+  readonly mode: number;
+}
+
+const BY_FILE_KEY = new Map(OPTIONS.map((spec) => [spec.fileKey, spec]));
+
+function fileError(path: string, detail: string): InvalidOptionError {
+  const spec = optionFor('configFile');
+  return new InvalidOptionError(spec.flag, `invalid config file ${path}: ${detail}`);
+}
+
+function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  let mode: number;
+  try {
+    text = readFileSync(path, 'utf8');
+    mode = statSync(path).mode;
+  } catch (error) {
+    throw fileError(path, `cannot read it (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw fileError(path, jsonErrorDetail(text, error));
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw fileError(path, 'expected a JSON object of options, like {"ticketTtl": "30s"}');
+  }
+  const values = new Map(Object.entries(parsed));
+  for (const key of values.keys()) {
+    const spec = BY_FILE_KEY.get(key);
+    if (spec?.key === 'configFile') throw fileError(path, `"${key}" cannot be set in a config file`);
+    if (spec) continue;
+    // Typos must not silently do nothing: say which key, and what it may have meant.
+    const folded = key.replace(/^-+/, '').replaceAll('-', '').replaceAll('_', '').toLowerCase();
+    const meant = OPTIONS.find(
+      (candidate) => candidate.key === key || candidate.fileKey.toLowerCase() === folded || envName(candidate.flag).replaceAll('_', '').toLowerCase() === folded,
+    );
+    const hint = meant ? `; did you mean "${meant.fileKey}"?` : ' (keys are the flags in camelCase, see authsocket serve --help)';
+    throw fileError(path, `unknown key ${JSON.stringify(key)}${hint}`);
+  }
+  return { path, values, mode };
+}
+
+/** Where JSON.parse gave up, as line and column (Node 20's messages do not always say). */
+function jsonErrorDetail(text: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const stated = /at position (\d+)/.exec(message)?.[1];
+  const at = stated === undefined ? jsonErrorOffset(text) : Number(stated);
+  const before = text.slice(0, at).split('\n');
+  const found = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text.charAt(at))}`;
+  return `not valid JSON at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}: ${found}`;
+}
+
+/** The offset of the first character a JSON parser would refuse in `text` (which JSON.parse refused). */
+function jsonErrorOffset(text: string): number {
+  let at = 0;
+  const space = () => {
+    while (/[ \t\r\n]/.test(text.charAt(at))) at += 1;
+  };
+  const fail = (): never => {
+    throw at;
+  };
+  const literal = (pattern: RegExp) => {
+    const match = pattern.exec(text.slice(at));
+    if (!match) fail();
+    at += (match as RegExpExecArray)[0].length;
+  };
+  // A JSON string: no raw control characters (checked by code point, not in the pattern).
+  const STRING = new RegExp(`^"(?:[^"\\\\${String.fromCharCode(0)}-${String.fromCharCode(0x1f)}]|\\\\.)*"`);
+  const value = (): void => {
+    space();
+    const char = text.charAt(at);
+    if (char === '{' || char === '[') {
+      const close = char === '{' ? '}' : ']';
+      at += 1;
+      space();
+      if (text.charAt(at) === close) {
+        at += 1;
+        return;
+      }
+      for (;;) {
+        if (close === '}') {
+          space();
+          if (text.charAt(at) !== '"') fail();
+          literal(STRING);
+          space();
+          if (text.charAt(at) !== ':') fail();
+          at += 1;
+        }
+        value();
+        space();
+        if (text.charAt(at) === ',') at += 1;
+        else if (text.charAt(at) === close) {
+          at += 1;
+          return;
+        } else fail();
+      }
+    }
+    if (char === '"') return literal(STRING);
+    if (/[-0-9]/.test(char)) return literal(/^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/);
+    return literal(/^(?:true|false|null)/);
+  };
+  try {
+    value();
+    space();
+    return at;
+  } catch (offset) {
+    return typeof offset === 'number' ? offset : 0;
+  }
+}
+
+/** A file holding secrets should be readable by its owner only. */
+function fileWarnings(file: ConfigFile): string[] {
+  const secrets = OPTIONS.filter((spec) => spec.secret && file.values.has(spec.fileKey)).map((spec) => spec.fileKey);
+  if (secrets.length === 0 || (file.mode & 0o077) === 0) return [];
+  const mode = (file.mode & 0o777).toString(8);
+  return [`config file ${file.path} holds secrets (${secrets.join(', ')}) and is readable by others (mode ${mode}): chmod 600 it`];
+}
+
+/**
+ * A file value as the string its flag would take: JSON numbers and booleans as written, arrays
+ * comma-joined, `false` for an option that is not on/off as `off`.
+ */
+function fileRaw(spec: OptionSpec, value: unknown, source: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'boolean') return spec.type === 'boolean' ? String(value) : value ? 'on' : 'off';
+  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string' || typeof entry === 'number')) {
+    return value.join(',');
+  }
+  throw InvalidOptionError.of(spec, 'expected a string, a number, a boolean or an array of strings', source);
 }
 
 function readFlags(args: readonly string[]): Record<string, string | boolean | undefined> {
@@ -91,15 +247,24 @@ function argumentError(error: unknown): InvalidOptionError {
   return new InvalidOptionError(name, message ?? 'invalid arguments');
 }
 
-function resolve(spec: OptionSpec, flag: string | boolean | undefined, env: Environment): unknown {
-  if (typeof flag === 'boolean') return flag;
-  if (flag !== undefined) return parseValue(spec, flag, spec.env);
+function resolve(
+  spec: OptionSpec,
+  flag: string | boolean | undefined,
+  env: Environment,
+  file: ConfigFile | undefined,
+): { value: unknown; source: Source } {
+  if (typeof flag === 'boolean') return { value: flag, source: 'flag' };
+  if (flag !== undefined) return { value: parseValue(spec, flag, spec.env), source: 'flag' };
   for (const name of [spec.env, ...spec.fallbackEnv]) {
     const value = env[name];
     // An empty variable (`FOO=` in a compose file) means unset.
-    if (value !== undefined && value !== '') return parseValue(spec, value, name);
+    if (value !== undefined && value !== '') return { value: parseValue(spec, value, name), source: 'env' };
   }
-  return spec.defaultValue;
+  if (file?.values.has(spec.fileKey)) {
+    const where = `${spec.fileKey} in ${file.path}`;
+    return { value: parseValue(spec, fileRaw(spec, file.values.get(spec.fileKey), where), where), source: 'file' };
+  }
+  return { value: spec.defaultValue, source: 'default' };
 }
 
 function parseValue(spec: OptionSpec, raw: string, env: string): unknown {
@@ -140,20 +305,49 @@ function checkKeySource(config: GatewayConfig): void {
   }
 }
 
+/** Two-layer mode asks for the `auth` frame after a ticket: every upgrade must bring one. */
+function checkTickets(config: GatewayConfig): void {
+  if (config.requireAuthMessage && config.ticketMode !== 'required') {
+    throw InvalidOptionError.of(optionFor('requireAuthMessage'), 'needs --ticket-mode required (two-layer mode: a ticket, then the auth message)');
+  }
+}
+
 /** `--audience none`: the operator's explicit choice not to check `aud`. */
 export const AUDIENCE_NONE = 'none';
 
 const REDIS_TARGETS = ['redisUrl', 'redisClusterNodes', 'redisSentinels'] as const;
 
-/** At most one Redis target; a Redis password only with one. */
-function checkRedisTarget(config: GatewayConfig): void {
+/** The Redis engine's options (`createRedisEngine`), which mean something only with a Redis target. */
+export const REDIS_ENGINE_KEYS = [
+  'redisKeyPrefix',
+  'redisShards',
+  'redisCommandTimeoutMs',
+  'redisConnectTimeoutMs',
+  'redisMaxReconnectDelayMs',
+  'redisStreamTtlMs',
+  'redisRevocationTtlMs',
+  'redisLivenessIntervalMs',
+  'redisLivenessTimeoutMs',
+  'redisTrackedStreams',
+  'redisIdempotencyWindowMs',
+] as const satisfies readonly ConfigKey[];
+
+/** At most one Redis target; a Redis password and the engine's options only with one. */
+function checkRedisTarget(config: GatewayConfig, sources: Readonly<Record<ConfigKey, Source>>): void {
   const [first, second] = REDIS_TARGETS.filter((key) => config[key] !== undefined).map(optionFor);
   if (first && second) {
     throw InvalidOptionError.of(second, `conflicts with --${first.flag}: set exactly one Redis target`);
   }
-  if (!first && config.redisPassword !== undefined) {
-    const names = REDIS_TARGETS.map(optionFor).map((spec) => `--${spec.flag}`);
-    throw InvalidOptionError.of(optionFor('redisPassword'), `needs a Redis target: ${names.join(', ')}`);
+  if (!first) {
+    const stray = (['redisPassword', ...REDIS_ENGINE_KEYS] as const).find((key) => sources[key] !== 'default');
+    if (stray) {
+      const names = REDIS_TARGETS.map(optionFor).map((spec) => `--${spec.flag}`);
+      throw InvalidOptionError.of(optionFor(stray), `needs a Redis target: ${names.join(', ')}`);
+    }
+    return;
+  }
+  if (config.history !== false && config.redisStreamTtlMs < config.history.maxAgeMs) {
+    throw InvalidOptionError.of(optionFor('redisStreamTtlMs'), `must be at least the --history age (${formatDuration(config.history.maxAgeMs)})`);
   }
 }
 
@@ -224,7 +418,9 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   jwt: 'jwtSecret',
   'jwt.secret': 'jwtSecret',
   'jwt.publicKey': 'jwtPublicKey',
-  'jwt.algorithms': 'jwtPublicKey',
+  'jwt.algorithms': 'jwtAlgorithms',
+  'jwt.clockToleranceSec': 'jwtClockToleranceSec',
+  'jwt.userClaim': 'jwtUserClaim',
   'jwt.jwksUrl': 'jwksUrl',
   'jwt.jwksCacheMaxAgeMs': 'jwksCacheMaxAgeMs',
   'jwt.jwksCooldownMs': 'jwksCooldownMs',
@@ -242,6 +438,37 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   allowedOrigins: 'allowedOrigins',
   trustProxy: 'trustProxy',
   nodeId: 'nodeId',
+  ticketReuse: 'ticketReuse',
+  requireAuthMessage: 'requireAuthMessage',
+  handshakeToken: 'handshakeToken',
+  perMessageAuth: 'perMessageAuth',
+  verificationCacheSize: 'verificationCacheSize',
+  maxHeldMessages: 'maxHeldMessages',
+  closeOnLogout: 'closeOnLogout',
+  maxPayload: 'maxPayload',
+  maxBufferedBytes: 'maxBufferedBytes',
+  messageRateLimit: 'messageRateLimit',
+  'messageRateLimit.limit': 'messageRateLimit',
+  'messageRateLimit.windowMs': 'messageRateLimit',
+  authRateLimit: 'authRateLimit',
+  'authRateLimit.limit': 'authRateLimit',
+  'authRateLimit.windowMs': 'authRateLimit',
+  heartbeatIntervalMs: 'heartbeatIntervalMs',
+  history: 'history',
+  'history.maxEntries': 'history',
+  'history.maxAgeMs': 'history',
+  // The Redis engine's.
+  keyPrefix: 'redisKeyPrefix',
+  shards: 'redisShards',
+  streamTtlMs: 'redisStreamTtlMs',
+  revocationTtlMs: 'redisRevocationTtlMs',
+  commandTimeoutMs: 'redisCommandTimeoutMs',
+  connectTimeoutMs: 'redisConnectTimeoutMs',
+  maxReconnectDelayMs: 'redisMaxReconnectDelayMs',
+  livenessIntervalMs: 'redisLivenessIntervalMs',
+  livenessTimeoutMs: 'redisLivenessTimeoutMs',
+  trackedStreams: 'redisTrackedStreams',
+  idempotencyWindowMs: 'redisIdempotencyWindowMs',
 };
 
 /** Rewrites the server library's `ConfigError` (e.g. a too-short RSA key) in terms of this CLI's options. */

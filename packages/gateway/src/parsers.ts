@@ -19,16 +19,47 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, 
 const MAX_DURATION_MS = 86_400_000;
 
 /** `500ms`, `30s`, `2m`, `1h` (or `0`) to milliseconds. */
-export function duration({ min = 0 }: { min?: number } = {}): Parser<number> {
+export function duration({ min = 0, max = MAX_DURATION_MS }: { min?: number; max?: number } = {}): Parser<number> {
   return (raw) => {
     const match = DURATION.exec(raw);
     const ms = raw === '0' ? 0 : match ? Number(match[1]) * (UNIT_MS[match[2] as string] as number) : undefined;
     if (ms === undefined) throw new ValueError(`expected a duration like 30s, got ${quote(raw)}`);
     if (ms < min) throw new ValueError(`expected a duration of at least ${formatDuration(min)}, got ${quote(raw)}`);
-    if (ms > MAX_DURATION_MS) throw new ValueError(`expected a duration of at most 24h, got ${quote(raw)}`);
+    if (ms > max) throw new ValueError(`expected a duration of at most ${formatDuration(max)}, got ${quote(raw)}`);
     return ms;
   };
 }
+
+/** Like `duration`, for options the library takes in seconds: `5s`, `1500ms`. */
+export function seconds(options: { min?: number; max?: number } = {}): Parser<number> {
+  const ms = duration(options);
+  return (raw) => ms(raw) / 1_000;
+}
+
+const SIZE = /^(\d{1,10})(|b|kib|mib)$/i;
+const UNIT_BYTES: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 1_024, mib: 1_048_576 };
+
+/** `65536`, `64KiB`, `1MiB`: a positive number of bytes, at most 1 GiB. */
+export const bytes: Parser<number> = (raw) => {
+  const match = SIZE.exec(raw.trim());
+  const value = match ? Number(match[1]) * (UNIT_BYTES[(match[2] as string).toLowerCase()] as number) : NaN;
+  if (!(value >= 1 && value <= 1_073_741_824)) throw new ValueError(`expected a size like 65536, 64KiB or 1MiB (at most 1024MiB), got ${quote(raw)}`);
+  return value;
+};
+
+/** `1024B`-style label of a byte count, as `bytes` parses it back. */
+export function formatBytes(value: number): string {
+  if (value % 1_048_576 === 0) return `${value / 1_048_576}MiB`;
+  if (value % 1_024 === 0) return `${value / 1_024}KiB`;
+  return String(value);
+}
+
+/** A whole number from 0 up to 2^31 - 1. */
+export const nonNegativeInteger: Parser<number> = (raw) => {
+  const value = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 0 && value <= 2_147_483_647)) throw new ValueError(`expected a whole number of at least 0, got ${quote(raw)}`);
+  return value;
+};
 
 /** The shortest exact spelling of `ms` that `duration()` parses back. */
 export function formatDuration(ms: number): string {
@@ -187,6 +218,41 @@ export const rateLimit: Parser<{ limit: number; windowMs: number } | false> = (r
   const limit = Number(match?.[1]);
   if (!match || !(limit >= 1)) throw new ValueError(`expected a rate like 300/10s, or off, got ${quote(raw)}`);
   return { limit, windowMs: duration({ min: 1 })(match[2] as string) };
+};
+
+/** `1000/1s` (frames per window); a limit that cannot be turned off. */
+export const rate: Parser<{ limit: number; windowMs: number }> = (raw) => {
+  const match = /^(\d{1,9})\/(.+)$/.exec(raw.trim());
+  const limit = Number(match?.[1]);
+  if (!match || !(limit >= 1)) throw new ValueError(`expected a rate like 1000/1s, got ${quote(raw)}`);
+  return { limit, windowMs: duration({ min: 1 })(match[2] as string) };
+};
+
+/** `1000/5m` (entries per stream / their age) or `off` (no history). */
+export const history: Parser<{ maxEntries: number; maxAgeMs: number } | false> = (raw) => {
+  if (raw.trim() === 'off') return false;
+  const match = /^(\d{1,9})\/(.+)$/.exec(raw.trim());
+  const maxEntries = Number(match?.[1]);
+  if (!match || !(maxEntries >= 1)) throw new ValueError(`expected entries/age like 1000/5m, or off, got ${quote(raw)}`);
+  return { maxEntries, maxAgeMs: duration({ min: 1 })(match[2] as string) };
+};
+
+/** `RS256,ES256`: JWS algorithm names (the server library checks they fit the key). */
+export const algorithms: Parser<string[]> = (raw) => {
+  const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0 || list.some((entry) => !/^[A-Za-z][A-Za-z0-9]{1,15}$/.test(entry))) {
+    throw new ValueError(`expected comma-separated JWS algorithms like RS256,ES256, got ${quote(raw)}`);
+  }
+  if (list.some((entry) => entry.toLowerCase() === 'none')) throw new ValueError("'none' is never allowed");
+  return list;
+};
+
+/** A Redis key prefix: visible characters, no `{` or `}` (they would pin every key to one Cluster slot). */
+export const keyPrefix: Parser<string> = (raw) => {
+  if (!/^[\x21-\x7e]{1,64}$/.test(raw) || /[{}]/.test(raw)) {
+    throw new ValueError(`expected 1-64 visible characters without { or }, like authsocket:, got ${quote(raw)}`);
+  }
+  return raw;
 };
 
 const HOST_PORT = /^(?:\[[^\]]+\]|[^:[\]\s]+):(\d{1,5})$/;

@@ -1,6 +1,7 @@
-import { type Environment, InvalidOptionError, loadConfig } from './config.js';
+import { type Environment, InvalidOptionError, loadConfig, printableConfig } from './config.js';
 import { serveHelp, USAGE } from './help.js';
-import { type RunningGateway, startGateway } from './start.js';
+import { OPTIONS } from './options.js';
+import { checkGatewayConfig, type RunningGateway, startGateway } from './start.js';
 
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };
@@ -18,7 +19,7 @@ export async function runCli(args: readonly string[], env: Environment, io: CliI
     io.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (command !== 'serve') {
+  if (command !== 'serve' && command !== 'check-config') {
     io.stderr.write(`authsocket: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
     return 2;
   }
@@ -26,6 +27,7 @@ export async function runCli(args: readonly string[], env: Environment, io: CliI
     io.stdout.write(serveHelp());
     return 0;
   }
+  if (command === 'check-config') return checkConfig(rest, env, io);
 
   let running: RunningGateway;
   let shutdownTimeoutMs: number;
@@ -39,6 +41,28 @@ export async function runCli(args: readonly string[], env: Environment, io: CliI
   }
   io.stderr.write(banner(running));
   return untilSignal(running, io, shutdownTimeoutMs);
+}
+
+/**
+ * `authsocket check-config`: the configuration `serve` would run with, validated, printed as JSON
+ * with secrets masked and each value's source. 0 valid, 2 invalid (the message `serve` would print).
+ */
+async function checkConfig(args: readonly string[], env: Environment, io: CliIo): Promise<number> {
+  try {
+    const { config, sources, warnings } = loadConfig(args, env);
+    await checkGatewayConfig(config);
+    const printable = printableConfig(config);
+    // One line per option: the output is read by people as much as by tools.
+    const options = OPTIONS.map(
+      (spec) => `    ${JSON.stringify(spec.fileKey)}: ${JSON.stringify({ value: printable[spec.key] ?? null, source: sources[spec.key] })}`,
+    );
+    const head = `  "valid": true,\n  "configFile": ${JSON.stringify(config.configFile ?? null)},\n  "warnings": ${JSON.stringify(warnings)},`;
+    io.stdout.write(`{\n${head}\n  "options": {\n${options.join(',\n')}\n  }\n}\n`);
+    return 0;
+  } catch (error) {
+    io.stderr.write(`authsocket: ${error instanceof Error ? error.message : String(error)}\n`);
+    return error instanceof InvalidOptionError ? 2 : 1;
+  }
 }
 
 /** For the person at the terminal, on stderr: stdout carries only JSON log lines. */

@@ -136,6 +136,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   return { url: origin, wsUrl, generatedApiKey, close, shutdown };
 }
 
+/**
+ * The server library's own checks of `config` (key sizes, algorithms, ...), without listening or
+ * connecting anywhere: builds the gateway in memory and closes it. Throws what `startGateway` would.
+ */
+export async function checkGatewayConfig(config: GatewayConfig): Promise<void> {
+  const logger = createLogger('silent', config.nodeId);
+  const jwtSecret = config.jwtSecret ?? (config.demo && !config.jwtPublicKey && !config.jwksUrl ? generated() : undefined);
+  const gateway = buildGateway(config, { jwtSecret, clock: systemClock, logger, engine: undefined, proxy: undefined, forwarder: undefined });
+  await gateway.close();
+}
+
 interface GatewayParts {
   readonly jwtSecret: string | undefined;
   readonly clock: Clock;
@@ -208,6 +219,19 @@ function startRedis(config: GatewayConfig, logger: Logger): RedisEngine | undefi
   try {
     return createRedisEngine(target, {
       nodeId: config.nodeId,
+      keyPrefix: config.redisKeyPrefix,
+      shards: config.redisShards,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      connectTimeoutMs: config.redisConnectTimeoutMs,
+      maxReconnectDelayMs: config.redisMaxReconnectDelayMs,
+      streamTtlMs: config.redisStreamTtlMs,
+      revocationTtlMs: config.redisRevocationTtlMs,
+      livenessIntervalMs: config.redisLivenessIntervalMs,
+      livenessTimeoutMs: config.redisLivenessTimeoutMs,
+      trackedStreams: config.redisTrackedStreams,
+      idempotencyWindowMs: config.redisIdempotencyWindowMs,
+      // `--history off`: the gateway keeps none, and the engine its defaults (nothing is appended).
+      ...(config.history === false ? {} : { history: config.history }),
       ...(config.redisPassword !== undefined ? { redis: { password: config.redisPassword } } : {}),
       logger: logger.child({ component: 'redis' }),
     });
@@ -235,6 +259,9 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
     jwksStaleIfErrorMs: config.jwksStaleIfErrorMs,
     issuer: config.issuer,
     audience: config.audience === AUDIENCE_NONE ? undefined : config.audience,
+    algorithms: config.jwtAlgorithms === undefined ? undefined : [...config.jwtAlgorithms],
+    clockToleranceSec: config.jwtClockToleranceSec,
+    userClaim: config.jwtUserClaim,
   };
   // Demo: chat messages arrive as `message` frames and are published under the sender's
   // authenticated name (see demo-backend.ts), through the handler context's own `publish`.
@@ -245,6 +272,19 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
       jwt,
       ticket: config.ticketMode,
       ticketTtlMs: config.ticketTtlMs,
+      ticketReuse: config.ticketReuse,
+      requireAuthMessage: config.requireAuthMessage,
+      handshakeToken: config.handshakeToken,
+      perMessageAuth: config.perMessageAuth,
+      verificationCacheSize: config.verificationCacheSize,
+      maxHeldMessages: config.maxHeldMessages,
+      closeOnLogout: config.closeOnLogout,
+      maxPayload: config.maxPayload,
+      maxBufferedBytes: config.maxBufferedBytes,
+      messageRateLimit: config.messageRateLimit,
+      authRateLimit: config.authRateLimit,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      history: config.history,
       expiryPolicy: config.expiryPolicy,
       reauthWindowMs: config.reauthWindowMs,
       reauthGraceMs: config.reauthGraceMs,

@@ -5,7 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, OPTIONS, runCli } from '../src/index.js';
-import { API_KEY, buildCli, spawnCli, TestClient } from './helpers.js';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { USAGE } from '../src/help.js';
+import { API_KEY, buildCli, SECRET, spawnCli, TestClient } from './helpers.js';
 
 function fakeIo(): CliIo & { out: string; err: string } {
   const io = {
@@ -22,7 +26,8 @@ describe('runCli', () => {
   it('prints the usage without a command', async () => {
     const io = fakeIo();
     expect(await runCli([], {}, io)).toBe(0);
-    expect(io.out).toBe('usage: authsocket serve [options]   (authsocket serve --help lists them)\n');
+    expect(io.out).toBe(`${USAGE}\n`);
+    expect(io.out).toContain('authsocket check-config [options]');
   });
 
   it('lists every option with its variable in serve --help', async () => {
@@ -31,14 +36,16 @@ describe('runCli', () => {
     for (const spec of OPTIONS) {
       expect(io.out).toContain(`--${spec.flag}`);
       expect(io.out).toContain(`env ${spec.env}`);
+      if (spec.key !== 'configFile') expect(io.out).toContain(`file key ${spec.fileKey}`);
     }
+    expect(io.out).toContain('authsocket check-config [options]');
     expect(io.out).toContain('--reauth-window <duration>\n      reauth policy: ask for a fresh token this long before `exp` [default: 30s]');
   });
 
   it('refuses an unknown command with exit code 2', async () => {
     const io = fakeIo();
     expect(await runCli(['server'], {}, io)).toBe(2);
-    expect(io.err).toBe('authsocket: unknown command "server"\nusage: authsocket serve [options]   (authsocket serve --help lists them)\n');
+    expect(io.err).toBe(`authsocket: unknown command "server"\n${USAGE}\n`);
   });
 
   it('refuses invalid configuration with exit code 2 and the option named, before listening', async () => {
@@ -181,5 +188,46 @@ describe('the built authsocket CLI', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(1);
     expect(output.stderr).toContain('authsocket: shutdown did not finish within 500 ms; exiting');
+  });
+
+  it('check-config prints the resolved configuration, secrets masked, with each value\'s source: exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authsocket-check-config-'));
+    const path = join(dir, 'authsocket.json');
+    writeFileSync(path, JSON.stringify({ apiKey: API_KEY, ticketTtl: '45s', reauthWindow: '5s', perMessageAuth: true }));
+    chmodSync(path, 0o600);
+    const { output, exited } = run(['check-config', '--config', path, '--reauth-window', '3s'], { AUTHSOCKET_JWT_SECRET: SECRET, AUTHSOCKET_TICKET_TTL: '40s' });
+    expect(await exited).toBe(0);
+    expect(output.stderr).toBe('');
+    const printed = JSON.parse(output.stdout) as { valid: boolean; configFile: string; options: Record<string, { value: unknown; source: string }> };
+    expect(printed.valid).toBe(true);
+    expect(printed.configFile).toBe(path);
+    expect(printed.options).toMatchObject({
+      jwtSecret: { value: '[redacted]', source: 'env' },
+      apiKey: { value: '[redacted]', source: 'file' },
+      ticketTtl: { value: 40_000, source: 'env' },
+      reauthWindow: { value: 3_000, source: 'flag' },
+      perMessageAuth: { value: true, source: 'file' },
+      authTimeout: { value: 10_000, source: 'default' },
+      host: { value: null, source: 'default' },
+    });
+    expect(Object.keys(printed.options)).toEqual(OPTIONS.map((spec) => spec.fileKey));
+    expect(output.stdout).not.toContain(SECRET);
+    expect(output.stdout).not.toContain(API_KEY);
+  });
+
+  it('check-config refuses an invalid configuration as serve does: the error on stderr, exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authsocket-check-config-'));
+    const path = join(dir, 'typo.json');
+    writeFileSync(path, JSON.stringify({ ticketTTL: '30s' }));
+    const typo = run(['check-config', '--demo'], { AUTHSOCKET_CONFIG: path });
+    expect(await typo.exited).toBe(2);
+    expect(typo.output.stderr).toBe(`authsocket: invalid config file ${path}: unknown key "ticketTTL"; did you mean "ticketTtl"?\n`);
+    expect(typo.output.stdout).toBe('');
+    // The server library's checks too, under the flag that fed them.
+    const library = run(['check-config', '--jwt-algorithms', 'ES256'], { AUTHSOCKET_JWT_SECRET: SECRET });
+    expect(await library.exited).toBe(2);
+    expect(library.output.stderr).toBe(
+      "authsocket: invalid option --jwt-algorithms (AUTHSOCKET_JWT_ALGORITHMS): 'ES256' cannot be used with a secret; allowed: HS256, HS384, HS512\n",
+    );
   });
 });

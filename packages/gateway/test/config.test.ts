@@ -1,10 +1,14 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Environment, type GatewayConfig, InvalidOptionError, loadConfig, OPTIONS, startGateway } from '../src/index.js';
 import { printableConfig } from '../src/config.js';
+import { OPTIONS_TABLE_END, optionsTable, withOptionsTable } from '../src/help.js';
+import { GATEWAY_OPTION_SOURCES, JWT_OPTION_SOURCES, type LibraryMapping, REDIS_ENGINE_OPTION_SOURCES } from '../src/options.js';
+import { REDIS_ENGINE_DEFAULTS } from '@authsocket/redis';
+import { GATEWAY_OPTIONS } from '@authsocket/server';
 import { API_KEY, SECRET } from './helpers.js';
 
 /** A key source, so that each case is about its own option. */
@@ -32,6 +36,7 @@ writeFileSync(notPemPath, 'hello');
 describe('loadConfig', () => {
   it('applies the declared defaults in demo mode', () => {
     expect(config(['--demo'])).toEqual({
+      configFile: undefined,
       port: 8080,
       host: undefined,
       jwtSecret: undefined,
@@ -39,9 +44,25 @@ describe('loadConfig', () => {
       jwksUrl: undefined,
       issuer: undefined,
       audience: undefined,
+      jwtAlgorithms: undefined,
+      jwtClockToleranceSec: 5,
+      jwtUserClaim: 'sub',
       allowedOrigins: undefined,
       ticketMode: 'optional',
       ticketTtlMs: 30_000,
+      ticketReuse: false,
+      requireAuthMessage: false,
+      handshakeToken: false,
+      perMessageAuth: false,
+      verificationCacheSize: 10_000,
+      maxHeldMessages: 1_000,
+      closeOnLogout: false,
+      maxPayload: 65_536,
+      maxBufferedBytes: 1_048_576,
+      messageRateLimit: { limit: 1_000, windowMs: 1_000 },
+      authRateLimit: { limit: 10, windowMs: 60_000 },
+      heartbeatIntervalMs: 30_000,
+      history: { maxEntries: 1_000, maxAgeMs: 300_000 },
       expiryPolicy: 'reauth',
       reauthWindowMs: 30_000,
       reauthGraceMs: 10_000,
@@ -56,6 +77,17 @@ describe('loadConfig', () => {
       redisSentinels: undefined,
       redisSentinelName: 'mymaster',
       redisPassword: undefined,
+      redisKeyPrefix: 'authsocket:',
+      redisShards: 16,
+      redisCommandTimeoutMs: 2_000,
+      redisConnectTimeoutMs: 5_000,
+      redisMaxReconnectDelayMs: 2_000,
+      redisStreamTtlMs: 86_400_000,
+      redisRevocationTtlMs: 86_400_000,
+      redisLivenessIntervalMs: 1_000,
+      redisLivenessTimeoutMs: 2_000,
+      redisTrackedStreams: 10_000,
+      redisIdempotencyWindowMs: 86_400_000,
       trustProxy: undefined,
       nodeId: `${hostname()}-${process.pid}`,
       apiKey: undefined,
@@ -108,6 +140,37 @@ describe('loadConfig', () => {
     ['a node id', ['--node-id', 'gw-1'], {}, { nodeId: 'gw-1' }],
     ['a log level', [], { AUTHSOCKET_LOG_LEVEL: 'debug' }, { logLevel: 'debug' }],
     ['a WebSocket path', ['--ws-path', '/realtime'], {}, { wsPath: '/realtime' }],
+    ['ticket reuse', ['--ticket-reuse'], {}, { ticketReuse: true }],
+    ['two-layer mode', ['--require-auth-message', '--ticket-mode', 'required'], {}, { requireAuthMessage: true, ticketMode: 'required' }],
+    ['handshake tokens from the environment', [], { AUTHSOCKET_HANDSHAKE_TOKEN: 'true' }, { handshakeToken: true }],
+    ['per-message auth and its cache', ['--per-message-auth', '--verification-cache-size', '50'], {}, { perMessageAuth: true, verificationCacheSize: 50 }],
+    ['held messages', ['--max-held-messages', '20'], {}, { maxHeldMessages: 20 }],
+    ['close on logout', [], { AUTHSOCKET_CLOSE_ON_LOGOUT: 'yes' }, { closeOnLogout: true }],
+    ['a payload size in bytes', ['--max-payload', '2048'], {}, { maxPayload: 2_048 }],
+    ['sizes in KiB and MiB', ['--max-payload', '64KiB', '--max-buffered-bytes', '4MiB'], {}, { maxPayload: 65_536, maxBufferedBytes: 4_194_304 }],
+    ['message and auth rates', ['--message-rate-limit', '50/1s'], { AUTHSOCKET_AUTH_RATE_LIMIT: '3/1m' }, { messageRateLimit: { limit: 50, windowMs: 1_000 }, authRateLimit: { limit: 3, windowMs: 60_000 } }],
+    ['no heartbeat', ['--heartbeat-interval', '0'], {}, { heartbeatIntervalMs: 0 }],
+    ['history bounds', ['--history', '200/2m'], {}, { history: { maxEntries: 200, maxAgeMs: 120_000 } }],
+    ['no history', [], { AUTHSOCKET_HISTORY: 'off' }, { history: false }],
+    ['JWT algorithms, clock tolerance and user claim', ['--jwt-algorithms', 'HS256, HS512', '--jwt-clock-tolerance', '1500ms', '--jwt-user-claim', 'email'], {}, { jwtAlgorithms: ['HS256', 'HS512'], jwtClockToleranceSec: 1.5, jwtUserClaim: 'email' }],
+    [
+      "the Redis engine's options",
+      ['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'app1:', '--redis-shards', '4', '--redis-command-timeout', '500ms', '--redis-connect-timeout', '2s', '--redis-max-reconnect-delay', '5s', '--redis-liveness-interval', '250ms', '--redis-liveness-timeout', '1s', '--redis-tracked-streams', '0'],
+      { AUTHSOCKET_REDIS_STREAM_TTL: '48h', AUTHSOCKET_REDIS_REVOCATION_TTL: '168h', AUTHSOCKET_REDIS_IDEMPOTENCY_WINDOW: '1h' },
+      {
+        redisKeyPrefix: 'app1:',
+        redisShards: 4,
+        redisCommandTimeoutMs: 500,
+        redisConnectTimeoutMs: 2_000,
+        redisMaxReconnectDelayMs: 5_000,
+        redisLivenessIntervalMs: 250,
+        redisLivenessTimeoutMs: 1_000,
+        redisTrackedStreams: 0,
+        redisStreamTtlMs: 172_800_000,
+        redisRevocationTtlMs: 604_800_000,
+        redisIdempotencyWindowMs: 3_600_000,
+      },
+    ],
   ];
   for (const [name, args, env, expected] of valid) {
     it(`accepts ${name}`, () => {
@@ -167,6 +230,27 @@ describe('loadConfig', () => {
     [['--trust-proxy', ','], {}, 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops, or comma-separated proxy addresses/CIDRs like 10.0.0.0/8'],
     [['--node-id', ' '], {}, 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected a non-empty value'],
     [['--nope', '1'], {}, 'unknown option --nope: see authsocket serve --help'],
+    [['--handshake-token=yes'], {}, 'invalid option --handshake-token (AUTHSOCKET_HANDSHAKE_TOKEN): takes no value on the command line'],
+    [[], { AUTHSOCKET_PER_MESSAGE_AUTH: 'sometimes' }, 'invalid option --per-message-auth (AUTHSOCKET_PER_MESSAGE_AUTH): expected true or false, got "sometimes"'],
+    [['--require-auth-message'], {}, 'invalid option --require-auth-message (AUTHSOCKET_REQUIRE_AUTH_MESSAGE): needs --ticket-mode required (two-layer mode: a ticket, then the auth message)'],
+    [['--verification-cache-size', '0'], {}, 'invalid option --verification-cache-size (AUTHSOCKET_VERIFICATION_CACHE_SIZE): expected a whole number of at least 1, got "0"'],
+    [['--max-held-messages', 'many'], {}, 'invalid option --max-held-messages (AUTHSOCKET_MAX_HELD_MESSAGES): expected a whole number of at least 1, got "many"'],
+    [['--max-payload', '64kb'], {}, 'invalid option --max-payload (AUTHSOCKET_MAX_PAYLOAD): expected a size like 65536, 64KiB or 1MiB (at most 1024MiB), got "64kb"'],
+    [[], { AUTHSOCKET_MAX_BUFFERED_BYTES: '0' }, 'invalid option --max-buffered-bytes (AUTHSOCKET_MAX_BUFFERED_BYTES): expected a size like 65536, 64KiB or 1MiB (at most 1024MiB), got "0"'],
+    [['--message-rate-limit', 'off'], {}, 'invalid option --message-rate-limit (AUTHSOCKET_MESSAGE_RATE_LIMIT): expected a rate like 1000/1s, got "off"'],
+    [['--auth-rate-limit', '10/0'], {}, 'invalid option --auth-rate-limit (AUTHSOCKET_AUTH_RATE_LIMIT): expected a duration of at least 1ms, got "0"'],
+    [['--heartbeat-interval', '30'], {}, 'invalid option --heartbeat-interval (AUTHSOCKET_HEARTBEAT_INTERVAL): expected a duration like 30s, got "30"'],
+    [['--history', '1000'], {}, 'invalid option --history (AUTHSOCKET_HISTORY): expected entries/age like 1000/5m, or off, got "1000"'],
+    [['--jwt-algorithms', 'none'], {}, "invalid option --jwt-algorithms (AUTHSOCKET_JWT_ALGORITHMS): 'none' is never allowed"],
+    [['--jwt-algorithms', ','], {}, 'invalid option --jwt-algorithms (AUTHSOCKET_JWT_ALGORITHMS): expected comma-separated JWS algorithms like RS256,ES256, got ","'],
+    [['--jwt-clock-tolerance', '2h'], {}, 'invalid option --jwt-clock-tolerance (AUTHSOCKET_JWT_CLOCK_TOLERANCE): expected a duration of at most 1h, got "2h"'],
+    [['--jwt-user-claim', ' '], {}, 'invalid option --jwt-user-claim (AUTHSOCKET_JWT_USER_CLAIM): expected a non-empty value'],
+    [['--redis-shards', '4'], {}, 'invalid option --redis-shards (AUTHSOCKET_REDIS_SHARDS): needs a Redis target: --redis-url, --redis-cluster-nodes, --redis-sentinels'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'a{b}:'], {}, 'invalid option --redis-key-prefix (AUTHSOCKET_REDIS_KEY_PREFIX): expected 1-64 visible characters without { or }, like authsocket:, got "a{b}:"'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-tracked-streams=-1'], {}, 'invalid option --redis-tracked-streams (AUTHSOCKET_REDIS_TRACKED_STREAMS): expected a whole number of at least 0, got "-1"'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-revocation-ttl', '800h'], {}, 'invalid option --redis-revocation-ttl (AUTHSOCKET_REDIS_REVOCATION_TTL): expected a duration of at most 720h, got "800h"'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-stream-ttl', '1m'], {}, 'invalid option --redis-stream-ttl (AUTHSOCKET_REDIS_STREAM_TTL): must be at least the --history age (5m)'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-command-timeout', '0'], {}, 'invalid option --redis-command-timeout (AUTHSOCKET_REDIS_COMMAND_TIMEOUT): expected a duration of at least 1ms, got "0"'],
     [['--issuer', 'x', 'extra'], {}, 'unexpected argument "extra": options are --<name> <value>'],
   ];
   for (const [args, env, message] of invalid) {
@@ -265,6 +349,74 @@ describe('loadConfig', () => {
   });
 });
 
+describe('the --config file', () => {
+  let count = 0;
+  function file(content: string | object, mode = 0o600): string {
+    const path = join(dir, `config-${(count += 1)}.json`);
+    writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content, null, 2), { mode });
+    chmodSync(path, mode);
+    return path;
+  }
+
+  it('takes options by their camelCase flag name, with flag > env > file > default', () => {
+    const path = file({ ticketTtl: '45s', reauthWindow: '5s', reauthGrace: '2s', issuer: 'from-file', jwtSecret: SECRET });
+    const loaded = loadConfig(['--config', path, '--ticket-ttl', '1m'], { AUTHSOCKET_REAUTH_WINDOW: '7s' });
+    expect(loaded.config).toMatchObject({ configFile: path, ticketTtlMs: 60_000, reauthWindowMs: 7_000, reauthGraceMs: 2_000, issuer: 'from-file', authTimeoutMs: 10_000, jwtSecret: SECRET });
+    expect(loaded.sources).toMatchObject({ configFile: 'flag', ticketTtlMs: 'flag', reauthWindowMs: 'env', reauthGraceMs: 'file', issuer: 'file', authTimeoutMs: 'default', jwtSecret: 'file' });
+  });
+
+  it('is named by AUTHSOCKET_CONFIG too, and --config wins over it', () => {
+    const a = file({ issuer: 'a' });
+    const b = file({ issuer: 'b' });
+    expect(config([], { ...WITH_SECRET, AUTHSOCKET_CONFIG: a }).issuer).toBe('a');
+    expect(config(['--config', b], { ...WITH_SECRET, AUTHSOCKET_CONFIG: a }).issuer).toBe('b');
+  });
+
+  it('takes JSON numbers, booleans and arrays where they are natural', () => {
+    const path = file({ port: 9001, perMessageAuth: true, closeOnLogout: false, maxPayload: 1024, allowedOrigins: ['https://a.example', 'https://b.example'], history: false, upgradeRateLimit: false });
+    expect(config(['--config', path], WITH_SECRET)).toMatchObject({ port: 9001, perMessageAuth: true, closeOnLogout: false, maxPayload: 1024, allowedOrigins: ['https://a.example', 'https://b.example'], history: false, upgradeRateLimit: false });
+  });
+
+  const refused: [string, string | object, string][] = [
+    ['an unknown key, naming it and the file', { ticketTtl: '30s', ticketTTL: '1m' }, 'unknown key "ticketTTL"; did you mean "ticketTtl"?'],
+    ['a flag name with dashes', { 'ticket-ttl': '30s' }, 'unknown key "ticket-ttl"; did you mean "ticketTtl"?'],
+    ['a key that is no option', { colour: 'blue' }, 'unknown key "colour" (keys are the flags in camelCase, see authsocket serve --help)'],
+    ['config inside the file', { config: 'other.json' }, '"config" cannot be set in a config file'],
+    ['a JSON array', '[1, 2]', 'expected a JSON object of options, like {"ticketTtl": "30s"}'],
+    ['invalid JSON, with its line and column', '{\n  "port": 8080,\n  "host" "x"\n}', 'not valid JSON at line 3, column 10: unexpected "\\""'],
+    ['truncated JSON', '{"port": 8080,', 'not valid JSON at line 1, column 15: unexpected end of file'],
+  ];
+  for (const [name, content, detail] of refused) {
+    it(`refuses ${name}`, () => {
+      const path = file(content);
+      const error = failure(['--config', path], WITH_SECRET);
+      expect(error.message).toBe(`invalid config file ${path}: ${detail}`);
+      expect(error.option).toBe('config');
+    });
+  }
+
+  it('refuses a missing file', () => {
+    expect(failure(['--config', join(dir, 'missing.json')], WITH_SECRET).message).toBe(`invalid config file ${join(dir, 'missing.json')}: cannot read it (ENOENT)`);
+  });
+
+  it('names the flag, the key and the file for a bad value, never echoing a secret', () => {
+    const path = file({ ticketTtl: 30 });
+    expect(failure(['--config', path], WITH_SECRET).message).toBe(`invalid option --ticket-ttl (ticketTtl in ${path}): expected a duration like 30s, got "30"`);
+    const secretPath = file({ apiKey: 'hunter2' });
+    expect(failure(['--config', secretPath], WITH_SECRET).message).toBe(`invalid option --api-key (apiKey in ${secretPath}): expected at least 16 characters, got 7`);
+    const objectPath = file({ history: { maxEntries: 5 } });
+    expect(failure(['--config', objectPath], WITH_SECRET).message).toBe(`invalid option --history (history in ${objectPath}): expected a string, a number, a boolean or an array of strings`);
+  });
+
+  it('warns when a file holding secrets is readable by others, not when it is private', () => {
+    expect(loadConfig(['--config', file({ apiKey: API_KEY }, 0o644)], WITH_SECRET).warnings).toEqual([
+      expect.stringMatching(/holds secrets \(apiKey\) and is readable by others \(mode 644\): chmod 600 it$/),
+    ]);
+    expect(loadConfig(['--config', file({ apiKey: API_KEY }, 0o600)], WITH_SECRET).warnings).toEqual([]);
+    expect(loadConfig(['--config', file({ issuer: 'x' }, 0o644)], WITH_SECRET).warnings).toEqual([]);
+  });
+});
+
 describe('startGateway configuration errors', () => {
   it("rewrites the server library's refusal in terms of the CLI option", async () => {
     const weak = join(dir, 'weak.pem');
@@ -280,6 +432,7 @@ describe('startGateway configuration errors', () => {
     [['--trust-proxy', '99'], 'invalid option --trust-proxy (AUTHSOCKET_TRUST_PROXY): expected a number of hops from 0 to 32, or a list of addresses/CIDRs, got 99'],
     [['--node-id', 'node one'], 'invalid option --node-id (AUTHSOCKET_NODE_ID): expected 1-128 letters, digits or . _ : -'],
     [['--jwks-timeout', '2s'], 'invalid option --jwks-timeout (AUTHSOCKET_JWKS_TIMEOUT): applies only with jwksUrl'],
+    [['--jwt-algorithms', 'RS256'], "invalid option --jwt-algorithms (AUTHSOCKET_JWT_ALGORITHMS): 'RS256' cannot be used with a secret; allowed: HS256, HS384, HS512"],
   ];
   for (const [args, message] of refusedAtStart) {
     it(`reports the server library's refusal of ${args.join(' ')} under the flag`, async () => {
@@ -291,10 +444,55 @@ describe('startGateway configuration errors', () => {
 
 describe('the README', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  it('holds exactly the options table generated from OPTIONS (node packages/gateway/scripts/options-table.mjs --write)', () => {
+    const begin = readme.indexOf('<!-- options:begin');
+    const end = readme.indexOf(OPTIONS_TABLE_END) + OPTIONS_TABLE_END.length;
+    expect(begin).toBeGreaterThan(0);
+    expect(readme.slice(begin, end)).toBe(optionsTable());
+    expect(withOptionsTable(readme)).toBe(readme);
+  });
   for (const spec of OPTIONS) {
-    it(`documents --${spec.flag} and ${spec.env}`, () => {
-      expect(readme).toMatch(new RegExp(`\`--${spec.flag}[ \`]`));
-      expect(readme).toContain(`\`${spec.env}\``);
+    it(`documents --${spec.flag}, ${spec.env} and its file key ${spec.fileKey} in the table`, () => {
+      const row = optionsTable().split('\n').find((line) => line.startsWith(`| \`--${spec.flag}`));
+      expect(row).toContain(`\`${spec.env}\``);
+      if (spec.key !== 'configFile') expect(row).toContain(`\`${spec.fileKey}\``);
     });
   }
+});
+
+describe('the library options reachable from the CLI', () => {
+  const keys = new Set<string>(OPTIONS.map((spec) => spec.key));
+  const tables: [string, readonly string[], Readonly<Record<string, LibraryMapping>>][] = [
+    ['createGateway (GATEWAY_OPTIONS)', Object.keys(GATEWAY_OPTIONS), GATEWAY_OPTION_SOURCES],
+    ['jwt (JwtOptions)', Object.keys(JWT_OPTION_SOURCES), JWT_OPTION_SOURCES],
+    ['createRedisEngine (RedisEngineOptions)', Object.keys(REDIS_ENGINE_OPTION_SOURCES), REDIS_ENGINE_OPTION_SOURCES],
+  ];
+  for (const [name, libraryKeys, sources] of tables) {
+    it(`maps every option of ${name} to CLI options, or excludes it with a reason`, () => {
+      for (const key of libraryKeys) {
+        const mapping = sources[key];
+        expect(mapping, `${name}: ${key} is neither mapped nor excluded`).toBeDefined();
+        if (mapping && 'excluded' in mapping) expect(mapping.excluded.length).toBeGreaterThan(10);
+        else for (const target of mapping as readonly string[]) expect(keys, `${key} -> ${target}`).toContain(target);
+      }
+      expect(Object.keys(sources).sort()).toEqual([...libraryKeys].sort());
+    });
+  }
+
+  it('excludes only objects and callbacks', () => {
+    const excluded = Object.entries(GATEWAY_OPTION_SOURCES).filter(([, mapping]) => 'excluded' in mapping).map(([key]) => key);
+    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'handler', 'logger', 'onMessage', 'revocationStore', 'ticketStore']);
+  });
+
+  it("takes the defaults from the libraries' tables", () => {
+    const defaults = config([], WITH_SECRET);
+    for (const [key, mapping] of Object.entries(GATEWAY_OPTION_SOURCES)) {
+      const spec = GATEWAY_OPTIONS[key as keyof typeof GATEWAY_OPTIONS] as { default?: unknown };
+      if ('excluded' in mapping || mapping.length !== 1 || typeof spec.default === 'function' || spec.default === undefined) continue;
+      const target = mapping[0] as keyof GatewayConfig;
+      if (defaults[target] !== undefined) expect(defaults[target], key).toEqual(spec.default);
+    }
+    expect(defaults.redisShards).toBe(REDIS_ENGINE_DEFAULTS.shards);
+    expect(defaults.redisStreamTtlMs).toBe(REDIS_ENGINE_DEFAULTS.streamTtlMs);
+  });
 });

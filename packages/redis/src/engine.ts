@@ -86,7 +86,8 @@ export interface RedisEngine {
 
 const DAY_MS = 86_400_000;
 
-const DEFAULTS = {
+/** The engine's defaults, for the options that have one (the gateway CLI reads them from here). */
+export const REDIS_ENGINE_DEFAULTS = {
   keyPrefix: 'authsocket:',
   // The gateway's own history bounds, so that an engine built without `history` matches a gateway built without it.
   maxEntries: DEFAULT_HISTORY.maxEntries,
@@ -125,30 +126,30 @@ const notCluster = () => new ConfigError('cluster', "the nodes are not in cluste
 export function createRedisEngine(target: RedisTarget, options: RedisEngineOptions = {}): RedisEngine {
   const parsed = parseTarget(target);
   const logger = options.logger ?? silentLogger;
-  const maxEntries = positiveInteger('history.maxEntries', options.history?.maxEntries ?? DEFAULTS.maxEntries);
-  const maxAgeMs = positiveInteger('history.maxAgeMs', options.history?.maxAgeMs ?? DEFAULTS.maxAgeMs);
-  const streamTtlMs = positiveInteger('streamTtlMs', options.streamTtlMs ?? DEFAULTS.streamTtlMs);
+  const maxEntries = positiveInteger('history.maxEntries', options.history?.maxEntries ?? REDIS_ENGINE_DEFAULTS.maxEntries);
+  const maxAgeMs = positiveInteger('history.maxAgeMs', options.history?.maxAgeMs ?? REDIS_ENGINE_DEFAULTS.maxAgeMs);
+  const streamTtlMs = positiveInteger('streamTtlMs', options.streamTtlMs ?? REDIS_ENGINE_DEFAULTS.streamTtlMs);
   if (streamTtlMs < maxAgeMs) throw new ConfigError('streamTtlMs', `must be at least history.maxAgeMs (${maxAgeMs})`);
-  const revocationTtlMs = positiveInteger('revocationTtlMs', options.revocationTtlMs ?? DEFAULTS.revocationTtlMs);
-  const commandTimeoutMs = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs);
-  const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
-  const maxDelay = positiveInteger('maxReconnectDelayMs', options.maxReconnectDelayMs ?? DEFAULTS.maxReconnectDelayMs);
+  const revocationTtlMs = positiveInteger('revocationTtlMs', options.revocationTtlMs ?? REDIS_ENGINE_DEFAULTS.revocationTtlMs);
+  const commandTimeoutMs = positiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? REDIS_ENGINE_DEFAULTS.commandTimeoutMs);
+  const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? REDIS_ENGINE_DEFAULTS.connectTimeoutMs);
+  const maxDelay = positiveInteger('maxReconnectDelayMs', options.maxReconnectDelayMs ?? REDIS_ENGINE_DEFAULTS.maxReconnectDelayMs);
   const idempotencyWindowMs = positiveInteger(
     'idempotencyWindowMs',
-    options.idempotencyWindowMs ?? DEFAULTS.idempotencyWindowMs,
+    options.idempotencyWindowMs ?? REDIS_ENGINE_DEFAULTS.idempotencyWindowMs,
   );
   const liveness = {
-    intervalMs: positiveInteger('livenessIntervalMs', options.livenessIntervalMs ?? DEFAULTS.livenessIntervalMs),
-    timeoutMs: positiveInteger('livenessTimeoutMs', options.livenessTimeoutMs ?? DEFAULTS.livenessTimeoutMs),
+    intervalMs: positiveInteger('livenessIntervalMs', options.livenessIntervalMs ?? REDIS_ENGINE_DEFAULTS.livenessIntervalMs),
+    timeoutMs: positiveInteger('livenessTimeoutMs', options.livenessTimeoutMs ?? REDIS_ENGINE_DEFAULTS.livenessTimeoutMs),
   };
-  const trackedStreams = options.trackedStreams ?? DEFAULTS.trackedStreams;
+  const trackedStreams = options.trackedStreams ?? REDIS_ENGINE_DEFAULTS.trackedStreams;
   if (!Number.isSafeInteger(trackedStreams) || trackedStreams < 0) {
     throw new ConfigError('trackedStreams', `expected a non-negative integer, got ${trackedStreams}`);
   }
   if (options.nodeId !== undefined && (typeof options.nodeId !== 'string' || options.nodeId === '')) {
     throw new ConfigError('nodeId', 'expected a non-empty string');
   }
-  const keys = new Keys(options.keyPrefix ?? DEFAULTS.keyPrefix, options.shards ?? DEFAULTS.shards);
+  const keys = new Keys(options.keyPrefix ?? REDIS_ENGINE_DEFAULTS.keyPrefix, options.shards ?? REDIS_ENGINE_DEFAULTS.shards);
 
   const connectionOptions: RedisOptions = {
     commandTimeout: commandTimeoutMs,

@@ -1,6 +1,6 @@
 export type { BrokerStatus } from '@authsocket/server';
 export { RedisBroker, type RedisBrokerEvents, type RedisBrokerOptions } from './broker.js';
-export { createRedisEngine, type RedisEngine, type RedisEngineOptions } from './engine.js';
+export { createRedisEngine, REDIS_ENGINE_DEFAULTS, type RedisEngine, type RedisEngineOptions } from './engine.js';
 export { Keys } from './keys.js';
 export type { RedisTarget } from './target.js';
 export { RedisRevocationStore } from './revocation-store.js';

@@ -74,4 +74,12 @@ export {
 } from './stores.js';
 export { ticketKey } from './tickets.js';
 export { JWKS_OPTIONS, type JwksOptionSpec, type JwksStatus } from './jwks.js';
-export { createTokenVerifier, type JwtOptions, type TokenVerifier, type VerifiedToken } from './token-verifier.js';
+export {
+  createTokenVerifier,
+  DEFAULT_CLOCK_TOLERANCE_SEC,
+  DEFAULT_JWT_ALGORITHMS,
+  DEFAULT_USER_CLAIM,
+  type JwtOptions,
+  type TokenVerifier,
+  type VerifiedToken,
+} from './token-verifier.js';

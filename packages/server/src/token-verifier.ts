@@ -62,6 +62,12 @@ export interface TokenVerifier {
 
 const HMAC_ALGORITHMS: readonly string[] = ['HS256', 'HS384', 'HS512'];
 const DEFAULT_KEY_ALGORITHMS: readonly string[] = ['RS256', 'ES256', 'PS256', 'EdDSA'];
+
+/** `jwt.algorithms` when omitted: with a secret, and (those that fit the key) with a public key or a JWKS. */
+export const DEFAULT_JWT_ALGORITHMS = Object.freeze({ secret: ['HS256'] as readonly string[], key: DEFAULT_KEY_ALGORITHMS });
+
+/** `jwt.userClaim` when omitted. */
+export const DEFAULT_USER_CLAIM = 'sub';
 const RSA_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const KEY_ALGORITHMS: readonly string[] = [...RSA_ALGORITHMS, 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 /** OpenSSL curve names as Node reports them, to the one ES* algorithm each curve is used with. */
@@ -83,7 +89,7 @@ export const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
  */
 export function createTokenVerifier(options: JwtOptions, clock: Clock, logger?: Logger): TokenVerifier {
   const verifyJws = keyedVerify(options, clock, logger);
-  const userClaim = options.userClaim ?? 'sub';
+  const userClaim = options.userClaim ?? DEFAULT_USER_CLAIM;
   if (typeof userClaim !== 'string' || userClaim === '') throw new ConfigError('jwt.userClaim', 'must be a non-empty string');
   const tolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) {
@@ -133,7 +139,7 @@ function keyedVerify(options: JwtOptions, clock: Clock, logger: Logger | undefin
 
   if (options.secret !== undefined) {
     const secret = secretBytes(options.secret);
-    const algorithms = allowedAlgorithms(options.algorithms, ['HS256'], HMAC_ALGORITHMS, 'a secret');
+    const algorithms = allowedAlgorithms(options.algorithms, DEFAULT_JWT_ALGORITHMS.secret, HMAC_ALGORITHMS, 'a secret');
     return { algorithms, verify: hmacVerify(secret, algorithms) };
   }
   if (options.publicKey !== undefined) {
