@@ -67,7 +67,7 @@ export class Keys {
    * per audience: the same key sent to two users is two publications.
    */
   idempotency(to: Audience, stream: string | undefined, key: string): string {
-    const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : '*';
+    const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : 'connection' in to ? `c:${to.connection}` : '*';
     const hash = createHash('sha256').update(`${audience}\n${key}`).digest('base64url');
     return `${this.prefix}{${this.shardOf(stream)}}:i:${hash}`;
   }

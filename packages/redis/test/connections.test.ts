@@ -77,6 +77,10 @@ describe('a connection by its id, across nodes', () => {
     expect(await a.gateway.sendToConnection(id!, 'local')).toBe(1);
     await until(() => alice.frames.filter((frame) => frame.type === 'message').length === 2, 5_000, 'the local one');
     expect(other.frames.filter((frame) => frame.type === 'message')).toEqual([]);
+    // One Idempotency-Key per audience: the same key to the other connection is another message.
+    expect(await a.gateway.sendToConnection(a.ids[1]!, 'keyed', { idempotencyKey: 'k1' })).toBe(1);
+    expect(await a.gateway.sendToConnection(id!, 'keyed', { idempotencyKey: 'k1' })).toBe(1);
+    expect(await a.gateway.sendToConnection(id!, 'keyed', { idempotencyKey: 'k1' })).toBe(0);
   });
 
   it('is closed with the code and reason asked for through another node', async () => {

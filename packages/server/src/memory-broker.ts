@@ -17,7 +17,7 @@ export interface MemoryBrokerOptions {
 
 /** One key per audience: the same idempotency key sent to two users is two publications. */
 function idempotencyEntry(to: Audience, key: string): string {
-  const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : '*';
+  const audience = 'user' in to ? `u:${to.user}` : 'topic' in to ? `t:${to.topic}` : 'connection' in to ? `c:${to.connection}` : '*';
   return `${audience}\n${key}`;
 }
 

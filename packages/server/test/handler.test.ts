@@ -272,3 +272,73 @@ describe('onDisconnect', () => {
     expect(events.map(({ user, code, durationMs }) => ({ user, code, durationMs }))).toEqual([{ user: 'alice', code: 1000, durationMs: 4_000 }]);
   });
 });
+
+describe('handler answers that go wrong', () => {
+  it('answers an rpc result that is not JSON with an error frame, and keeps serving', async () => {
+    const target = await start({
+      onRpc: async () => {
+        const loop: Record<string, unknown> = {};
+        loop.self = loop;
+        return loop;
+      },
+    });
+    const socket = await authenticated(target);
+    socket.send({ type: 'rpc', id: 'r1', method: 'loop' });
+    expect(await socket.next('error')).toMatchObject({ id: 'r1', code: 'rejected', message: 'rpc rejected' });
+    await socket.settle();
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+  });
+
+  it('takes a verdict that is neither a boolean nor an object as a refusal, not a crash', async () => {
+    const target = await start({ onSubscribe: () => undefined as unknown as boolean });
+    const socket = await authenticated(target);
+    socket.send({ type: 'subscribe', topic: 'lobby', id: 's1' });
+    expect(await socket.next('error')).toMatchObject({ id: 's1', code: 'forbidden' });
+    await socket.settle();
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+  });
+
+  it('drops a late reply once the user it answers logged out and another signed in on the same socket, whose id is new', async () => {
+    let release: () => void = () => {};
+    const ids: string[] = [];
+    const target = await start({
+      onConnect: ({ connection }) => void ids.push(connection.id),
+      onRpc: ({ reply }) =>
+        new Promise((resolve) => {
+          release = () => resolve(reply('for alice only'));
+        }),
+    });
+    const socket = await open(target);
+    socket.send({ type: 'auth', token: await target.token('alice') });
+    await socket.next('auth_ok');
+    socket.send({ type: 'rpc', id: 'slow', method: 'wait' });
+    await socket.settle();
+    socket.send({ type: 'logout' });
+    await socket.next('logged_out');
+    socket.send({ type: 'auth', token: await target.token('bob') });
+    await socket.collect('auth_ok', 2);
+    release();
+    await socket.settle();
+    expect(socket.frames.filter((frame) => frame.type === 'message' || frame.type === 'result')).toEqual([]);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).not.toBe(ids[0]);
+    expect(await target.gateway.sendToConnection(ids[0]!, 'to alice')).toBe(0);
+    expect(await target.gateway.sendToConnection(ids[1]!, 'to bob')).toBe(1);
+  });
+
+  it('holds the per-user cap when binds of one user are in flight at once', async () => {
+    const target = await start({ onConnect: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 20)) }, { maxConnectionsPerUser: 2 });
+    const sockets = await Promise.all(Array.from({ length: 5 }, () => open(target)));
+    const token = await target.token('alice');
+    for (const socket of sockets) socket.send({ type: 'auth', token });
+    const outcomes = await Promise.all(sockets.map((socket) => Promise.race([socket.next('auth_ok').then(() => 'ok'), socket.closed.then(({ code }) => String(code))])));
+    expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(2);
+    expect(outcomes.filter((outcome) => outcome === '4409')).toHaveLength(3);
+    expect(target.gateway.connectionCount('alice')).toBe(2);
+  });
+
+  it('refuses a close code an application may not send', async () => {
+    const target = await start({});
+    await expect(target.gateway.closeConnection(crypto.randomUUID(), 1005, 'no')).rejects.toThrow(RangeError);
+  });
+});

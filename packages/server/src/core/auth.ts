@@ -17,7 +17,7 @@ import { reportRefusal } from './refusals.js';
 import { streamStates } from './recovery.js';
 import type { ConnectResult, Verdict } from './ports.js';
 import type { Session } from './session.js';
-import { ConnectRequest, decide, TopicRequest } from './message-context.js';
+import { applicationCloseCode, ConnectRequest, decide, TopicRequest } from './message-context.js';
 
 /** Authentication on an open socket: `auth` frames, reauth, per-message tokens, and binding identities. */
 export class Auth extends CorePart {
@@ -92,6 +92,14 @@ export class Auth extends CorePart {
     session.close(CloseCode.Unauthorized, message);
   }
 
+  /** True (and the session closed `4409`) when `user` already holds the most connections allowed here. */
+  #capped(session: Session, user: string): boolean {
+    if ((this.core.registry.ofUser(user)?.size ?? 0) < this.options.maxConnectionsPerUser) return false;
+    this.refused(session, 'auth', 'too_many_connections');
+    session.close(CloseCode.TooManyConnections, 'too many connections for this user');
+    return true;
+  }
+
   /** Reports a refusal on an open socket once: event and log line, with the address and connection id. */
   refused(session: Session, stage: AuthStage, reason: string, error?: unknown): void {
     reportRefusal(this.core.events, this.options.logger, {
@@ -136,15 +144,15 @@ export class Auth extends CorePart {
     token?: string,
   ): Promise<void> {
     const isNew = session.user === undefined;
-    const wasHeld = session.state === 'held';
-    if (isNew && (this.core.registry.ofUser(identity.user)?.size ?? 0) >= this.options.maxConnectionsPerUser) {
-      this.core.events.emit('authFailed', { stage: 'auth', reason: 'too_many_connections' });
-      return session.close(CloseCode.TooManyConnections, 'too many connections for this user');
-    }
+    // Checked here so that a capped user costs no backend call, and again where the session joins
+    // the user's index: binds of one user in flight at once must not all pass.
+    if (isNew && this.#capped(session, identity.user)) return;
     const connecting = this.#connect(session, identity, !isNew, token);
     // Awaited only when there is a handler: without one, binding stays free of a yield.
     const connected = isPromise(connecting) ? await connecting : connecting;
     if (connected === false || session.isClosed()) return;
+    // After the await: the token may have expired meanwhile and the session be holding deliveries.
+    const wasHeld = session.state === 'held';
     session.bind(identity);
     const { events, expiry, registry } = this.core;
     const authOk = {
@@ -180,6 +188,7 @@ export class Auth extends CorePart {
       if (session.isClosed()) return;
     }
     const recovering = this.core.recovery.recover(session, wanted, () => {
+      if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
         if (stream.startsWith(TOPIC_STREAM_PREFIX)) registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
@@ -248,8 +257,11 @@ export class Auth extends CorePart {
   }
 }
 
-/** A close code a handler may choose: `1000`, `1008`, `1011`, `1013` or the application range; else `4403`. */
+/** A close code a handler may choose (`applicationCloseCode`); anything else is a refusal, `4403`. */
 function sendableCloseCode(code: number): number {
-  const sendable = code === 1000 || code === 1008 || code === 1011 || code === 1013 || (code >= 4000 && code <= 4999);
-  return Number.isInteger(code) && sendable ? code : CloseCode.Forbidden;
+  try {
+    return applicationCloseCode(code);
+  } catch {
+    return CloseCode.Forbidden;
+  }
 }

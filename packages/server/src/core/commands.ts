@@ -95,7 +95,13 @@ export class Commands extends CorePart {
   #settle<T>(session: Session, id: string | undefined, what: string, step: () => T | Promise<T>, done: (result: T) => void): void {
     const user = session.user;
     const answer = (result: T) => {
-      if (session.user === user && !session.isClosed()) done(result);
+      if (session.user !== user || session.isClosed()) return;
+      try {
+        done(result);
+      } catch (error) {
+        // The answer cannot be sent as it is (not JSON: a cycle, a BigInt): an error frame instead.
+        this.#failed(session, id, what, error);
+      }
     };
     let result: T | Promise<T>;
     try {
@@ -114,7 +120,12 @@ export class Commands extends CorePart {
   #failed(session: Session, id: string | undefined, what: string, error: unknown): void {
     if (session.isClosed()) return;
     if (!(error instanceof HandlerError)) this.options.logger.warn({ id: session.id, err: String(error) }, `${what} handler failed`);
-    session.writeFrame(errorFrame(error, id, `${what} rejected`));
+    try {
+      session.writeFrame(errorFrame(error, id, `${what} rejected`));
+    } catch {
+      // A HandlerError whose `data` is not JSON: the refusal without it.
+      session.writeFrame(errorFrame(undefined, id, `${what} rejected`));
+    }
   }
 
   #ack(session: Session, id: string | undefined, data?: unknown): void {

@@ -20,6 +20,7 @@ import type { HttpReply, HttpRequest, MessageHandler, ServerSocket, SocketEvents
 import { Recovery } from './recovery.js';
 import { Registry } from './registry.js';
 import { Revocations } from './revocations.js';
+import { applicationCloseCode } from './message-context.js';
 import { Session } from './session.js';
 
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
@@ -163,6 +164,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
    * (fire and forget).
    */
   async closeConnection(connection: string, code: number, reason: string): Promise<number> {
+    applicationCloseCode(code);
     const local = this.#core.registry.byId(connection);
     if (local) {
       local.close(code, reason);

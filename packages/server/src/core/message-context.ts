@@ -26,9 +26,13 @@ export class MessageRequest implements MessageContext {
     this.claims = claims;
     this.data = data;
     this.token = token;
-    this.reply = (reply) => connection.send(reply);
+    // Only while the user it answers is still the one bound: a slow handler must not reach whoever
+    // authenticated on this socket after a logout.
+    this.reply = (reply) => connection.user === user && connection.send(reply);
     this.publish = (topic, published, options) => core.delivery.publish({ topic }, published, topicStream(topic), options);
-    this.close = (code, reason) => connection.close(code, reason);
+    this.close = (code, reason) => {
+      if (connection.user === user) connection.close(applicationCloseCode(code), reason);
+    };
   }
 }
 
@@ -62,9 +66,10 @@ export class ConnectRequest extends MessageRequest implements ConnectContext {
   }
 }
 
-/** A verdict as `{allow, data}`; `data` only when the handler gave one. */
+/** A verdict as `{allow, data}`; `data` only when the handler gave one. Anything else (undefined, null) refuses. */
 export function decide(verdict: Verdict): { readonly allow: boolean; readonly data?: unknown } {
-  return typeof verdict === 'boolean' ? { allow: verdict } : verdict;
+  if (typeof verdict === 'boolean') return { allow: verdict };
+  return typeof verdict === 'object' && verdict !== null ? { ...verdict, allow: verdict.allow === true } : { allow: false };
 }
 
 /**
@@ -87,4 +92,11 @@ export function errorFrame(error: unknown, id: string | undefined, fallback: str
 function storeFailure(error: unknown): HandlerError | undefined {
   const { httpStatus } = classify(error);
   return httpStatus === 503 || httpStatus === 504 ? new HandlerError('unavailable', 'service unavailable') : undefined;
+}
+
+/** A close code an application may send: `1000`, `1008`, `1011`, `1013` or `4000`-`4999`; else `RangeError`. */
+export function applicationCloseCode(code: number): number {
+  const sendable = code === 1000 || code === 1008 || code === 1011 || code === 1013 || (code >= 4000 && code <= 4999);
+  if (!Number.isInteger(code) || !sendable) throw new RangeError(`close code must be 1000, 1008, 1011, 1013 or 4000-4999, got ${code}`);
+  return code;
 }

@@ -17,6 +17,12 @@ export class Registry {
     this.#byId.delete(session.id);
   }
 
+  /** Re-indexes `session` under the id `rename` gives it. */
+  renamed(session: Session, rename: () => string): void {
+    this.#byId.delete(session.id);
+    this.#byId.set(rename(), session);
+  }
+
   /** The session with connection id `id`, if it is on this node. */
   byId(id: string): Session | undefined {
     return this.#byId.get(id);

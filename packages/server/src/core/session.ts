@@ -18,7 +18,10 @@ export type ConnectionState = 'pending' | 'authenticated' | 'held' | 'closed';
 
 /** What the application sees of one WebSocket connection. */
 export interface Connection {
-  /** Unguessable, stable for the socket's life, unique across nodes: what a backend replies to. */
+  /**
+   * Unguessable and unique across nodes: what a backend replies to. Stable while one identity is
+   * bound; a `logout` gives the socket a new one, so a late reply to the old user reaches no one.
+   */
   readonly id: string;
   readonly remoteAddress: string | undefined;
   readonly state: ConnectionState;
@@ -48,7 +51,7 @@ function terminate(socket: ServerSocket): void {
  * decide when, the session keeps itself consistent.
  */
 export class Session implements Connection, SocketEvents {
-  readonly id: string;
+  #id: string;
   readonly remoteAddress: string | undefined;
   readonly socket: ServerSocket;
   /** When the socket was accepted (the core's clock, ms). */
@@ -85,10 +88,14 @@ export class Session implements Connection, SocketEvents {
 
   constructor(core: Core, id: string, socket: ServerSocket, remoteAddress: string | undefined) {
     this.#core = core;
-    this.id = id;
+    this.#id = id;
     this.socket = socket;
     this.remoteAddress = remoteAddress;
     this.openedAt = core.options.clock.now();
+  }
+
+  get id(): string {
+    return this.#id;
   }
 
   get state(): ConnectionState {
@@ -239,6 +246,7 @@ export class Session implements Connection, SocketEvents {
   /** Back to `pending`, the socket kept open for a new `auth`. */
   logout(): void {
     this.#detach();
+    this.#core.registry.renamed(this, () => (this.#id = globalThis.crypto.randomUUID()));
     this.#state = 'pending';
     this.#user = undefined;
     this.#claims = undefined;
