@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { backoff } from '@authsocket/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ConfigError } from '@authsocket/server';
 
@@ -7,9 +7,9 @@ export type RedisSource = string | Redis | Cluster;
 
 export type RedisClient = Redis | Cluster;
 
-/** Capped exponential backoff for reconnects and for a worker's failed reads: 50 ms doubling, at most 2 s. */
+/** Reconnects and a worker's failed reads back off from 50 ms to at most 2 s, with full jitter (the protocol's one backoff). */
 export function backoffMs(attempt: number): number {
-  return Math.min(2_000, 50 * 2 ** Math.min(attempt, 10));
+  return backoff(attempt, { minDelayMs: 50, maxDelayMs: 2_000 });
 }
 
 /** A client from a URL (owned: closed by us), or the caller's client as it is (not closed by us). */
@@ -35,25 +35,8 @@ export async function release(client: RedisClient, owned: boolean): Promise<void
   client.disconnect();
 }
 
-/** A Lua script by EVALSHA, falling back to EVAL when Redis does not have it (restart, `SCRIPT FLUSH`). */
-export class Script {
-  readonly #source: string;
-  readonly #sha: string;
-
-  constructor(source: string) {
-    this.#source = source;
-    this.#sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.#source, keys.length, ...keys, ...args);
-    }
-  }
-}
+/** The Redis engine's EVALSHA-then-EVAL script runner. */
+export { Script } from '@authsocket/redis';
 
 export function positiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
