@@ -145,12 +145,13 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     },
     {
       name: 'publish-api',
-      title: `HTTP publish API: 16 keep-alive publishers, ${subscribers} subscribers on 10 topics, ${size(5, 1.5, 0.5)} s single, then batches of 100`,
+      title: `HTTP publish API: 16 keep-alive publishers, ${subscribers} subscribers on ${subscribers / 2} topics (2 deliveries a publish), ${size(5, 1.5, 0.5)} s single, then batches of 100`,
       targets: ['gateway'],
       baseline: 'gateway',
       params: {
         subscribers,
-        topics: 10,
+        // Two subscribers a topic: the API's own cost per publish, not the fan-out's.
+        topics: subscribers / 2,
         publishers: 16,
         batch: 100,
         durationMs: size(5_000, 1_500, 500),
