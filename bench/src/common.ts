@@ -22,6 +22,8 @@ export const FORWARD_SECRET = 'authsocket-bench-forward-secret-0123456789abcdef'
 export const QUEUE_STREAM = 'bench:inbox';
 export const QUEUE_GROUP = 'bench-workers';
 export const AUDIENCE = 'bench';
+/** The backend API's key of the `gateway` target (`Authorization: Bearer ...`). */
+export const GATEWAY_API_KEY = 'authsocket-bench-api-key-0123456789abcdef';
 export const HOST = '127.0.0.1';
 
 /**
@@ -130,6 +132,8 @@ export type Target =
   | 'queue-3'
   /** authsocket loaded from BENCH_AUTHSOCKET_EXPERIMENT: a proposed change, measured side by side. */
   | 'authsocket-exp'
+  /** The standalone gateway (`startGateway`: Express app, request log, metrics, `/api`), in memory, log level info. */
+  | 'gateway'
   | 'socketio';
 
 /**
@@ -206,7 +210,18 @@ export interface LoadConfig {
   params: Record<string, number>;
 }
 
-export type ScenarioName = 'connect' | 'idle' | 'broadcast' | 'push' | 'echo' | 'churn' | 'history' | 'rpc' | 'queue' | 'scale';
+export type ScenarioName =
+  | 'connect'
+  | 'idle'
+  | 'broadcast'
+  | 'push'
+  | 'echo'
+  | 'churn'
+  | 'history'
+  | 'rpc'
+  | 'queue'
+  | 'publish-api'
+  | 'scale';
 
 /** Flat numeric metrics of one run; names carry their unit. */
 export type Metrics = Record<string, number>;

@@ -6,12 +6,15 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { Pool } from 'undici';
 import { BenchClient, control, fetchTicket } from './clients.js';
 import {
   type AppData,
   behaviour,
   dialectOf,
   distribution,
+  GATEWAY_API_KEY,
+  HOST,
   type LoadConfig,
   type Metrics,
   mintToken,
@@ -649,6 +652,115 @@ async function queue(): Promise<Metrics> {
   return metrics;
 }
 
+/**
+ * 10. The gateway's HTTP publish API (`gateway`: the standalone gateway, log level info): `subscribers`
+ * WebSocket clients on `topics` topics, then `publishers` concurrent backend requests over an undici
+ * keep-alive pool (one connection each), each `POST /api/topics/:topic/messages` awaited before the
+ * next, for `durationMs`; then the same publishers through the batch endpoint `POST /api/messages`,
+ * `batch` messages per request. Latency is request sent to answer read; CPU is the gateway's per
+ * publish (per message, batched). `errors` counts answers other than 200, results that are not
+ * `deliveredLocally` the topic's subscribers, deliveries missing 2 s after the end and closed clients.
+ */
+async function publishApi(): Promise<Metrics> {
+  const n = params.subscribers ?? 200;
+  const topics = params.topics ?? 10;
+  const publishers = params.publishers ?? 16;
+  const durationMs = params.durationMs ?? 3_000;
+  const batch = params.batch ?? 100;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  let acks = 0;
+  for (const client of opened.clients) {
+    client.onAck = () => acks++;
+    client.subscribe(`t${client.user % topics}`, 's');
+  }
+  if (!(await until(() => acks >= n, 10_000))) throw new Error(`only ${acks} of ${n} subscriptions acked`);
+  const perTopic = Array.from({ length: topics }, (_, t) => opened.clients.filter((client) => client.user % topics === t).length);
+  let received = 0;
+  for (const client of opened.clients) client.onData = () => void received++;
+  const pool = new Pool(`http://${HOST}:${port}`, { connections: publishers, pipelining: 1 });
+  const headers = { authorization: `Bearer ${GATEWAY_API_KEY}`, 'content-type': 'application/json' };
+  const pad = 'x'.repeat(60);
+  let errors = 0;
+  let expected = 0;
+  let seq = 0;
+  const post = async (path: string, body: unknown): Promise<unknown> => {
+    const answer = await pool.request({ method: 'POST', path, headers, body: JSON.stringify(body) });
+    const json = (await answer.body.json()) as unknown;
+    if (answer.statusCode !== 200) errors++;
+    return json;
+  };
+  const one = async () => {
+    const topic = seq++ % topics;
+    const answer = (await post(`/api/topics/t${topic}/messages`, { data: { s: seq, p: pad } })) as { deliveredLocally?: number };
+    expected += perTopic[topic] as number;
+    if (answer.deliveredLocally !== perTopic[topic]) errors++;
+    return 1;
+  };
+  const many = async () => {
+    const targets: number[] = [];
+    const messages = Array.from({ length: batch }, () => {
+      const topic = seq++ % topics;
+      targets.push(topic);
+      return { to: { topic: `t${topic}` }, data: { s: seq, p: pad } };
+    });
+    const answer = (await post('/api/messages', { messages })) as { results?: Array<{ deliveredLocally?: number }> };
+    targets.forEach((topic, i) => {
+      expected += perTopic[topic] as number;
+      if (answer.results?.[i]?.deliveredLocally !== perTopic[topic]) errors++;
+    });
+    return batch;
+  };
+  /** `publishers` loops of `request` for `ms` (after `warmupMs` uncounted): messages/s, latencies, CPU per message. */
+  const phase = async (request: () => Promise<number>, warmupMs: number, measureMs: number) => {
+    const latencies: number[] = [];
+    let counting = false;
+    let count = 0;
+    let end = nowUs() + (warmupMs + measureMs) * 1000;
+    const loop = async () => {
+      while (nowUs() < end) {
+        const t0 = nowUs();
+        const sent = await request();
+        if (counting) {
+          latencies.push(nowUs() - t0);
+          count += sent;
+        }
+      }
+    };
+    const loops = Array.from({ length: publishers }, loop);
+    await sleep(warmupMs);
+    const before = await stats();
+    counting = true;
+    const start = nowUs();
+    end = start + measureMs * 1000;
+    await Promise.all(loops);
+    const elapsedS = (nowUs() - start) / 1e6;
+    const after = await stats();
+    return { rate: count / elapsedS, latency: distribution(latencies), cpu: cpuPer(before, after, count) };
+  };
+  const single = await phase(one, params.warmupMs ?? 500, durationMs);
+  // `--set batch=0`: the single-publish phase only.
+  const batched = batch > 0 ? await phase(many, params.warmupMs ?? 500, durationMs) : undefined;
+  await pool.close();
+  if (!(await until(() => received >= expected, 2_000))) errors += expected - received;
+  errors += opened.clients.filter((client) => client.closedWith !== undefined).length;
+  for (const client of opened.clients) client.close();
+  return {
+    'publish/s': single.rate,
+    'p50_ms': ms(single.latency.p50),
+    'p99_ms': ms(single.latency.p99),
+    'cpu_us/publish': single.cpu,
+    'deliveries/s': (single.rate * n) / topics,
+    ...(batched && {
+      'batch_msg/s': batched.rate,
+      'batch_p50_ms': ms(batched.latency.p50),
+      'batch_p99_ms': ms(batched.latency.p99),
+      'cpu_us/batch_msg': batched.cpu,
+    }),
+    deliveries: received,
+    errors,
+  };
+}
+
 /** Scale: hold as many idle authenticated connections as asked, from `first` (one of several generators). */
 async function scale(): Promise<Metrics> {
   const n = params.connections ?? 10_000;
@@ -663,7 +775,7 @@ async function scale(): Promise<Metrics> {
   return {};
 }
 
-const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, queue, scale } as const;
+const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, queue, 'publish-api': publishApi, scale } as const;
 
 scenarios[config.scenario]().then(
   (metrics) => {

@@ -61,6 +61,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const historyUsers = size(1_000, 400, 100);
   const rpcConnections = size(200, 50, 10);
   const queueConnections = size(100, 30, 5);
+  const subscribers = size(1_000, 200, 20);
   return [
     {
       name: 'connect',
@@ -141,6 +142,22 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       params: { connections: queueConnections, durationMs: size(5_000, 1_500, 500), warmup: size(5_000, 1_500, 200) },
       rounds: r(5, 2),
       server: { echoReply: true },
+    },
+    {
+      name: 'publish-api',
+      title: `HTTP publish API: 16 keep-alive publishers, ${subscribers} subscribers on ${subscribers / 2} topics (2 deliveries a publish), ${size(5, 1.5, 0.5)} s single, then batches of 100`,
+      targets: ['gateway'],
+      baseline: 'gateway',
+      params: {
+        subscribers,
+        // Two subscribers a topic: the API's own cost per publish, not the fan-out's.
+        topics: subscribers / 2,
+        publishers: 16,
+        batch: 100,
+        durationMs: size(5_000, 1_500, 500),
+        warmupMs: size(1_000, 500, 200),
+      },
+      rounds: r(5, 2),
     },
   ];
 }

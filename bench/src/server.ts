@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
 import { appData, HOST, nowUs, type ServerConfig, type ServerStats } from './common.js';
 import { startAuthsocket } from './targets/authsocket.js';
+import { startGatewayTarget } from './targets/gateway.js';
 import { startSocketio } from './targets/socketio.js';
 import type { TargetServer } from './targets/types.js';
 import { startWs } from './targets/ws.js';
@@ -24,6 +25,8 @@ async function start(): Promise<TargetServer> {
       return startWs(config);
     case 'socketio':
       return startSocketio(config);
+    case 'gateway':
+      return startGatewayTarget();
     default:
       return startAuthsocket(config);
   }
@@ -155,11 +158,20 @@ process.on('message', (message: { cmd?: string }) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-target.http.listen({ host: HOST, port: 0, backlog: 4096 }, () => {
+/** The target's port: its own `http` listened on here, or the port a target that listens itself bound. */
+function listenTarget(): Promise<number> {
+  const server = target.http;
+  if (server === undefined) return Promise.resolve(target.port as number);
+  return new Promise((resolve) => {
+    server.listen({ host: HOST, port: 0, backlog: 4096 }, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+void listenTarget().then((port) => {
   control.listen({ host: HOST, port: 0 }, () => {
     process.send?.({
       ready: true,
-      port: (target.http.address() as AddressInfo).port,
+      port,
       controlPort: (control.address() as AddressInfo).port,
       openFileLimit: openFileLimit(),
       baseline: stats(true),

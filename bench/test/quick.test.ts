@@ -34,7 +34,7 @@ describe('bench --smoke', () => {
     });
     const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
     const names = result.scenarios.map((scenario) => scenario.name);
-    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc', 'queue']);
+    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc', 'queue', 'publish-api']);
     for (const scenario of result.scenarios) {
       for (const target of scenario.targets) {
         const metrics = Object.values(result.medians[scenario.name]?.[target] ?? {});
@@ -64,5 +64,11 @@ describe('bench --smoke', () => {
     for (const target of ['queue-1', 'queue-3']) {
       expect(result.medians.queue?.[target]?.['worker_cpu_us/msg'], `queue/${target}`).toBeGreaterThan(0);
     }
+    // The gateway's HTTP API: publishes and batched messages answered, each delivered to the topic's subscribers.
+    const api = result.medians['publish-api']?.gateway ?? {};
+    expect(api['publish/s']).toBeGreaterThan(0);
+    expect(api['batch_msg/s']).toBeGreaterThan(0);
+    expect(api.deliveries).toBeGreaterThan(0);
+    expect(api.errors).toBe(0);
   }, 140_000);
 });

@@ -3,7 +3,10 @@ import type { AppData } from '../common.js';
 
 /** What the benchmark drives on each server, the same calls a backend would make. */
 export interface TargetServer {
-  readonly http: Server;
+  /** Listened on by the server process; or, for a target that listens itself, `port`. */
+  readonly http?: Server;
+  /** The port of a target already listening (the standalone gateway). */
+  readonly port?: number;
   /** Sends `data` to every authenticated connection. */
   broadcast(data: AppData): void | Promise<unknown>;
   /** Sends `data` to every connection of `user`; resolves to how many got it (or hold it). */

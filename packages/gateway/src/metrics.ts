@@ -89,6 +89,8 @@ export function createMetrics(gateway: Gateway, { node, broker, proxy, forwarder
     labelNames: ['route', 'status'] as const,
     registers,
   });
+  // Routes are the API's own paths (and `unmatched`), statuses the few it answers: a bounded map.
+  const apiRequestChildren = new Map<string, ReturnType<typeof apiRequests.labels>>();
   new Gauge({
     name: 'authsocket_connections',
     help: 'Open WebSocket connections (authenticated or not).',
@@ -156,7 +158,16 @@ export function createMetrics(gateway: Gateway, { node, broker, proxy, forwarder
 
   return {
     registry,
-    observeApiRequest: (route, status) => apiRequests.inc({ route, status: String(status) }),
+    observeApiRequest: (route, status) => {
+      // One labelled child per route and status, looked up once: no label hashing per request.
+      const key = `${route} ${status}`;
+      let child = apiRequestChildren.get(key);
+      if (child === undefined) {
+        child = apiRequests.labels(route, String(status));
+        apiRequestChildren.set(key, child);
+      }
+      child.inc();
+    },
   };
 }
 

@@ -7,6 +7,8 @@ import type { Logger } from './logger.js';
  */
 export function requestLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
+    // Off below debug (production's info): no timer and no listener per request.
+    if (!logger.isLevelEnabled('debug')) return next();
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;

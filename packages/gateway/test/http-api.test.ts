@@ -241,3 +241,95 @@ describe('the site at /', () => {
     });
   });
 });
+
+describe('POST /api/messages (batch)', () => {
+  it('publishes every message to its audience, answering each result in order', async () => {
+    const gateway = await demo();
+    const alice = await connectAs(gateway, 'alice');
+    const bob = await connectAs(gateway, 'bob');
+    expect(await subscribe(bob.client, 'chat:lobby')).toMatchObject({ type: 'ack' });
+
+    const response = await gateway.request('/api/messages', {
+      apiKey: API_KEY,
+      json: {
+        messages: [
+          { to: { user: 'alice' }, data: { n: 1 } },
+          { to: { topic: 'chat:lobby' }, data: { n: 2 } },
+          { to: { everyone: true }, data: { n: 3 } },
+          { to: { connection: '00000000-0000-4000-8000-000000000000' }, data: { n: 4 } },
+          { to: { user: 'nobody' }, data: { n: 5 }, idempotencyKey: 'k-5' },
+        ],
+      },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      results: [{ deliveredLocally: 1 }, { deliveredLocally: 1 }, { deliveredLocally: 2 }, { deliveredLocally: 0 }, { deliveredLocally: 0 }],
+      node: 'gw-test',
+    });
+    expect(await alice.client.next((f) => f.type === 'message' && (f.data as { n: number }).n === 1)).toMatchObject({ data: { n: 1 } });
+    expect(await alice.client.next((f) => f.type === 'message' && (f.data as { n: number }).n === 3)).toMatchObject({ data: { n: 3 } });
+    expect(await bob.client.next((f) => f.type === 'message' && f.topic === 'chat:lobby')).toMatchObject({ data: { n: 2 } });
+    expect(await bob.client.next((f) => f.type === 'message' && (f.data as { n: number }).n === 3)).toMatchObject({ data: { n: 3 } });
+    // Bob got the topic message and the broadcast, nothing meant for alice.
+    bob.client.send({ type: 'ping', id: 'p' });
+    await bob.client.next((frame) => frame.type === 'pong');
+    expect(bob.client.frames.filter((frame) => frame.type === 'message')).toHaveLength(2);
+  });
+
+  it('applies each message’s idempotency key on its own', async () => {
+    const gateway = await demo();
+    const alice = await connectAs(gateway, 'alice');
+    const message = { to: { user: 'alice' }, data: 'once', idempotencyKey: 'batch-key-1' };
+    const first = await gateway.request('/api/messages', { apiKey: API_KEY, json: { messages: [message, message] } });
+    expect(await first.json()).toEqual({ results: [{ deliveredLocally: 1 }, { deliveredLocally: 0 }], node: 'gw-test' });
+    alice.client.send({ type: 'ping', id: 'p' });
+    await alice.client.next((frame) => frame.type === 'pong');
+    expect(alice.client.frames.filter((frame) => frame.type === 'message')).toHaveLength(1);
+  });
+
+  it('answers an empty batch with no results', async () => {
+    const gateway = await demo();
+    const response = await gateway.request('/api/messages', { apiKey: API_KEY, json: { messages: [] } });
+    expect(await response.json()).toEqual({ results: [], node: 'gw-test' });
+  });
+
+  const invalid: [string, unknown, string][] = [
+    ['no messages array', { data: 1 }, 'expected Content-Type: application/json and a body like {"messages": [{"to": {...}, "data": ...}]}'],
+    ['a message that is not an object', { messages: [{ to: { user: 'a' }, data: 1 }, 7] }, 'messages[1]: expected {"to": {...}, "data": ...}'],
+    ['no data', { messages: [{ to: { user: 'a' } }] }, 'messages[0].data: missing'],
+    ['an unknown audience', { messages: [{ to: { user: 'a' }, data: 1 }, { to: { group: 'g' }, data: 1 }] }, 'messages[1].to: expected {"user": ...}, {"topic": ...}, {"connection": ...} or {"everyone": true}'],
+    ['two audiences', { messages: [{ to: { user: 'a', topic: 't' }, data: 1 }] }, 'messages[0].to: expected {"user": ...}, {"topic": ...}, {"connection": ...} or {"everyone": true}'],
+    ['an empty user', { messages: [{ to: { user: '' }, data: 1 }] }, 'messages[0].to.user: must be 1 to 256 characters'],
+    ['a topic too long', { messages: [{ to: { topic: 'x'.repeat(1_000) }, data: 1 }] }, 'messages[0].to.topic: must be 1 to'],
+    ['a malformed connection id', { messages: [{ to: { connection: 'abc' }, data: 1 }] }, 'messages[0].to.connection: must be the id the gateway gave the connection'],
+    ['everyone not true', { messages: [{ to: { everyone: 1 }, data: 1 }] }, 'messages[0].to.everyone: must be true'],
+    ['a bad idempotency key', { messages: [{ to: { user: 'a' }, data: 1 }, { to: { user: 'a' }, data: 1, idempotencyKey: 'has space' }] }, 'messages[1].idempotencyKey: must be 1 to 255 visible ASCII characters'],
+    ['data over 64 KiB', { messages: [{ to: { user: 'a' }, data: 'x'.repeat(70_000) }] }, 'messages[0].data: must be JSON of at most 64 KiB'],
+  ];
+  for (const [what, body, error] of invalid) {
+    it(`refuses ${what} with 400 naming the message, publishing none`, async () => {
+      const gateway = await demo();
+      const alice = await connectAs(gateway, 'alice');
+      const response = await gateway.request('/api/messages', { apiKey: API_KEY, json: body });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error).toContain(error);
+      alice.client.send({ type: 'ping', id: 'p' });
+      await alice.client.next((frame) => frame.type === 'pong');
+      expect(alice.client.frames.filter((frame) => frame.type === 'message')).toEqual([]);
+    });
+  }
+
+  it('refuses more than 1,000 messages with 413', async () => {
+    const gateway = await demo();
+    const messages = Array.from({ length: 1_001 }, () => ({ to: { everyone: true }, data: 1 }));
+    const response = await gateway.request('/api/messages', { apiKey: API_KEY, json: { messages } });
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({ error: 'at most 1000 messages per request' });
+  });
+
+  it('refuses it without the API key', async () => {
+    const gateway = await demo();
+    const response = await gateway.request('/api/messages', { json: { messages: [] } });
+    expect(response.status).toBe(401);
+  });
+});
