@@ -7,6 +7,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { exitWithRunner, processStats, statsListener } from './process-stats.js';
 import { SIGNATURE_HEADER, verifySignature } from '@authsocket/proxy';
 import { HOST, PROXY_SECRET, type ServerStats } from './common.js';
 
@@ -44,33 +45,11 @@ const server = http.createServer((req, res) => {
 server.on('connection', () => sockets++);
 
 function stats(): ServerStats & { requests: number; refused: number; sockets: number } {
-  const cpu = process.cpuUsage();
-  const memory = process.memoryUsage();
-  return {
-    cpuUs: cpu.user + cpu.system,
-    rss: memory.rss,
-    heapUsed: memory.heapUsed,
-    heapTotal: memory.heapTotal,
-    external: memory.external,
-    connections: 0,
-    requests,
-    refused,
-    sockets,
-  };
+  return { ...processStats(), requests, refused, sockets };
 }
 
-const control = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    if (req.url !== '/stats') return void res.writeHead(404).end(`unknown command ${req.url}`);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stats()));
-  });
-});
-
-process.on('message', (message: { cmd?: string }) => {
-  if (message.cmd === 'exit') process.exit(0);
-});
-process.on('disconnect', () => process.exit(0));
+const control = statsListener(stats);
+exitWithRunner();
 
 server.listen({ host: HOST, port: 0, backlog: 4096 }, () => {
   control.listen({ host: HOST, port: 0 }, () => {

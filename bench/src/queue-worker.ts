@@ -6,8 +6,8 @@
  * signature checked with the forwarder's secret). Like the rpc backend it reports
  * `{ready, controlPort}` over IPC and answers `stats` on a control listener, for its CPU and counts.
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { exitWithRunner, processStats, statsListener } from './process-stats.js';
 import { createWorker } from '@authsocket/worker';
 import { FORWARD_SECRET, HOST, QUEUE_GROUP, QUEUE_STREAM, type WorkerConfig, type WorkerStats } from './common.js';
 
@@ -30,33 +30,11 @@ worker.on('failed', () => failed++);
 worker.on('dead', () => dead++);
 
 function stats(): WorkerStats {
-  const cpu = process.cpuUsage();
-  const memory = process.memoryUsage();
-  return {
-    cpuUs: cpu.user + cpu.system,
-    rss: memory.rss,
-    heapUsed: memory.heapUsed,
-    heapTotal: memory.heapTotal,
-    external: memory.external,
-    connections: 0,
-    processed,
-    failed,
-    dead,
-  };
+  return { ...processStats(), processed, failed, dead };
 }
 
-const control = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    if (req.url !== '/stats') return void res.writeHead(404).end(`unknown command ${req.url}`);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stats()));
-  });
-});
-
-process.on('message', (message: { cmd?: string }) => {
-  if (message.cmd === 'exit') process.exit(0);
-});
-process.on('disconnect', () => process.exit(0));
+const control = statsListener(stats);
+exitWithRunner();
 
 await worker.start();
 control.listen({ host: HOST, port: 0 }, () => {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
 import { appData, HOST, nowUs, type ServerConfig, type ServerStats } from './common.js';
+import { processStats } from './process-stats.js';
 import { startAuthsocket } from './targets/authsocket.js';
 import { startGatewayTarget } from './targets/gateway.js';
 import { startSocketio } from './targets/socketio.js';
@@ -40,16 +41,7 @@ function stats(collect: boolean): ServerStats {
     gc();
     gc();
   }
-  const cpu = process.cpuUsage();
-  const memory = process.memoryUsage();
-  return {
-    cpuUs: cpu.user + cpu.system,
-    rss: memory.rss,
-    heapUsed: memory.heapUsed,
-    heapTotal: memory.heapTotal,
-    external: memory.external,
-    connections: target.connections(),
-  };
+  return processStats(target.connections());
 }
 
 /** Expiry churn: pushes to every user once per second, in slices every `tickMs`, counting per user. */

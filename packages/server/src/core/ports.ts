@@ -156,9 +156,9 @@ export interface MessageHandler {
   onMessage?(context: MessageContext): unknown;
   /** An `rpc` frame: what this returns is the `result` frame's `data`. Without it, rpc answers `not_found`. */
   onRpc?(context: RpcContext): unknown;
-  /** Whether the connection may join `context.topic`; undefined lets `authorize` decide. */
+  /** Whether the connection may join `context.topic`; without this method `authorize` decides (a return that is not a verdict refuses). */
   onSubscribe?(context: SubscribeContext): Verdict | Promise<Verdict>;
-  /** Whether a client's publish goes out, and with which payload (`data`); undefined lets `authorize` decide. */
+  /** Whether a client's publish goes out, and with which payload (`data`); without this method `authorize` decides. */
   onPublish?(context: PublishContext): Verdict | Promise<Verdict>;
   /** A connection closed. Best effort: a crash or a lost process reports nothing. */
   onDisconnect?(event: DisconnectEvent): void;
