@@ -928,6 +928,8 @@ export const GATEWAY_OPTION_SOURCES: { readonly [K in keyof typeof LIBRARY]: Lib
   broker: { excluded: 'an object: the Redis engine of --redis-url / --redis-cluster-nodes / --redis-sentinels, else in memory' },
   ticketStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   revocationStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
+  connectionStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
+  presenceStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   onMessage: { excluded: 'a callback: the CLI\'s are the queue path (--forward-stream) and the demo chat' },
   handler: { excluded: 'an object of callbacks: the CLI\'s is the HTTP event proxy (--proxy-*-url)' },
   authorize: { excluded: 'a callback: the CLI builds it from --subscribe-topics and --publish-topics' },

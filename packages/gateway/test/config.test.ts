@@ -481,7 +481,7 @@ describe('the library options reachable from the CLI', () => {
 
   it('excludes only objects and callbacks', () => {
     const excluded = Object.entries(GATEWAY_OPTION_SOURCES).filter(([, mapping]) => 'excluded' in mapping).map(([key]) => key);
-    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'handler', 'logger', 'onMessage', 'revocationStore', 'ticketStore']);
+    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'connectionStore', 'handler', 'logger', 'onMessage', 'presenceStore', 'revocationStore', 'ticketStore']);
   });
 
   it("takes the defaults from the libraries' tables", () => {

@@ -16,6 +16,8 @@ export const MessageType = Object.freeze({
   Ping: 'ping',
   /** client -> server: a request for the backend, answered by `result` or `error` with its `id` */
   Rpc: 'rpc',
+  /** both directions: who is subscribed to a topic (request, and its answer with the same `id`) */
+  Presence: 'presence',
   /** server -> client */
   AuthOk: 'auth_ok',
   /** server -> client */
@@ -30,6 +32,12 @@ export const MessageType = Object.freeze({
   Pong: 'pong',
   /** server -> client: the answer to an `rpc` */
   Result: 'result',
+  /** server -> client: a connection joined a topic this connection reads (presence with join/leave on) */
+  Join: 'join',
+  /** server -> client: a connection left a topic this connection reads */
+  Leave: 'leave',
+  /** server -> client: the server ended this connection's subscription to a topic (permission gone, subscription token expired) */
+  Unsubscribed: 'unsubscribed',
 } as const);
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -57,6 +65,8 @@ export interface SubscribeMessage {
   readonly topic: string;
   readonly id?: string;
   readonly since?: StreamPosition;
+  /** A subscription token: a JWT naming this topic (and this user) that grants it on its own, until its `exp`. */
+  readonly token?: string;
 }
 
 export interface UnsubscribeMessage {
@@ -92,8 +102,17 @@ export interface RpcMessage {
   readonly token?: string;
 }
 
+/** Who is subscribed to `topic`; `countOnly` asks for the count alone (cheap on a large topic). */
+export interface PresenceRequestMessage {
+  readonly type: typeof MessageType.Presence;
+  readonly id: string;
+  readonly topic: string;
+  readonly countOnly?: boolean;
+}
+
 export type ClientMessage =
   | AuthMessage
+  | PresenceRequestMessage
   | RpcMessage
   | ClientDataMessage
   | SubscribeMessage
@@ -163,9 +182,20 @@ export interface ResultMessage {
  * Codes of the non-fatal `error` frame: `forbidden` (not allowed), `rejected` (the application said
  * no; `data` may say why), `rate_limited`, `unavailable` (the backend is down, slow or overloaded:
  * `temporary`, retry later), `not_found` (no such rpc method), `bad_request` (the frame was
- * well-formed but the backend cannot take it).
+ * well-formed but the backend cannot take it), `limit_exceeded` (a cap was reached), `token_expired`
+ * (the request's own token, e.g. a subscription token, is expired).
  */
-export type ErrorCode = 'forbidden' | 'rejected' | 'rate_limited' | 'unavailable' | 'not_found' | 'bad_request';
+export type ErrorCode =
+  | 'forbidden'
+  | 'rejected'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'not_found'
+  | 'bad_request'
+  /** A cap was reached (e.g. the topic's presence holds its most members): not retried at once. */
+  | 'limit_exceeded'
+  /** The token given with the request (a subscription token) is expired: get a new one and retry. */
+  | 'token_expired';
 
 export interface ErrorMessage {
   readonly type: typeof MessageType.Error;
@@ -189,8 +219,55 @@ export interface PongMessage {
   readonly id?: string;
 }
 
+/** One subscriber of a topic, as presence reports it. */
+export interface PresenceMember {
+  readonly user: string;
+  readonly connection: string;
+  /** What the operator takes from a claim of the member's token to show others (a display name). */
+  readonly info?: unknown;
+}
+
+/** The answer to a `presence` request. */
+export interface PresenceMessage {
+  readonly type: typeof MessageType.Presence;
+  readonly id: string;
+  readonly topic: string;
+  readonly count: number;
+  /** Absent when the request asked for `countOnly`. */
+  readonly members?: readonly PresenceMember[];
+}
+
+export interface JoinMessage {
+  readonly type: typeof MessageType.Join;
+  readonly topic: string;
+  readonly member: PresenceMember;
+}
+
+export interface LeaveMessage {
+  readonly type: typeof MessageType.Leave;
+  readonly topic: string;
+  readonly member: PresenceMember;
+}
+
+/**
+ * Why the server ended a subscription: `forbidden` (a reauth's claims no longer allow the topic),
+ * `expired` (the subscription token's `exp` passed).
+ */
+export type UnsubscribeReason = 'forbidden' | 'expired';
+
+export interface UnsubscribedMessage {
+  readonly type: typeof MessageType.Unsubscribed;
+  readonly topic: string;
+  readonly reason: UnsubscribeReason;
+  readonly message: string;
+}
+
 export type ServerMessage =
   | AuthOkMessage
+  | PresenceMessage
+  | JoinMessage
+  | LeaveMessage
+  | UnsubscribedMessage
   | ReauthRequiredMessage
   | ServerDataMessage
   | AckMessage

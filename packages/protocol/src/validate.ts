@@ -60,6 +60,15 @@ const streamStates: Check = (value) => {
   return undefined;
 };
 
+const member: Check = (value) => {
+  if (!isPlainObject(value)) return 'an object {user, connection, info?}';
+  const ok = typeof value.user === 'string' && typeof value.connection === 'string';
+  return ok ? undefined : 'an object {user: string, connection: string, info?}';
+};
+
+const members: Check = (value) =>
+  Array.isArray(value) && value.every((item) => member(item) === undefined) ? undefined : 'an array of {user, connection, info?}';
+
 const oneOf =
   (...allowed: string[]): Check =>
   (value) =>
@@ -75,12 +84,13 @@ const token = text(LIMITS.tokenLength);
 const CLIENT_SCHEMAS: Readonly<Record<string, Schema>> = {
   [MessageType.Auth]: { token: required(token), resume: optional(resume) },
   [MessageType.Message]: { data: required(anyJson), id: optional(id), token: optional(token) },
-  [MessageType.Subscribe]: { topic: required(topic), id: optional(id), since: optional(position) },
+  [MessageType.Subscribe]: { topic: required(topic), id: optional(id), since: optional(position), token: optional(token) },
   [MessageType.Unsubscribe]: { topic: required(topic), id: optional(id) },
   [MessageType.Publish]: { topic: required(topic), data: required(anyJson), id: optional(id), token: optional(token) },
   [MessageType.Logout]: {},
   [MessageType.Ping]: { id: optional(id) },
   [MessageType.Rpc]: { id: required(id), method: required(text(LIMITS.methodLength)), data: optional(anyJson), token: optional(token) },
+  [MessageType.Presence]: { id: required(id), topic: required(topic), countOnly: optional(boolean) },
 };
 
 const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
@@ -97,7 +107,9 @@ const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
   [MessageType.Result]: { id: required(id), data: required(anyJson) },
   [MessageType.Error]: {
     id: optional(id),
-    code: required(oneOf('forbidden', 'rejected', 'rate_limited', 'unavailable', 'not_found', 'bad_request')),
+    code: required(
+      oneOf('forbidden', 'rejected', 'rate_limited', 'unavailable', 'not_found', 'bad_request', 'limit_exceeded', 'token_expired'),
+    ),
     message: required(text(1024, 0)),
     retryAfter: optional(timestamp),
     temporary: optional(boolean),
@@ -105,6 +117,10 @@ const SERVER_SCHEMAS: Readonly<Record<string, Schema>> = {
   },
   [MessageType.LoggedOut]: {},
   [MessageType.Pong]: { id: optional(id) },
+  [MessageType.Presence]: { id: required(id), topic: required(topic), count: required(timestamp), members: optional(members) },
+  [MessageType.Join]: { topic: required(topic), member: required(member) },
+  [MessageType.Leave]: { topic: required(topic), member: required(member) },
+  [MessageType.Unsubscribed]: { topic: required(topic), reason: required(oneOf('forbidden', 'expired')), message: required(text(1024, 0)) },
 };
 
 function describe(value: unknown): string {

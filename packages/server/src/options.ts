@@ -9,12 +9,15 @@ import { ConfigError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { RateLimit } from './rate-limit.js';
+import { type ConnectionStore, MemoryConnectionStore } from './connection-store.js';
+import { MemoryPresenceStore, type PresenceStore } from './presence-store.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
 import type { JwtOptions } from './token-verifier.js';
 
 export type ExpiryPolicy = 'ignore' | 'close' | 'reauth';
 export type TicketMode = 'off' | 'optional' | 'required';
-export type TopicAction = 'subscribe' | 'publish';
+/** What a connection may do on a topic: join it, publish on it, or read who else is there. */
+export type TopicAction = 'subscribe' | 'publish' | 'presence';
 export type HistoryOptions = { maxEntries?: number; maxAgeMs?: number } | false;
 
 /** What the application's `onMessage` receives for each `message` frame (it can also reply, publish, close). */
@@ -185,6 +188,17 @@ export const GATEWAY_OPTIONS = {
     defaultText: 'in memory',
     description: 'Where revocations live.',
   }),
+  connectionStore: option<ConnectionStore | false>({
+    type: 'ConnectionStore | false',
+    defaultText: 'in memory',
+    description:
+      "The registry of who is connected, on which node, until when, across every node (the Redis engine's on several nodes); `false`: none, each node knows only its own sockets.",
+  }),
+  presenceStore: option<PresenceStore>({
+    type: 'PresenceStore',
+    defaultText: 'in memory',
+    description: "Who is subscribed to which topic, across every node (the Redis engine's on several nodes).",
+  }),
   onMessage: option<(event: MessageEvent) => unknown>({
     type: '(event) => unknown',
     defaultText: 'none: messages are acknowledged',
@@ -199,7 +213,7 @@ export const GATEWAY_OPTIONS = {
     type: '(user, action, topic) => boolean | Promise<boolean>',
     default: () => true,
     defaultText: 'everything allowed',
-    description: 'Whether `user` may subscribe to or publish on `topic`.',
+    description: "Whether `user` may subscribe to, publish on or read the presence of `topic` (action `'subscribe'`, `'publish'`, `'presence'`).",
   }),
   logger: option<Logger>({ type: 'Logger', default: silentLogger, defaultText: 'silent', description: 'pino-compatible logger.' }),
   clock: option<Clock>({
@@ -258,6 +272,8 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
+    connectionStore: new MemoryConnectionStore(),
+    presenceStore: new MemoryPresenceStore(),
     broker: new MemoryBroker({ ...(given.history === false ? {} : given.history), now: () => clock.now() }),
     ...given,
     jwt: options.jwt,

@@ -248,6 +248,11 @@ export class Auth extends CorePart {
     }
   }
 
+  /** Whether the session's user may read who is on `topic` (a `presence` request). */
+  mayReadPresence(session: Session, _claims: JWTPayload, topic: string): boolean | Promise<boolean> {
+    return this.options.authorize(session.user as string, 'presence', topic);
+  }
+
   /** Whether the session's user may join `topic`: the handler's `onSubscribe`, else `authorize`. */
   maySubscribe(session: Session, claims: JWTPayload, topic: string): Verdict | Promise<Verdict> {
     const { handler } = this.core;
