@@ -209,15 +209,15 @@ function fileRaw(spec: OptionSpec, value: unknown, source: string): string {
   throw InvalidOptionError.of(spec, 'expected a string, a number, a boolean or an array of strings', source);
 }
 
-function readFlags(args: readonly string[]): Record<string, string | boolean | undefined> {
+function readFlags(args: readonly string[]): Record<string, string | boolean | string[] | undefined> {
   try {
     const { values } = parseArgs({
       args: [...args],
       strict: true,
       allowPositionals: false,
-      options: Object.fromEntries(OPTIONS.map((spec) => [spec.flag, { type: spec.type }])),
+      options: Object.fromEntries(OPTIONS.map((spec) => [spec.flag, { type: spec.type, multiple: spec.multiple }])),
     });
-    return values as Record<string, string | boolean | undefined>;
+    return values as Record<string, string | boolean | string[] | undefined>;
   } catch (error) {
     throw argumentError(error);
   }
@@ -249,22 +249,33 @@ function argumentError(error: unknown): InvalidOptionError {
 
 function resolve(
   spec: OptionSpec,
-  flag: string | boolean | undefined,
+  flag: string | boolean | string[] | undefined,
   env: Environment,
   file: ConfigFile | undefined,
 ): { value: unknown; source: Source } {
   if (typeof flag === 'boolean') return { value: flag, source: 'flag' };
+  if (Array.isArray(flag)) return { value: parseEach(spec, flag, spec.env), source: 'flag' };
   if (flag !== undefined) return { value: parseValue(spec, flag, spec.env), source: 'flag' };
   for (const name of [spec.env, ...spec.fallbackEnv]) {
     const value = env[name];
     // An empty variable (`FOO=` in a compose file) means unset.
-    if (value !== undefined && value !== '') return { value: parseValue(spec, value, name), source: 'env' };
+    if (value === undefined || value === '') continue;
+    return { value: spec.multiple ? parseEach(spec, value.split(';'), name) : parseValue(spec, value, name), source: 'env' };
   }
   if (file?.values.has(spec.fileKey)) {
     const where = `${spec.fileKey} in ${file.path}`;
-    return { value: parseValue(spec, fileRaw(spec, file.values.get(spec.fileKey), where), where), source: 'file' };
+    const raw = file.values.get(spec.fileKey);
+    if (spec.multiple && Array.isArray(raw)) return { value: parseEach(spec, raw.map((item) => fileRaw(spec, item, where)), where), source: 'file' };
+    return { value: parseValue(spec, fileRaw(spec, raw, where), where), source: 'file' };
   }
   return { value: spec.defaultValue, source: 'default' };
+}
+
+/** A repeatable option: each raw value parsed on its own (to an array), the arrays joined in order. */
+function parseEach(spec: OptionSpec, raws: readonly string[], env: string): unknown[] {
+  const values = raws.filter((raw) => raw.trim() !== '').flatMap((raw) => parseValue(spec, raw, env) as unknown[]);
+  if (values.length === 0) throw InvalidOptionError.of(spec, 'expected at least one value', env);
+  return values;
 }
 
 function parseValue(spec: OptionSpec, raw: string, env: string): unknown {

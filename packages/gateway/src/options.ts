@@ -8,6 +8,7 @@ import {
   GATEWAY_OPTIONS as LIBRARY,
   JWKS_OPTIONS,
   type JwtOptions,
+  type PermissionRule,
   type TicketMode,
   type TrustProxy,
 } from '@authsocket/server';
@@ -73,6 +74,14 @@ export interface GatewayConfig {
   readonly subscribeTopics: readonly string[] | undefined;
   /** Topic prefixes clients may publish on, or undefined for the mode's default (none). */
   readonly publishTopics: readonly string[] | undefined;
+  /** Permission rules (`--permission`, repeatable); undefined: none, the prefix lists decide. */
+  readonly permissions: readonly PermissionRule[] | undefined;
+  /** The claim holding a token's own topic patterns. */
+  readonly permissionsClaim: string | undefined;
+  /** The claim holding topics joined at connect. */
+  readonly subscribeClaim: string | undefined;
+  /** The claim naming a subscription token's topic, or false: subscription tokens refused. */
+  readonly subscriptionTokenClaim: string | false;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
   /** Redis for tickets, revocations, history and fan-out; in memory without a Redis target. */
@@ -160,10 +169,18 @@ export interface OptionSpec<K extends ConfigKey = ConfigKey> {
   /** A credential: its value is masked wherever the configuration is printed, and never logged. */
   readonly secret: boolean;
   readonly parse: Parser<NonNullable<GatewayConfig[K]>>;
+  /**
+   * Repeatable: each `--<flag>` (each `;`-separated part of the variable, each element of the
+   * file's array) is parsed on its own, and the arrays they give are joined in order.
+   */
+  readonly multiple: boolean;
 }
 
-type Definition<K extends ConfigKey> = Omit<OptionSpec<K>, 'env' | 'fileKey' | 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret'> &
-  Partial<Pick<OptionSpec<K>, 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret'>>;
+type Definition<K extends ConfigKey> = Omit<
+  OptionSpec<K>,
+  'env' | 'fileKey' | 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret' | 'multiple'
+> &
+  Partial<Pick<OptionSpec<K>, 'fallbackEnv' | 'type' | 'defaultLabel' | 'secret' | 'multiple'>>;
 
 export const envName = (flag: string): string => `AUTHSOCKET_${flag.toUpperCase().replaceAll('-', '_')}`;
 export const fileKeyName = (flag: string): string => flag.replace(/-([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
@@ -175,6 +192,7 @@ function option<K extends ConfigKey>(definition: Definition<K>): OptionSpec {
     fallbackEnv: [],
     type: 'string',
     secret: false,
+    multiple: false,
     defaultLabel: definition.defaultValue === undefined ? '' : String(definition.defaultValue),
     ...definition,
   };
@@ -535,6 +553,43 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultLabel: '`-` (none: only backends publish, through `/api`)',
     description: "topic prefixes clients may publish on: comma-separated, `*` for any, `-` for none",
     parse: parse.topicPrefixes,
+  }),
+  option({
+    key: 'permissions',
+    flag: 'permission',
+    valueName: '<pattern=actions[ if claim=value,...]>',
+    defaultValue: undefined,
+    defaultLabel: 'none',
+    description:
+      "a topic permission from the token, repeatable (`;` between rules in the variable): `user:{sub}:*=subscribe,presence`, `chat:*=publish if role=admin`; `*` only at the end, `{claim}` a claim of the token. Given (or --permissions-claim), the rules decide instead of --subscribe-topics/--publish-topics, which then only add rules when set",
+    multiple: true,
+    parse: parse.permissionRule,
+  }),
+  option({
+    key: 'permissionsClaim',
+    flag: 'permissions-claim',
+    valueName: '<claim>',
+    defaultValue: undefined,
+    defaultLabel: 'none',
+    description: "a JWT claim holding the token's own topic patterns: an array (subscribe and presence) or `{subscribe, publish, presence}` of arrays",
+    parse: parse.claimName,
+  }),
+  option({
+    key: 'subscribeClaim',
+    flag: 'subscribe-claim',
+    valueName: '<claim>',
+    defaultValue: undefined,
+    defaultLabel: 'none',
+    description: 'a JWT claim holding topics the connection joins at connect (an array of topics)',
+    parse: parse.claimName,
+  }),
+  option({
+    key: 'subscriptionTokenClaim',
+    flag: 'subscription-token-claim',
+    valueName: '<claim|off>',
+    defaultValue: inherited('subscriptionTokenClaim'),
+    description: "the claim naming a subscription token's one topic (`subscribe {topic, token}`); `off`: subscription tokens are refused",
+    parse: parse.claimNameOrOff,
   }),
   option({
     key: 'wsPath',
@@ -933,6 +988,10 @@ export const GATEWAY_OPTION_SOURCES: { readonly [K in keyof typeof LIBRARY]: Lib
   onMessage: { excluded: 'a callback: the CLI\'s are the queue path (--forward-stream) and the demo chat' },
   handler: { excluded: 'an object of callbacks: the CLI\'s is the HTTP event proxy (--proxy-*-url)' },
   authorize: { excluded: 'a callback: the CLI builds it from --subscribe-topics and --publish-topics' },
+  permissions: ['permissions', 'subscribeTopics', 'publishTopics'],
+  permissionsClaim: ['permissionsClaim'],
+  subscribeClaim: ['subscribeClaim'],
+  subscriptionTokenClaim: ['subscriptionTokenClaim'],
   logger: { excluded: 'an object: the CLI\'s JSON logger (--log-level)' },
   clock: { excluded: 'an object: the system clock' },
 };

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { ConfigError, type PermissionRule, Permissions, type TopicAction } from '@authsocket/server';
 
 /**
  * A raw option value that does not parse. The message completes "invalid option --x (ENV): ..."
@@ -209,6 +210,45 @@ export const topicPrefixes: Parser<string[]> = (raw) => {
   const list = trimmed.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
   if (list.length === 0) throw new ValueError("expected '*', '-' or comma-separated topic prefixes like chat:,news:");
   return list;
+};
+
+/** One JWT claim name, e.g. `topics`. */
+export const claimName: Parser<string> = (raw) => {
+  const name = raw.trim();
+  if (!/^[\w.:-]{1,64}$/.test(name)) throw new ValueError(`expected a claim name like topics, got ${quote(raw)}`);
+  return name;
+};
+
+/** A claim name, or `off`. */
+export const claimNameOrOff: Parser<string | false> = (raw) => (raw.trim() === 'off' ? false : claimName(raw));
+
+const RULE = /^([^=\s]+)=([a-z,]+)(?:\s+if\s+(.+))?$/;
+
+/**
+ * One `--permission`: `<pattern>=<action,...>[ if <claim>=<value>,...]`, e.g.
+ * `chat:*=subscribe,publish if role=admin`; `when` values `true`/`false` and integers are JSON.
+ */
+export const permissionRule: Parser<PermissionRule[]> = (raw) => {
+  const match = RULE.exec(raw.trim());
+  if (!match) throw new ValueError(`expected a rule like 'chat:*=subscribe,publish' or 'admin:*=publish if role=admin', got ${quote(raw)}`);
+  const [, topics, actions, condition] = match as unknown as [string, string, string, string | undefined];
+  const when: Record<string, string | number | boolean> = {};
+  for (const part of condition?.split(',') ?? []) {
+    const [claim, value, extra] = part.trim().split('=');
+    if (!claim || value === undefined || value === '' || extra !== undefined) {
+      throw new ValueError(`expected conditions like 'if role=admin,verified=true', got ${quote(raw)}`);
+    }
+    when[claim] = value === 'true' ? true : value === 'false' ? false : /^-?\d{1,15}$/.test(value) ? Number(value) : value;
+  }
+  const rule: PermissionRule = { topics, allow: actions.split(',') as TopicAction[], ...(condition ? { when } : {}) };
+  try {
+    new Permissions([rule], undefined);
+  } catch (error) {
+    // The library names the rule by index; here the flag is what is named, so only the detail is kept.
+    if (error instanceof ConfigError) throw new ValueError(`${error.message.slice(error.message.indexOf(': ') + 2)} in ${quote(raw)}`);
+    throw error;
+  }
+  return [rule];
 };
 
 /** `300/10s` (attempts per window) or `off`. */

@@ -8,6 +8,7 @@ import {
   type JwtOptions,
   type MessageEvent,
   type MessageHandler,
+  type PermissionRule,
   systemClock,
   type TopicAction,
 } from '@authsocket/server';
@@ -300,6 +301,10 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
       ticketStore: engine?.ticketStore,
       revocationStore: engine?.revocationStore,
       authorize: topicAccess(config),
+      permissions: permissionRules(config),
+      permissionsClaim: config.permissionsClaim,
+      subscribeClaim: config.subscribeClaim,
+      subscriptionTokenClaim: config.subscriptionTokenClaim,
       ...(proxy ? { handler: onMessage ? withMessages(proxy, onMessage) : proxy } : { onMessage }),
       logger: logger.child({ component: 'gateway' }),
       clock,
@@ -319,7 +324,24 @@ function topicAccess(config: GatewayConfig): (user: string, action: TopicAction,
   const subscribe = config.subscribeTopics ?? (config.demo ? [DEMO_TOPIC_PREFIX] : ['']);
   const publish = config.publishTopics ?? [];
   return (_user, action, topic) =>
-    (action === 'subscribe' ? subscribe : publish).some((prefix) => topic.startsWith(prefix));
+    // Presence is reading: it follows the subscribe list.
+    (action === 'publish' ? publish : subscribe).some((prefix) => topic.startsWith(prefix));
+}
+
+/**
+ * The `--permission` rules, and the prefix lists as rules beside them when they were set: once
+ * permissions decide, `authorize` is not asked, so a prefix list the operator gave must become one.
+ * Undefined without rules or a claim: the prefix lists decide through `authorize`.
+ */
+function permissionRules(config: GatewayConfig): readonly PermissionRule[] | undefined {
+  if (config.permissions === undefined && config.permissionsClaim === undefined) return undefined;
+  const prefixRule = (prefixes: readonly string[] | undefined, allow: TopicAction[]): PermissionRule[] =>
+    prefixes === undefined || prefixes.length === 0 ? [] : [{ topics: prefixes.map((prefix) => `${prefix}*`), allow }];
+  return [
+    ...(config.permissions ?? []),
+    ...prefixRule(config.subscribeTopics, ['subscribe', 'presence']),
+    ...prefixRule(config.publishTopics, ['publish']),
+  ];
 }
 
 function generated(): string {

@@ -62,6 +62,7 @@ export {
   type TicketMode,
   type TopicAction,
 } from './options.js';
+export { type PermissionRule, Permissions } from './permissions.js';
 export { DEFAULT_HISTORY, DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_TICKET_TTL_MS } from './defaults.js';
 export type { RateLimit } from './rate-limit.js';
 export type { Connection, ConnectionState } from './core/session.js';

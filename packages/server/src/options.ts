@@ -10,14 +10,14 @@ import { type Logger, silentLogger } from './logger.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { RateLimit } from './rate-limit.js';
 import { type ConnectionStore, MemoryConnectionStore } from './connection-store.js';
+import { type PermissionRule, Permissions, type TopicAction } from './permissions.js';
 import { MemoryPresenceStore, type PresenceStore } from './presence-store.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
 import type { JwtOptions } from './token-verifier.js';
 
 export type ExpiryPolicy = 'ignore' | 'close' | 'reauth';
 export type TicketMode = 'off' | 'optional' | 'required';
-/** What a connection may do on a topic: join it, publish on it, or read who else is there. */
-export type TopicAction = 'subscribe' | 'publish' | 'presence';
+export type { TopicAction };
 export type HistoryOptions = { maxEntries?: number; maxAgeMs?: number } | false;
 
 /** What the application's `onMessage` receives for each `message` frame (it can also reply, publish, close). */
@@ -58,6 +58,10 @@ function oneOf<T extends string>(...values: readonly T[]) {
   return (name: string, value: T): void => {
     if (!values.includes(value)) throw new ConfigError(name, `expected ${text}, got '${value}'`);
   };
+}
+
+function claimName(name: string, value: string): void {
+  if (typeof value !== 'string' || !/^[\w.:-]{1,64}$/.test(value)) throw new ConfigError(name, 'expected a claim name (1-64 letters, digits or . _ : -)');
 }
 
 function rateLimit(name: string, value: RateLimit | false): void {
@@ -215,6 +219,35 @@ export const GATEWAY_OPTIONS = {
     defaultText: 'everything allowed',
     description: "Whether `user` may subscribe to, publish on or read the presence of `topic` (action `'subscribe'`, `'publish'`, `'presence'`).",
   }),
+  permissions: option<readonly PermissionRule[]>({
+    type: '{ topics, allow, when? }[]',
+    defaultText: 'none: `authorize` decides',
+    description:
+      "Topic permissions from the token: rules `{ topics: 'user:{sub}:*', allow: ['subscribe', 'presence'], when?: { role: 'admin' } }` (`*` only at a pattern's end, `{claim}` a claim of the token). Given (or `permissionsClaim`), they decide subscribe, publish and presence instead of `authorize`; a handler's `onSubscribe`/`onPublish` still runs after an allow.",
+    check: (_name, value) => void new Permissions(value, undefined),
+  }),
+  permissionsClaim: option<string>({
+    type: 'string',
+    defaultText: 'none',
+    description:
+      'A claim holding the token\'s own topic patterns: an array (subscribe and presence) or `{ subscribe, publish, presence }` of arrays; a malformed one refuses the request with an `error` frame naming the claim.',
+    check: claimName,
+  }),
+  subscribeClaim: option<string>({
+    type: 'string',
+    defaultText: 'none',
+    description: 'A claim holding topics the connection joins at connect, like `ConnectResult.topics` (an array of topics without `*`).',
+    check: claimName,
+  }),
+  subscriptionTokenClaim: option<string | false>({
+    type: 'string | false',
+    default: 'topic',
+    description:
+      "The claim of a subscription token (`subscribe {topic, token}`, verified like connection tokens, for this connection's user) that names its one topic; `false`: subscription tokens are refused.",
+    check: (name, value) => {
+      if (value !== false) claimName(name, value);
+    },
+  }),
   logger: option<Logger>({ type: 'Logger', default: silentLogger, defaultText: 'silent', description: 'pino-compatible logger.' }),
   clock: option<Clock>({
     type: 'Clock',
@@ -227,7 +260,7 @@ export const GATEWAY_OPTIONS = {
 type Table = typeof GATEWAY_OPTIONS;
 type ValueOf<S> = S extends OptionSpec<infer T> ? T : never;
 /** Options that stay undefined when omitted. */
-type Unset = 'path' | 'allowedOrigins' | 'onMessage' | 'handler';
+type Unset = 'path' | 'allowedOrigins' | 'onMessage' | 'handler' | 'permissions' | 'permissionsClaim' | 'subscribeClaim';
 
 /** The options of `createGateway`; `GATEWAY_OPTIONS` (or `describeOptions()`) documents each. */
 export type GatewayOptions = { jwt: JwtOptions } & { [K in Exclude<keyof Table, 'jwt'>]?: ValueOf<Table[K]> };

@@ -15,9 +15,11 @@ import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { reportRefusal } from './refusals.js';
 import { streamStates } from './recovery.js';
-import type { ConnectResult, Verdict } from './ports.js';
-import type { Session } from './session.js';
-import { applicationCloseCode, ConnectRequest, decide, TopicRequest } from './message-context.js';
+import type { ConnectResult } from './ports.js';
+import type { Session, TopicGrant } from './session.js';
+import { applicationCloseCode, ConnectRequest } from './message-context.js';
+import { MalformedClaim } from '../permissions.js';
+import type { Access } from './topic-access.js';
 
 /** Authentication on an open socket: `auth` frames, reauth, per-message tokens, and binding identities. */
 export class Auth extends CorePart {
@@ -164,6 +166,8 @@ export class Auth extends CorePart {
     if (!isNew) {
       // In band: this socket missed nothing, what it did not get is in its held queue.
       session.writeFrame(authOk);
+      // The new claims may allow less: topics the permissions (or the claim) held are checked again.
+      this.core.access.recheck(session);
       // After auth_ok, so a warning for a short-lived token follows the confirmation it is about.
       expiry.schedule(session);
       if (wasHeld) session.release();
@@ -175,12 +179,22 @@ export class Auth extends CorePart {
     const wanted = new Map<string, StreamPosition | undefined>([[own, resume?.[own]]]);
     // Topics the backend subscribes the connection to on connect: joined like a subscribe without `since`.
     for (const topic of connected?.topics ?? []) if (!wanted.has(topicStream(topic))) wanted.set(topicStream(topic), resume?.[topicStream(topic)]);
+    // How each joined topic is held, for the re-checks of a later reauth (see `TopicGrant`).
+    let grants: Map<string, TopicGrant> | undefined;
+    const claimed = this.core.access.claimedTopics(identity.claims);
+    for (const topic of claimed instanceof MalformedClaim ? [] : claimed) {
+      if (wanted.has(topicStream(topic))) continue;
+      wanted.set(topicStream(topic), resume?.[topicStream(topic)]);
+      (grants ??= new Map()).set(topic, 'claim');
+    }
     let forbidden: Record<string, StreamState> | undefined;
     for (const [stream, position] of resume ? Object.entries(resume) : []) {
       if (wanted.has(stream)) continue;
       const topic = stream.startsWith(TOPIC_STREAM_PREFIX) ? stream.slice(TOPIC_STREAM_PREFIX.length) : undefined;
-      if (topic !== undefined && topic.length > 0 && (await this.#mayResume(session, identity.claims, topic))) {
+      const access = topic !== undefined && topic.length > 0 ? await this.#mayResume(session, identity.claims, topic) : undefined;
+      if (topic !== undefined && access?.allow === true) {
         wanted.set(stream, position);
+        if (access.byPermissions) (grants ??= new Map()).set(topic, 'permissions');
       } else {
         // Resume re-checks authorization: a stream this user may not read yields nothing.
         (forbidden ??= streamStates())[stream] = { recovered: false };
@@ -191,13 +205,22 @@ export class Auth extends CorePart {
       if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
-        if (stream.startsWith(TOPIC_STREAM_PREFIX)) registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
+        if (!stream.startsWith(TOPIC_STREAM_PREFIX)) continue;
+        const topic = stream.slice(TOPIC_STREAM_PREFIX.length);
+        registry.joinTopic(session, topic);
+        const grant = grants?.get(topic);
+        if (grant !== undefined) session.grant(topic, grant);
       }
     });
     const recovered = isPromise(recovering) ? await recovering : recovering;
     if (session.isClosed() || session.user !== identity.user) return;
     const streams = recovered.states && forbidden ? { ...recovered.states, ...forbidden } : recovered.states;
     session.writeFrame(streams ? { ...authOk, streams } : authOk);
+    if (claimed instanceof MalformedClaim) {
+      // The connection stays: only the topics the claim would have joined are missing, and it says why.
+      this.options.logger.warn({ id: session.id, claim: this.options.subscribeClaim }, claimed.message);
+      session.writeFrame({ type: MessageType.Error, code: 'forbidden', message: claimed.message });
+    }
     expiry.schedule(session);
     this.core.recovery.finish(session, recovered);
     events.emit('authenticated', { connection: session, method });
@@ -239,26 +262,18 @@ export class Auth extends CorePart {
   }
 
   /** A topic in a resume: joined only on a clear yes; a failing handler counts as no (and is logged). */
-  async #mayResume(session: Session, claims: JWTPayload, topic: string): Promise<boolean> {
+  async #mayResume(session: Session, claims: JWTPayload, topic: string): Promise<Access> {
     try {
-      return decide(await this.maySubscribe(session, claims, topic)).allow;
+      return await this.core.access.may(session, claims, 'subscribe', topic);
     } catch (error) {
       this.options.logger.warn({ id: session.id, err: String(error) }, 'subscribe handler failed during a resume');
-      return false;
+      return { allow: false };
     }
   }
 
-  /** Whether the session's user may read who is on `topic` (a `presence` request). */
-  mayReadPresence(session: Session, _claims: JWTPayload, topic: string): boolean | Promise<boolean> {
-    return this.options.authorize(session.user as string, 'presence', topic);
-  }
-
-  /** Whether the session's user may join `topic`: the handler's `onSubscribe`, else `authorize`. */
-  maySubscribe(session: Session, claims: JWTPayload, topic: string): Verdict | Promise<Verdict> {
-    const { handler } = this.core;
-    const user = session.user as string;
-    if (handler.onSubscribe === undefined) return this.options.authorize(user, 'subscribe', topic);
-    return handler.onSubscribe(new TopicRequest(this.core, session, user, claims, topic));
+  /** Whether the session's user may read who is on `topic` (a `presence` request): the permissions, else `authorize`. */
+  mayReadPresence(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
+    return this.core.access.mayReadPresence(session, claims, topic);
   }
 }
 

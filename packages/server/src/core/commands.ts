@@ -3,7 +3,8 @@ import type { JWTPayload } from 'jose';
 import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { HandlerError } from '../errors.js';
-import { decide, errorFrame, MessageRequest, RpcRequest, TopicRequest } from './message-context.js';
+import { errorFrame, MessageRequest, RpcRequest } from './message-context.js';
+import { type Access, refusal } from './topic-access.js';
 import type { Session } from './session.js';
 
 /** What each client frame does, once it is parsed and its turn has come. */
@@ -54,10 +55,9 @@ export class Commands extends CorePart {
       case MessageType.Rpc:
         return this.#rpc(session, frame.id, frame.method, frame.data, claims, token);
       case MessageType.Subscribe:
-        return this.#subscribe(session, frame.topic, frame.id, frame.since, claims);
+        return this.#subscribe(session, frame.topic, frame.id, frame.since, claims, frame.token);
       case MessageType.Unsubscribe:
-        this.core.registry.leaveTopic(session, frame.topic);
-        session.floors.delete(topicStream(frame.topic));
+        this.core.access.leave(session, frame.topic);
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#publish(session, frame.topic, frame.data, frame.id, claims, token);
@@ -132,8 +132,8 @@ export class Commands extends CorePart {
     if (id !== undefined) session.writeFrame({ type: MessageType.Ack, id, ...(data === undefined ? {} : { data }) });
   }
 
-  #forbidden(session: Session, id: string | undefined, message: string, data?: unknown): void {
-    session.writeFrame(errorFrame(new HandlerError('forbidden', message, { data }), id, message));
+  #refused(session: Session, id: string | undefined, access: Access, message: string): void {
+    session.writeFrame(errorFrame(refusal(access, message), id, message));
   }
 
   async #subscribe(
@@ -142,23 +142,39 @@ export class Commands extends CorePart {
     id: string | undefined,
     since: StreamPosition | undefined,
     claims: JWTPayload,
+    token: string | undefined,
   ): Promise<void> {
     const user = session.user as string;
-    let verdict: { readonly allow: boolean; readonly data?: unknown };
+    let verdict: Access;
+    // A subscription token grants the topic on its own, until its `exp`.
+    let tokenExpiresAt: number | undefined;
     try {
-      verdict = decide(await this.core.auth.maySubscribe(session, claims, topic));
+      if (token === undefined) {
+        verdict = await this.core.access.may(session, claims, 'subscribe', topic);
+      } else {
+        const verified = await this.core.subscriptionTokens.verify(session, topic, token);
+        if (verified instanceof HandlerError) throw verified;
+        tokenExpiresAt = verified;
+        verdict = { allow: true };
+      }
     } catch (error) {
       return this.#failed(session, id, 'subscribe', error);
     }
     // Identity may have changed (logout, close) while authorize ran.
     if (session.user !== user || session.isClosed()) return;
-    if (!verdict.allow) return this.#forbidden(session, id, `not allowed to subscribe to '${topic.slice(0, 64)}'`, verdict.data);
+    if (!verdict.allow) return this.#refused(session, id, verdict, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
     const extra = verdict.data === undefined ? {} : { data: verdict.data };
     const stream = topicStream(topic);
+    const grant = () =>
+      tokenExpiresAt === undefined
+        ? verdict.byPermissions ? 'permissions' : undefined
+        : this.core.subscriptionTokens.grant(session, topic, tokenExpiresAt);
     if (session.topics.has(topic)) {
-      // Already reading it (a client re-subscribing after a resume): nothing changes. A new start
-      // would move the connection's position under publications still on their way to this node
-      // (losing them) or back over ones it has (sending them twice). The ack says where it stands.
+      // Already reading it (a client re-subscribing after a resume, or renewing its subscription
+      // token): only how it is held changes. A new start would move the connection's position under
+      // publications still on their way to this node (losing them) or back over ones it has
+      // (sending them twice). The ack says where it stands.
+      session.grant(topic, grant());
       const position = session.floors.get(stream);
       if (id !== undefined) {
         session.writeFrame({ type: MessageType.Ack, id, ...(position ? { streams: { [stream]: position } } : {}), ...extra });
@@ -166,7 +182,10 @@ export class Commands extends CorePart {
       return;
     }
     const { recovery, registry } = this.core;
-    const recovering = recovery.recover(session, new Map([[stream, since]]), () => registry.joinTopic(session, topic));
+    const recovering = recovery.recover(session, new Map([[stream, since]]), () => {
+      registry.joinTopic(session, topic);
+      session.grant(topic, grant());
+    });
     // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
     // message overtake the ack that reports the position before it.
     const recovered = isPromise(recovering) ? await recovering : recovering;
@@ -180,18 +199,14 @@ export class Commands extends CorePart {
   async #publish(session: Session, topic: string, data: unknown, id: string | undefined, claims: JWTPayload, token: string | undefined): Promise<void> {
     const user = session.user as string;
     const { onPublish } = this.core.handler;
-    let verdict: { readonly allow: boolean; readonly data?: unknown };
+    let verdict: Access;
     try {
-      verdict = decide(
-        onPublish === undefined
-          ? await this.options.authorize(user, 'publish', topic)
-          : await onPublish.call(this.core.handler, new TopicRequest(this.core, session, user, claims, topic, data, token)),
-      );
+      verdict = await this.core.access.may(session, claims, 'publish', topic, data, token);
     } catch (error) {
       return this.#failed(session, id, 'publish', error);
     }
     if (session.user !== user || session.isClosed()) return;
-    if (!verdict.allow) return this.#forbidden(session, id, `not allowed to publish to '${topic.slice(0, 64)}'`, verdict.data);
+    if (!verdict.allow) return this.#refused(session, id, verdict, `not allowed to publish to '${topic.slice(0, 64)}'`);
     // An allowing verdict with `data` replaces the payload (a backend that moderates or enriches it).
     const payload = onPublish !== undefined && 'data' in verdict && verdict.data !== undefined ? verdict.data : data;
     try {

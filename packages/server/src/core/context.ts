@@ -11,6 +11,8 @@ import type { Inbound } from './inbound.js';
 import type { MessageHandler } from './ports.js';
 import type { Recovery } from './recovery.js';
 import type { Registry } from './registry.js';
+import type { SubscriptionTokens } from './subscription-tokens.js';
+import type { TopicAccess } from './topic-access.js';
 
 /**
  * The collaborators of one gateway, made once and shared by its sessions: each reads the others
@@ -29,6 +31,8 @@ export interface Core {
   readonly expiry: Expiry;
   readonly recovery: Recovery;
   readonly auth: Auth;
+  readonly access: TopicAccess;
+  readonly subscriptionTokens: SubscriptionTokens;
   readonly commands: Commands;
   readonly inbound: Inbound;
   /** Called when the last session left, while the gateway is closing. */

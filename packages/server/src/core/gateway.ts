@@ -22,6 +22,8 @@ import { Registry } from './registry.js';
 import { Revocations } from './revocations.js';
 import { applicationCloseCode } from './message-context.js';
 import { Session } from './session.js';
+import { SubscriptionTokens } from './subscription-tokens.js';
+import { TopicAccess } from './topic-access.js';
 
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -70,6 +72,8 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     core.delivery = new Delivery(core);
     core.expiry = new Expiry(core);
     core.recovery = new Recovery(core);
+    core.access = new TopicAccess(core);
+    core.subscriptionTokens = new SubscriptionTokens(core);
     core.auth = new Auth(core);
     core.commands = new Commands(core);
     core.inbound = new Inbound(core);

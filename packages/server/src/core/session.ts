@@ -40,6 +40,15 @@ export interface Connection {
 const SLOW_CLOSE_GRACE_MS = 1_000;
 
 const NO_TOPICS: ReadonlySet<string> = new Set();
+const NO_GRANTS: ReadonlyMap<string, never> = new Map<string, never>();
+
+/**
+ * How a topic is held when a later event must re-check it: `permissions` (the permissions allowed
+ * it: a reauth re-checks), `claim` (joined from `subscribeClaim` at connect: a reauth re-checks), or
+ * a subscription token's grant (ends at its `exp`). A topic without one (a handler's or
+ * `authorize`'s yes, `ConnectResult.topics`) stays until the client leaves it.
+ */
+export type TopicGrant = 'permissions' | 'claim' | { readonly expiresAt: number; readonly deadline: Deadline | undefined };
 
 function terminate(socket: ServerSocket): void {
   socket.terminate();
@@ -63,6 +72,8 @@ export class Session implements Connection, SocketEvents {
   #expiresAt: number | undefined;
   #ticketUser: string | undefined;
   #topics: Set<string> | undefined;
+  /** Allocated at the first grant: most connections never need one. */
+  #grants: Map<string, TopicGrant> | undefined;
   // The four queues below are allocated on first use: most connections never need them.
   /** Outbound frames held while the token is expired (`held`). */
   #held: Buffer[] | undefined;
@@ -364,9 +375,31 @@ export class Session implements Connection, SocketEvents {
 
   removeTopic(topic: string): void {
     this.#topics?.delete(topic);
+    this.grant(topic, undefined);
   }
 
   clearTopics(): void {
     this.#topics?.clear();
+    for (const grant of this.#grants?.values() ?? []) if (typeof grant === 'object') grant.deadline?.cancel();
+    this.#grants?.clear();
+  }
+
+  /** How `topic` is held (see `TopicGrant`); undefined: by nothing a later event re-checks. */
+  grantOf(topic: string): TopicGrant | undefined {
+    return this.#grants?.get(topic);
+  }
+
+  /** Every topic held by a grant, with it. */
+  grants(): ReadonlyMap<string, TopicGrant> {
+    return this.#grants ?? NO_GRANTS;
+  }
+
+  /** Replaces how `topic` is held; a replaced token grant's deadline is cancelled. */
+  grant(topic: string, grant: TopicGrant | undefined): void {
+    const previous = this.#grants?.get(topic);
+    if (previous === grant) return;
+    if (typeof previous === 'object') previous.deadline?.cancel();
+    if (grant === undefined) this.#grants?.delete(topic);
+    else (this.#grants ??= new Map()).set(topic, grant);
   }
 }
