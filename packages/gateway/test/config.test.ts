@@ -71,6 +71,10 @@ describe('loadConfig', () => {
       upgradeRateLimit: undefined,
       subscribeTopics: undefined,
       publishTopics: undefined,
+      permissions: undefined,
+      permissionsClaim: undefined,
+      subscribeClaim: undefined,
+      subscriptionTokenClaim: 'topic',
       wsPath: '/ws',
       redisUrl: undefined,
       redisClusterNodes: undefined,
@@ -116,6 +120,30 @@ describe('loadConfig', () => {
     ['the JWKS cache policy from the environment', [], { AUTHSOCKET_JWKS_COOLDOWN: '3s' }, { jwksCooldownMs: 3_000 }],
     ['topic prefixes', ['--subscribe-topics', 'chat:, news:', '--publish-topics', '*'], {}, { subscribeTopics: ['chat:', 'news:'], publishTopics: [''] }],
     ['no topics', ['--subscribe-topics', '-'], {}, { subscribeTopics: [] }],
+    [
+      'repeated permission rules, with conditions',
+      ['--permission', 'user:{sub}:*=subscribe,presence', '--permission', 'chat:*=publish if role=admin,level=3,verified=true'],
+      {},
+      {
+        permissions: [
+          { topics: 'user:{sub}:*', allow: ['subscribe', 'presence'] },
+          { topics: 'chat:*', allow: ['publish'], when: { role: 'admin', level: 3, verified: true } },
+        ],
+      },
+    ],
+    [
+      'permission rules from the environment, separated by ;',
+      [],
+      { AUTHSOCKET_PERMISSION: 'news=subscribe; team:*=subscribe,publish' },
+      { permissions: [{ topics: 'news', allow: ['subscribe'] }, { topics: 'team:*', allow: ['subscribe', 'publish'] }] },
+    ],
+    [
+      'the permission claims',
+      ['--permissions-claim', 'topics', '--subscribe-claim', 'channels', '--subscription-token-claim', 'channel'],
+      {},
+      { permissionsClaim: 'topics', subscribeClaim: 'channels', subscriptionTokenClaim: 'channel' },
+    ],
+    ['no subscription tokens', ['--subscription-token-claim', 'off'], {}, { subscriptionTokenClaim: false }],
     ['an upgrade rate', ['--upgrade-rate-limit', '50/1s'], {}, { upgradeRateLimit: { limit: 50, windowMs: 1_000 } }],
     ['no upgrade rate limit', [], { AUTHSOCKET_UPGRADE_RATE_LIMIT: 'off' }, { upgradeRateLimit: false }],
     ['a zero window', ['--reauth-window', '0'], {}, { reauthWindowMs: 0 }],
@@ -203,6 +231,14 @@ describe('loadConfig', () => {
     [['--jwks-url', 'ftp://keys.example'], {}, 'invalid option --jwks-url (AUTHSOCKET_JWKS_URL): expected an absolute https:// or http:// URL, got "ftp://keys.example"'],
     [['--redis-url', 'http://user:hunter2@cache'], {}, 'invalid option --redis-url (AUTHSOCKET_REDIS_URL): expected an absolute redis:// or rediss:// URL'],
     [['--upgrade-rate-limit', 'lots'], {}, 'invalid option --upgrade-rate-limit (AUTHSOCKET_UPGRADE_RATE_LIMIT): expected a rate like 300/10s, or off, got "lots"'],
+    [['--permission', 'a*b=subscribe'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): pattern \'a*b\' has \'*\' before its end: a wildcard may only end a pattern in "a*b=subscribe"'],
+    [['--permission', 'ok=subscribe', '--permission', '*x=subscribe'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): pattern \'*x\' has \'*\' before its end: a wildcard may only end a pattern in "*x=subscribe"'],
+    [['--permission', 'chat:*=read'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected \'subscribe\', \'publish\' or \'presence\', got \'read\' in "chat:*=read"'],
+    [['--permission', 'chat:*'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected a rule like \'chat:*=subscribe,publish\' or \'admin:*=publish if role=admin\', got "chat:*"'],
+    [['--permission', 'chat:*=publish if role'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected conditions like \'if role=admin,verified=true\', got "chat:*=publish if role"'],
+    [[], { AUTHSOCKET_PERMISSION: ' ; ' }, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected at least one value'],
+    [['--permissions-claim', 'my claim'], {}, 'invalid option --permissions-claim (AUTHSOCKET_PERMISSIONS_CLAIM): expected a claim name like topics, got "my claim"'],
+    [['--subscribe-claim', ''], {}, 'invalid option --subscribe-claim (AUTHSOCKET_SUBSCRIBE_CLAIM): expected a claim name like topics, got ""'],
     [['--subscribe-topics', ','], {}, "invalid option --subscribe-topics (AUTHSOCKET_SUBSCRIBE_TOPICS): expected '*', '-' or comma-separated topic prefixes like chat:,news:"],
     [['--allowed-origins', 'https://a.example,https://b.example/app'], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected origins like https://app.example.com (scheme, host, optional port), got "https://b.example/app"'],
     [['--allowed-origins', ' , '], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected a comma-separated list of origins like https://app.example.com'],
@@ -375,6 +411,18 @@ describe('the --config file', () => {
   it('takes JSON numbers, booleans and arrays where they are natural', () => {
     const path = file({ port: 9001, perMessageAuth: true, closeOnLogout: false, maxPayload: 1024, allowedOrigins: ['https://a.example', 'https://b.example'], history: false, upgradeRateLimit: false });
     expect(config(['--config', path], WITH_SECRET)).toMatchObject({ port: 9001, perMessageAuth: true, closeOnLogout: false, maxPayload: 1024, allowedOrigins: ['https://a.example', 'https://b.example'], history: false, upgradeRateLimit: false });
+  });
+
+  it('takes --permission rules as an array, one rule an element', () => {
+    const path = file({ permission: ['user:{sub}:*=subscribe', 'chat:*=publish if role=admin'], permissionsClaim: 'topics' });
+    expect(config(['--config', path], WITH_SECRET)).toMatchObject({
+      permissions: [{ topics: 'user:{sub}:*', allow: ['subscribe'] }, { topics: 'chat:*', allow: ['publish'], when: { role: 'admin' } }],
+      permissionsClaim: 'topics',
+    });
+    const bad = file({ permission: ['ok=subscribe', 'a*b=subscribe'] });
+    expect(failure(['--config', bad], WITH_SECRET).message).toBe(
+      `invalid option --permission (permission in ${bad}): pattern 'a*b' has '*' before its end: a wildcard may only end a pattern in "a*b=subscribe"`,
+    );
   });
 
   const refused: [string, string | object, string][] = [
