@@ -345,6 +345,9 @@ export class AuthSocket {
         if (!this.#requests.reject(frame.id, error)) this.#report(error);
         break;
       }
+      case MessageType.Unsubscribed:
+        this.#topics.get(frame.topic)?.ended(frame.reason, frame.message);
+        break;
       case MessageType.LoggedOut:
         this.#logoutWaiters.resolveAll();
         break;

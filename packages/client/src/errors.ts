@@ -1,4 +1,4 @@
-import { AuthSocketError, type ErrorCode } from '@authsocket/protocol';
+import { AuthSocketError, type ErrorCode, type UnsubscribeReason } from '@authsocket/protocol';
 
 export { AuthSocketError };
 
@@ -70,5 +70,19 @@ export class TicketRequestError extends AuthSocketError {
   constructor(status: number) {
     super('ERR_TICKET_REQUEST', `ticket request failed with HTTP ${status}`);
     this.status = status;
+  }
+}
+
+/**
+ * The server ended a subscription (`unsubscribed`): `forbidden` (a reauth's claims no longer allow
+ * the topic) or `expired` (its subscription token's `exp` passed). The topic is not joined again on
+ * its own: subscribe again (with a fresh token) if the application still wants it.
+ */
+export class SubscriptionEndedError extends AuthSocketError {
+  readonly reason: UnsubscribeReason;
+
+  constructor(reason: UnsubscribeReason, message: string) {
+    super('ERR_SUBSCRIPTION_ENDED', message === '' ? reason : message);
+    this.reason = reason;
   }
 }

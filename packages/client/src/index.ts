@@ -6,6 +6,7 @@ export {
   ConnectionLostError,
   QueueFullError,
   RequestRefusedError,
+  SubscriptionEndedError,
   TicketRequestError,
   UnauthorizedError,
 } from './errors.js';
@@ -14,6 +15,6 @@ export type { AuthSocketSnapshot } from './machine.js';
 export type { AuthCredentials, AuthSocketOptions, SetAuthStrategy } from './options.js';
 export type { ConnectionState, StateChange } from './state.js';
 export { fetchTicket, type FetchTicketOptions, type Ticket } from './ticket.js';
-export { Topic, type TopicEvents, type TopicState, type TopicStateChange } from './topic.js';
+export { type SubscribeOptions, Topic, type TopicEvents, type TopicState, type TopicStateChange } from './topic.js';
 export type { CredentialPlacement, WebSocketConstructor, WebSocketLike } from './transport.js';
 export { CloseCode, closeCodeAction, type CloseAction, type StreamPosition, type StreamState } from '@authsocket/protocol';
