@@ -42,6 +42,9 @@ const ACTION_BIT: Readonly<Record<TopicAction, number>> = { subscribe: 1, publis
 
 /** Why a claim of patterns cannot be used: the request it was asked about is refused with this. */
 export class MalformedClaim {
+  /** Logged once per token (the answer is kept with its claims), not once per request. */
+  reported = false;
+
   constructor(readonly message: string) {}
 }
 
@@ -124,6 +127,7 @@ export class Permissions {
 
   /** Throws `ConfigError` naming the rule (`permissions[1].topics[0]`) for a rule it cannot use. */
   constructor(rules: readonly PermissionRule[] | undefined, claim: string | undefined) {
+    if (rules !== undefined && !Array.isArray(rules)) throw new ConfigError('permissions', 'expected an array of { topics, allow, when? }');
     this.#rules = (rules ?? []).map(compileRule);
     this.#claim = claim;
   }

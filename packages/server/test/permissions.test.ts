@@ -63,6 +63,7 @@ describe('rules refused at start', () => {
     ['no topics', [{ topics: [], allow: ['subscribe'] }], "invalid option 'permissions[0].topics'"],
     ['a `when` value that is an object', [{ topics: 'a', allow: ['subscribe'], when: { role: {} } }], "invalid option 'permissions[0].when.role'"],
     ['a rule that is not an object', ['chat:*'], "invalid option 'permissions[0]'"],
+    ['rules that are not an array', { topics: 'a', allow: ['subscribe'] }, "invalid option 'permissions': expected an array"],
   ];
   for (const [what, rules, message] of cases) {
     it(`refuses ${what} with a ConfigError naming the rule`, () => {

@@ -127,6 +127,16 @@ describe('a claim of patterns (permissionsClaim)', () => {
   });
 });
 
+describe('per-message mode', () => {
+  it("checks a publish against the claims of the frame's own token", async () => {
+    const target = await start({ perMessageAuth: true, permissionsClaim: 'topics' });
+    const socket = await connect(target, 'alice', { topics: { publish: ['a'] } });
+    const token = await target.token('alice', { expiresIn: 3_600, claims: { topics: { publish: ['b'] } } });
+    expect(await request(socket, { type: 'publish', topic: 'b', data: 1, token })).toMatchObject({ type: 'ack' });
+    expect(await request(socket, { type: 'publish', topic: 'a', data: 1, token })).toMatchObject({ type: 'error', code: 'forbidden' });
+  });
+});
+
 describe('subscription tokens', () => {
   /** A gateway where nothing may be subscribed without a subscription token. */
   const closed = () => start({ authorize: () => false });
@@ -197,6 +207,18 @@ describe('subscription tokens', () => {
       expect(await subscribe(socket, 'private:1', token), what).toMatchObject({ type: 'error', ...refusal });
     }
     expect(await target.gateway.publish('private:1', 'nobody')).toBe(0);
+  });
+
+  it("outlive their exp only when the connection's own permissions cover the topic", async () => {
+    const target = await start({ permissions: [{ topics: 'user:{sub}:*', allow: ['subscribe'] }] });
+    const socket = await connect(target);
+    await subscribe(socket, 'user:alice:inbox', await subscriptionToken(target, 'user:alice:inbox'));
+    await subscribe(socket, 'private:1', await subscriptionToken(target, 'private:1'));
+    target.clock.advance(60_000);
+    expect(await socket.next('unsubscribed')).toMatchObject({ topic: 'private:1', reason: 'expired' });
+    await socket.settle();
+    expect(socket.frames.filter((frame) => frame.type === 'unsubscribed')).toHaveLength(1);
+    expect(await target.gateway.publish('user:alice:inbox', 'kept')).toBe(1);
   });
 
   it('are refused when the gateway takes none (subscriptionTokenClaim: false)', async () => {

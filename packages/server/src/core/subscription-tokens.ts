@@ -58,6 +58,8 @@ export class SubscriptionTokens extends CorePart {
     const { session, topic } = grant;
     // A renewal replaced the grant (and cancelled this deadline); a leave removed it.
     if (session.grantOf(topic) !== grant || session.isClosed()) return;
+    // The connection's own permissions may cover the topic anyway: then it stays, held by them.
+    if (this.core.access.permitsSubscribe(session, topic)) return session.grant(topic, 'permissions');
     this.core.access.end(session, topic, 'expired', 'subscription token expired');
   };
 

@@ -114,8 +114,14 @@ export class TopicAccess extends CorePart {
     return isPromise(access) ? access.then((value) => value.allow) : access.allow;
   }
 
+  /** Whether the permissions (not a handler or `authorize`) let the session's own claims subscribe to `topic`. */
+  permitsSubscribe(session: Session, topic: string): boolean {
+    return !this.#permissions.empty && this.#permissions.check(session.claims as JWTPayload, 'subscribe', topic) === true;
+  }
+
   #malformed(session: Session, malformed: MalformedClaim): Access {
-    this.options.logger.warn({ id: session.id, claim: this.options.permissionsClaim }, malformed.message);
+    if (!malformed.reported) this.options.logger.warn({ id: session.id, claim: this.options.permissionsClaim }, malformed.message);
+    malformed.reported = true;
     return { allow: false, message: malformed.message };
   }
 }
