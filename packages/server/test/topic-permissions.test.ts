@@ -284,6 +284,9 @@ describe('server-side subscriptions from a claim (subscribeClaim)', () => {
     expect(Object.keys((authOk as { streams: object }).streams).sort()).toEqual(['topic:news', 'topic:user:alice', 'user:alice']);
     expect(await target.gateway.publish('news', 'pushed')).toBe(1);
     expect((await socket.next('message')).data).toBe('pushed');
+    // A client confirming a claimed topic is answered with its position, though authorize says no.
+    expect(await subscribe(socket, 'news')).toMatchObject({ type: 'ack', streams: { 'topic:news': { offset: 1 } } });
+    expect(await subscribe(socket, 'elsewhere')).toMatchObject({ type: 'error', code: 'forbidden' });
   });
 
   it('answers a claim of the wrong type or with an invalid topic with an error frame after auth_ok naming it; the connection stays', async () => {

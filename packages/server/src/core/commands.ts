@@ -149,7 +149,10 @@ export class Commands extends CorePart {
     // A subscription token grants the topic on its own, until its `exp`.
     let tokenExpiresAt: number | undefined;
     try {
-      if (token === undefined) {
+      if (token === undefined && session.grantOf(topic) === 'claim') {
+        // Joined from the token's own `subscribeClaim`: a client confirming it is not refused.
+        verdict = { allow: true };
+      } else if (token === undefined) {
         verdict = await this.core.access.may(session, claims, 'subscribe', topic);
       } else {
         const verified = await this.core.subscriptionTokens.verify(session, topic, token);
@@ -165,10 +168,11 @@ export class Commands extends CorePart {
     if (!verdict.allow) return this.#refused(session, id, verdict, `not allowed to subscribe to '${topic.slice(0, 64)}'`);
     const extra = verdict.data === undefined ? {} : { data: verdict.data };
     const stream = topicStream(topic);
-    const grant = () =>
-      tokenExpiresAt === undefined
-        ? verdict.byPermissions ? 'permissions' : undefined
-        : this.core.subscriptionTokens.grant(session, topic, tokenExpiresAt);
+    const held = session.grantOf(topic);
+    const grant = () => {
+      if (tokenExpiresAt !== undefined) return this.core.subscriptionTokens.grant(session, topic, tokenExpiresAt);
+      return held === 'claim' ? held : verdict.byPermissions ? 'permissions' : undefined;
+    };
     if (session.topics.has(topic)) {
       // Already reading it (a client re-subscribing after a resume, or renewing its subscription
       // token): only how it is held changes. A new start would move the connection's position under
