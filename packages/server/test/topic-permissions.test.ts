@@ -259,6 +259,26 @@ describe('reauth', () => {
     expect(socket.frames.filter((frame) => frame.type === 'unsubscribed')).toHaveLength(1);
   });
 
+  it('after an expiry, releases none of the deliveries held for a topic the new claims no longer allow', async () => {
+    const target = await start({ permissionsClaim: 'topics' });
+    const socket = await TestSocket.open(target.wsUrl);
+    sockets.push(socket);
+    socket.send({ type: 'auth', token: await target.token('alice', { expiresIn: 60, claims: { topics: ['room:1', 'room:2'] } }) });
+    await socket.next('auth_ok');
+    await subscribe(socket, 'room:1');
+    await subscribe(socket, 'room:2');
+    target.clock.advance(60_000);
+    expect(await socket.next('reauth_required')).toMatchObject({ reason: 'expiring' });
+    await socket.next('reauth_required', socket.frames.findIndex((frame) => frame.type === 'reauth_required') + 1);
+    expect(await target.gateway.publish('room:1', 'held for room 1')).toBe(1);
+    expect(await target.gateway.publish('room:2', 'held for room 2')).toBe(1);
+    socket.send({ type: 'auth', token: await target.token('alice', { expiresIn: 3_600, claims: { topics: ['room:2'] } }) });
+    expect((await socket.next('message')).data).toBe('held for room 2');
+    await socket.settle();
+    expect(socket.frames.filter((frame) => frame.type === 'message').map((frame) => (frame as { data: unknown }).data)).toEqual(['held for room 2']);
+    expect(socket.frames.find((frame) => frame.type === 'unsubscribed')).toMatchObject({ topic: 'room:1', reason: 'forbidden' });
+  });
+
   it('leaves alone the topics a subscription token or the authorize callback granted', async () => {
     const target = await start({
       permissions: [{ topics: 'user:{sub}:*', allow: ['subscribe'] }],

@@ -166,7 +166,8 @@ export class Auth extends CorePart {
     if (!isNew) {
       // In band: this socket missed nothing, what it did not get is in its held queue.
       session.writeFrame(authOk);
-      // The new claims may allow less: topics the permissions (or the claim) held are checked again.
+      // The new claims may allow less: topics the permissions (or the claim) held are checked again,
+      // before the held deliveries go out (none of a topic left goes with them).
       this.core.access.recheck(session);
       // After auth_ok, so a warning for a short-lived token follows the confirmation it is about.
       expiry.schedule(session);

@@ -42,7 +42,7 @@ export class Delivery extends CorePart {
       this.core.expiry.expire(session);
     }
     if (session.state !== 'held') return false;
-    if (!session.holdOutbound(out.payload, this.options.maxHeldMessages)) {
+    if (!session.holdOutbound(out, this.options.maxHeldMessages)) {
       session.close(CloseCode.SlowConsumer, 'too many messages held awaiting reauth');
       return false;
     }

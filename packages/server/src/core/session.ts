@@ -76,7 +76,7 @@ export class Session implements Connection, SocketEvents {
   #grants: Map<string, TopicGrant> | undefined;
   // The four queues below are allocated on first use: most connections never need them.
   /** Outbound frames held while the token is expired (`held`). */
-  #held: Buffer[] | undefined;
+  #held: Outbound[] | undefined;
   /** Deliveries buffered while a recovery (resume, subscribe `since`) is replaying history. */
   #recovering: Outbound[] | undefined;
   /** Inbound frames received while `held`, processed in order after reauth. */
@@ -243,7 +243,10 @@ export class Session implements Connection, SocketEvents {
     const heldInbound = this.#heldInbound;
     this.#held = undefined;
     this.#heldInbound = undefined;
-    for (const payload of held ?? []) this.write(payload);
+    for (const out of held ?? []) {
+      // A stream left meanwhile (a reauth's claims no longer allow the topic) gets none of what was held for it.
+      if (out.stream === undefined || this.floors.get(out.stream) !== undefined) this.write(out.payload);
+    }
     if (heldInbound) (this.#backlog ??= []).unshift(...heldInbound);
   }
 
@@ -291,10 +294,10 @@ export class Session implements Connection, SocketEvents {
   // ------------------------------------------------------------ queues
 
   /** Keeps a delivery for after the reauth; false when `max` are held already. */
-  holdOutbound(payload: Buffer, max: number): boolean {
+  holdOutbound(out: Outbound, max: number): boolean {
     const held = (this.#held ??= []);
     if (held.length >= max) return false;
-    held.push(payload);
+    held.push(out);
     return true;
   }
 
