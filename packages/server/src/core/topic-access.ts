@@ -5,6 +5,7 @@ import { claimTopics, MalformedClaim, Permissions, type TopicAction } from '../p
 import { CorePart, type Core } from './context.js';
 import { isPromise } from './frames.js';
 import { decide, TopicRequest } from './message-context.js';
+import type { Verdict } from './ports.js';
 import type { Session } from './session.js';
 
 /** A decision on one topic request; `message` is the refusal's text when it is not the usual one. */
@@ -59,11 +60,8 @@ export class TopicAccess extends CorePart {
       hook === undefined
         ? this.options.authorize(user, action, topic)
         : hook.call(handler, new TopicRequest(this.core, session, user, claims, topic, data, token));
-    const settle = (value: Parameters<typeof decide>[0]): Access => {
-      const decided = decide(value);
-      return byPermissions && decided.allow ? { ...decided, byPermissions } : decided;
-    };
-    return isPromise(verdict) ? verdict.then(settle) : settle(verdict);
+    if (!isPromise(verdict)) return settle(verdict, byPermissions);
+    return verdict.then((value) => settle(value, byPermissions));
   }
 
   /** Leaves `topic`: what the `unsubscribe` frame does, and the server's `unsubscribed`. */
@@ -124,6 +122,12 @@ export class TopicAccess extends CorePart {
     malformed.reported = true;
     return { allow: false, message: malformed.message };
   }
+}
+
+/** A handler's or `authorize`'s verdict as an `Access`; `byPermissions` when the permissions allowed it first. */
+function settle(verdict: Verdict, byPermissions: boolean): Access {
+  const decided = decide(verdict);
+  return byPermissions && decided.allow ? { ...decided, byPermissions } : decided;
 }
 
 /** A refusal of a topic request as the client's `error` frame sees it. */
