@@ -46,7 +46,9 @@ export interface ApiRoutesOptions {
 /**
  * The application backend's API: push to a user, a topic or everyone; revoke a user; count a
  * user's connections; many messages at once. Counts are this node's connections only (others
- * deliver too, uncounted): hence `...Locally`.
+ * deliver too, uncounted): hence `...Locally`. A message sent is a debug line (thousands a second
+ * at info would be most of the API's cost; `authsocket_api_requests_total` counts them); a revoke or
+ * a close, rare and administrative, is an info line.
  */
 export function createApiRoutes(gateway: Gateway, { node, logger }: ApiRoutesOptions): readonly ApiRoute[] {
   const route = (method: ApiRoute['method'], path: string, handle: ApiRoute['handle'], bodyLimit = API_BODY_LIMIT): ApiRoute => ({
@@ -60,20 +62,20 @@ export function createApiRoutes(gateway: Gateway, { node, logger }: ApiRoutesOpt
       const user = userParam(input);
       const options = publishOptions(input);
       const deliveredLocally = await gateway.sendToUser(user, dataOf(input), options);
-      logger.info({ api: 'sendToUser', user, deliveredLocally, ...options }, 'api: message to user');
+      logger.debug({ api: 'sendToUser', user, deliveredLocally, ...options }, 'api: message to user');
       return { deliveredLocally, node };
     }),
     route('POST', '/topics/:topic/messages', async (input) => {
       const topic = topicParam(input);
       const options = publishOptions(input);
       const deliveredLocally = await gateway.publish(topic, dataOf(input), options);
-      logger.info({ api: 'publish', topic, deliveredLocally, ...options }, 'api: message to topic');
+      logger.debug({ api: 'publish', topic, deliveredLocally, ...options }, 'api: message to topic');
       return { deliveredLocally, node };
     }),
     route('POST', '/broadcast', async (input) => {
       const options = publishOptions(input);
       const deliveredLocally = await gateway.broadcast(dataOf(input), options);
-      logger.info({ api: 'broadcast', deliveredLocally, ...options }, 'api: broadcast');
+      logger.debug({ api: 'broadcast', deliveredLocally, ...options }, 'api: broadcast');
       return { deliveredLocally, node };
     }),
     route('POST', '/users/:user/revoke', async (input) => {
@@ -88,7 +90,7 @@ export function createApiRoutes(gateway: Gateway, { node, logger }: ApiRoutesOpt
       const connection = connectionParam(input);
       const options = publishOptions(input);
       const deliveredLocally = await gateway.sendToConnection(connection, dataOf(input), options);
-      logger.info({ api: 'sendToConnection', connection, deliveredLocally, ...options }, 'api: message to connection');
+      logger.debug({ api: 'sendToConnection', connection, deliveredLocally, ...options }, 'api: message to connection');
       return { deliveredLocally, node };
     }),
     route('DELETE', '/connections/:id', async (input) => {
@@ -111,7 +113,7 @@ export function createApiRoutes(gateway: Gateway, { node, logger }: ApiRoutesOpt
           if ('error' in result) failed++;
           else deliveredLocally += result.deliveredLocally;
         }
-        logger.info({ api: 'batch', messages: messages.length, failed, deliveredLocally }, 'api: batch of messages');
+        logger.debug({ api: 'batch', messages: messages.length, failed, deliveredLocally }, 'api: batch of messages');
         return { results, node };
       },
       BATCH_BODY_LIMIT,
