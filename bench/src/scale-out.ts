@@ -297,9 +297,12 @@ async function main(argv: string[]): Promise<number> {
     await sleep(2_000);
     const idleCpu0 = cpuTimes();
     const idleNode0 = sumCpu(nodePids);
+    const loadgenPids = generators.map((g) => g.child.pid);
+    const idleLoadgen0 = sumCpu(loadgenPids);
     await sleep(HOLD_MS);
     const idleCpu1 = cpuTimes();
     const idleNodeCpuMs = sumCpu(nodePids) - idleNode0;
+    const idleLoadgenCpuMs = sumCpu(loadgenPids) - idleLoadgen0;
     const cpuLeftPct = (100 * (idleCpu1.idle - idleCpu0.idle)) / (idleCpu1.total - idleCpu0.total);
     const rss = {
       nodes: sumRss(nodePids),
@@ -349,7 +352,7 @@ async function main(argv: string[]): Promise<number> {
       failed,
       errors,
       connect: { seconds: connectS, perSecond: opened / connectS, nodeCpuS: connectCpu.nodesS, redisCpuS: connectCpu.redisS },
-      idle: { cpuLeftPct, nodeCpuMsPerSecond: idleNodeCpuMs / (HOLD_MS / 1000) },
+      idle: { cpuLeftPct, nodeCpuMsPerSecond: idleNodeCpuMs / (HOLD_MS / 1000), loadgenCpuMsPerSecond: idleLoadgenCpuMs / (HOLD_MS / 1000) },
       rss: {
         nodesMiB: mib(rss.nodes),
         perNodeMiB: rss.perNode.map(mib),
@@ -376,7 +379,7 @@ async function main(argv: string[]): Promise<number> {
       ['gateway RSS per connection (over the baseline)', `${f(report.rss.perConnectionKiB, 2)} KiB (${f(report.rss.perConnectionOverBaselineKiB, 2)} KiB)`],
       ['redis-server RSS (per connection)', `${f(mib(rss.redis), 0)} MiB (${f(report.rss.redisPerConnectionKiB, 2)} KiB)`],
       ['load generators RSS', `${f(mib(rss.loadgens), 0)} MiB`],
-      ['CPU left, idle hold (/proc/stat, 2 cores)', `${f(cpuLeftPct)} % (gateways ${f(idleNodeCpuMs / (HOLD_MS / 1000), 0)} ms CPU/s)`],
+      ['CPU left, idle hold (/proc/stat, 2 cores)', `${f(cpuLeftPct)} % (gateways ${f(idleNodeCpuMs / (HOLD_MS / 1000), 0)} ms CPU/s, load generators ${f(idleLoadgenCpuMs / (HOLD_MS / 1000), 0)} ms CPU/s)`],
       ['broadcast-to-all p50 / p99 / max', `${f(report.broadcast.p50Ms)} / ${f(report.broadcast.p99Ms)} / ${f(report.broadcast.maxMs)} ms`],
       ['broadcast complete (each)', perBroadcast.map((b) => `${f(b.completeMs, 0)} ms`).join(', ')],
       ['CPU per broadcast (nodes, redis)', perBroadcast.map((b) => `${f(b.nodeCpuMs / 1000, 2)}+${f(b.redisCpuMs / 1000, 2)} s`).join(', ')],
