@@ -21,21 +21,17 @@
  * its clients to 250 per loopback source address (127.0.0.1, 127.0.0.2, ...): the nodes, Redis
  * and every request target 127.0.0.1.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
+import { agent, cpuMs, freePorts, HOST, hr, launch, msSince, percentile, request, root, sleep, startNode, startRedis, stop } from './cli-nodes.js';
 
-const HOST = '127.0.0.1';
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const CLI = path.join(root, 'packages/gateway/dist/cli.js');
 const RESULTS = path.join(root, 'bench/results');
 const PHASE_TIMEOUT_MS = 60_000;
 const BROADCASTS = 20;
@@ -49,6 +45,19 @@ interface LoadConfig {
   broadcasts: number;
   secret: string;
   apiKey: string;
+  /** The gateways' and redis-server's pids, for CPU per phase from /proc. */
+  nodePids: number[];
+  redis?: { port: number; pid: number };
+}
+
+/** What one phase cost: CPU of the nodes and of redis-server, and Redis commands by name. */
+interface PhaseCost {
+  nodeCpuMs: number;
+  redisCpuMs: number;
+  /** Commands clients sent (one round trip each) over the phase, by name, from MONITOR. */
+  redisCommands: Record<string, number>;
+  /** Commands Lua scripts ran inside those (no round trip), by name. */
+  redisScriptCommands: Record<string, number>;
 }
 
 interface PhaseResult {
@@ -64,6 +73,7 @@ interface PhaseResult {
   perSecond: number;
   durationMs: number;
   apiDelivered: number;
+  cost: PhaseCost;
 }
 
 interface LoadResult {
@@ -72,45 +82,7 @@ interface LoadResult {
   push: PhaseResult;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const hr = () => process.hrtime.bigint();
-const msSince = (start: bigint, end = hr()) => Number(end - start) / 1e6;
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank]!;
-}
-
 // ---------------------------------------------------------------- HTTP
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: PUSH_CONCURRENCY + 4 });
-
-function request(port: number, method: string, urlPath: string, body?: unknown, apiKey?: string): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = {};
-    if (payload !== undefined) headers['content-type'] = 'application/json';
-    if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
-    const req = http.request({ host: HOST, port, method, path: urlPath, headers, agent, timeout: 10_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = text;
-        }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} on :${port} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 async function api(port: number, urlPath: string, data: unknown, apiKey: string): Promise<number> {
   const { status, json } = await request(port, 'POST', urlPath, { data }, apiKey);
@@ -226,7 +198,7 @@ async function loadgen(config: LoadConfig): Promise<LoadResult> {
     await sleep(300); // late duplicates
     return true;
   };
-  const summarize = (lat: Float64Array, received: number, expected: number, start: bigint, last: bigint, complete: boolean, extra: Pick<PhaseResult, 'duplicates' | 'misrouted' | 'apiDelivered'>): PhaseResult => {
+  const summarize = (lat: Float64Array, received: number, expected: number, start: bigint, last: bigint, complete: boolean, extra: Pick<PhaseResult, 'duplicates' | 'misrouted' | 'apiDelivered' | 'cost'>): PhaseResult => {
     const sorted = lat.slice(0, received).sort();
     const durationMs = received > 0 ? msSince(start, last) : Number.NaN;
     return {
@@ -246,19 +218,22 @@ async function loadgen(config: LoadConfig): Promise<LoadResult> {
   // Broadcast phase.
   const bExpected = clients * broadcasts;
   let bApi = 0;
+  const bMark = await costMark(config);
   const bStart = hr();
   for (let i = 0; i < broadcasts; i++) {
     if (msSince(bStart) > PHASE_TIMEOUT_MS) break;
     bApi += await api(ports[i % ports.length]!, '/api/broadcast', { t: hr().toString(), i }, apiKey);
   }
   const bComplete = await waitFor(() => bReceived >= bExpected, bStart);
-  const broadcast = summarize(bLat, bReceived, bExpected, bStart, bLast, bComplete, { duplicates: bDuplicates, misrouted: 0, apiDelivered: bApi });
+  const bCost = costSince(bMark, config);
+  const broadcast = summarize(bLat, bReceived, bExpected, bStart, bLast, bComplete, { duplicates: bDuplicates, misrouted: 0, apiDelivered: bApi, cost: bCost });
   console.error(`[loadgen] broadcast: ${bReceived}/${bExpected} in ${broadcast.durationMs.toFixed(0)} ms`);
   await sleep(500);
 
   // Push phase.
   let pApi = 0;
   let nextUser = 0;
+  const pMark = await costMark(config);
   const pStart = hr();
   await Promise.all(
     Array.from({ length: Math.min(PUSH_CONCURRENCY, clients) }, async () => {
@@ -269,7 +244,8 @@ async function loadgen(config: LoadConfig): Promise<LoadResult> {
     }),
   );
   const pComplete = await waitFor(() => pReceived >= clients, pStart);
-  const push = summarize(pLat, pReceived, clients, pStart, pLast, pComplete, { duplicates: pDuplicates, misrouted: pMisrouted, apiDelivered: pApi });
+  const pCost = costSince(pMark, config);
+  const push = summarize(pLat, pReceived, clients, pStart, pLast, pComplete, { duplicates: pDuplicates, misrouted: pMisrouted, apiDelivered: pApi, cost: pCost });
   console.error(`[loadgen] push: ${pReceived}/${clients} in ${push.durationMs.toFixed(0)} ms`);
 
   finished = true;
@@ -292,92 +268,70 @@ async function withDeadline<T>(what: string, promise: Promise<T>, ms = PHASE_TIM
   }
 }
 
-// ---------------------------------------------------------------- processes
-
-const children = new Set<ChildProcess>();
-
-function killGroupNow(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  children.delete(child);
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const timer = setTimeout(() => killGroupNow(child), 3_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function launch(command: string, args: string[], stdio: 'pipe' | 'ipc' = 'pipe'): { child: ChildProcess; output: () => string } {
-  const child = spawn(command, args, {
-    detached: true,
-    stdio: stdio === 'ipc' ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+/**
+ * Counts what reaches redis-server over MONITOR while open: commands from clients (each one round
+ * trip) by name, apart from those a Lua script runs (`[0 lua]`), which cost no round trip.
+ */
+function redisMonitor(port: number): Promise<{ counts: () => { client: Record<string, number>; scripted: Record<string, number> }; close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, HOST);
+    const client: Record<string, number> = {};
+    const scripted: Record<string, number> = {};
+    let partial = '';
+    let started = false;
+    const timer = setTimeout(() => socket.destroy(new Error('MONITOR: no answer in 5 s')), 5_000);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write('MONITOR\r\n'));
+    socket.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\r\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!started && line === '+OK') {
+          started = true;
+          clearTimeout(timer);
+          resolve({ counts: () => ({ client: { ...client }, scripted: { ...scripted } }), close: () => socket.destroy() });
+          continue;
+        }
+        const match = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line);
+        if (!match) continue;
+        const name = match[2]!.toLowerCase();
+        const into = match[1] === 'lua' ? scripted : client;
+        into[name] = (into[name] ?? 0) + 1;
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      if (!started) reject(error);
+    });
   });
-  children.add(child);
-  let tail = '';
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-4_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { child, output: () => tail };
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => net.createServer());
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.listen(0, HOST, resolve))));
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
+interface CostMark {
+  nodeCpuMs: number;
+  redisCpuMs: number;
+  monitor?: Awaited<ReturnType<typeof redisMonitor>>;
 }
 
-async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const [port] = await freePorts(1);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'authsocket-bench-redis-'));
-  const { child, output } = launch('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir]);
-  const started = hr();
-  while (!output().includes('Ready to accept connections')) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited:\n${output()}`);
-    if (msSince(started) > 5_000) throw new Error(`redis-server did not start in 5 s:\n${output()}`);
-    await sleep(20);
-  }
+async function costMark(config: LoadConfig): Promise<CostMark> {
   return {
-    url: `redis://${HOST}:${port}`,
-    stop: async () => {
-      await stop(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    nodeCpuMs: config.nodePids.reduce((sum, pid) => sum + cpuMs(pid), 0),
+    redisCpuMs: config.redis ? cpuMs(config.redis.pid) : 0,
+    ...(config.redis && { monitor: await redisMonitor(config.redis.port) }),
   };
 }
 
-async function startNode(port: number, secret: string, apiKey: string, redisUrl?: string): Promise<ChildProcess> {
-  const args = [CLI, 'serve', '--port', String(port), '--host', HOST, '--jwt-secret', secret, '--api-key', apiKey, '--demo', '--log-level', 'warn'];
-  if (redisUrl) args.push('--redis-url', redisUrl);
-  const { child, output } = launch(process.execPath, args);
-  const started = hr();
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`gateway on :${port} exited:\n${output()}`);
-    if (msSince(started) > 15_000) throw new Error(`gateway on :${port} not healthy in 15 s:\n${output()}`);
-    try {
-      const { status, json } = await request(port, 'GET', '/healthz');
-      if (status === 200 && (!redisUrl || (json as { broker?: unknown }).broker === 'ready')) return child;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
+function costSince(before: CostMark, config: LoadConfig): PhaseCost {
+  const counts = before.monitor?.counts() ?? { client: {}, scripted: {} };
+  before.monitor?.close();
+  return {
+    nodeCpuMs: config.nodePids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before.nodeCpuMs,
+    redisCpuMs: (config.redis ? cpuMs(config.redis.pid) : 0) - before.redisCpuMs,
+    redisCommands: counts.client,
+    redisScriptCommands: counts.scripted,
+  };
 }
+
+// ---------------------------------------------------------------- processes
 
 async function runLoadgen(config: LoadConfig): Promise<LoadResult> {
   const { child } = launch(process.execPath, [fileURLToPath(import.meta.url), '--loadgen', JSON.stringify(config)], 'ipc');
@@ -403,18 +357,6 @@ interface ConfigResult extends LoadResult {
   nodeCpuMs: number;
 }
 
-/** utime + stime of a process in ms, from /proc (Linux). */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks, USER_HZ = 100
-  } catch {
-    return Number.NaN;
-  }
-}
-
 async function measure(name: string, label: string, nodes: number, useRedis: boolean, clients: number): Promise<ConfigResult> {
   const secret = randomBytes(32).toString('hex');
   const apiKey = randomBytes(24).toString('hex');
@@ -425,7 +367,8 @@ async function measure(name: string, label: string, nodes: number, useRedis: boo
     for (const port of ports) gateways.push(await startNode(port, secret, apiKey, redis?.url));
     const before = gateways.reduce((sum, child) => sum + cpuMs(child.pid), 0);
     console.error(`[${name}] ${label}: nodes on ${ports.join(', ')}${redis ? `, Redis ${redis.url}` : ''}`);
-    const result = await runLoadgen({ ports, clients, broadcasts: BROADCASTS, secret, apiKey });
+    const nodePids = gateways.map((child) => child.pid!);
+    const result = await runLoadgen({ ports, clients, broadcasts: BROADCASTS, secret, apiKey, nodePids, ...(redis && { redis: { port: redis.port, pid: redis.pid } }) });
     const nodeCpuMs = gateways.reduce((sum, child) => sum + cpuMs(child.pid), 0) - before;
     return { name, label, nodes, redis: useRedis, nodeCpuMs, ...result };
   } finally {
@@ -475,6 +418,34 @@ function table(results: ConfigResult[]): string {
   return [line(head), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** CPU-seconds per 1,000 deliveries (nodes, redis-server) and Redis commands per publish, per phase. */
+function costTable(results: ConfigResult[]): string {
+  const head = ['config', 'phase', 'publishes', 'deliveries', 'node CPU-s/1k del', 'redis CPU-s/1k del', 'round trips/publish', 'client commands/publish'];
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const [phase, result, publishes] of [['broadcast', r.broadcast, BROADCASTS], ['push', r.push, r.push.expected]] as const) {
+      const { nodeCpuMs, redisCpuMs, redisCommands } = result.cost;
+      const total = Object.values(redisCommands).reduce((sum, n) => sum + n, 0);
+      rows.push([
+        `${r.name} ${r.label}`,
+        phase,
+        k(publishes),
+        k(result.received),
+        f(nodeCpuMs / result.received, 3),
+        r.redis ? f(redisCpuMs / result.received, 3) : '',
+        r.redis ? f(total / publishes, 2) : '',
+        Object.entries(redisCommands)
+          .sort((a, b) => b[1] - a[1])
+          .map(([name, n]) => `${name} ${f(n / publishes, 2)}`)
+          .join(', '),
+      ]);
+    }
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => (i < 2 || i === 7 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (i < 2 || i === 7 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
 function ratios(results: ConfigResult[]): Record<string, Record<string, number>> {
   const a = results[0]!;
   const out: Record<string, Record<string, number>> = {};
@@ -515,6 +486,7 @@ async function main(argv: string[]): Promise<number> {
   const wallS = (Date.now() - started) / 1000;
   process.stdout.write(`\nFan-out, ${clients} clients (${BROADCASTS} broadcasts = ${clients * BROADCASTS} deliveries; ${clients} pushes), ${os.cpus().length} CPUs\n\n`);
   process.stdout.write(`${table(results)}\n`);
+  process.stdout.write(`\nCost per phase (CPU from /proc utime+stime; Redis round trips = client commands seen by MONITOR, which itself costs redis-server CPU; script-inner commands excluded)\n\n${costTable(results)}\n`);
   process.stdout.write(`\nlost counts lost + duplicate (+ misrouted) deliveries; node CPU: ${results.map((r) => `${r.name} ${k(r.nodeCpuMs)} ms`).join(', ')}; wall ${wallS.toFixed(1)} s\n`);
 
   const report = {
@@ -543,12 +515,6 @@ async function main(argv: string[]): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-process.on('exit', () => {
-  for (const child of children) killGroupNow(child);
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => process.exit(130));
-}
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

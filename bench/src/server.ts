@@ -160,6 +160,10 @@ function listenTarget(): Promise<number> {
 }
 
 void listenTarget().then((port) => {
+  // Never close an idle control connection: the load generator's keep-alive agent reuses it after a
+  // phase longer than Node's 5 s default, and a generator busy with its own load sees the close too
+  // late ("socket hang up" on the next stats call).
+  control.keepAliveTimeout = 0;
   control.listen({ host: HOST, port: 0 }, () => {
     process.send?.({
       ready: true,

@@ -13,10 +13,18 @@ const BEARER = /^Bearer (\S+)$/i;
  * the comparison is constant-time whatever the lengths; every refusal gets the same 401.
  */
 export function requireApiKey(key: string): RequestHandler {
-  const expected = digest(key);
+  const authorized = apiKeyMatcher(key);
   return (req, res, next) => {
-    const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
-    if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return next();
+    if (authorized(req.headers.authorization)) return next();
     res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'unauthorized' });
+  };
+}
+
+/** Whether an `Authorization` header carries `Bearer <key>`, compared in constant time. */
+export function apiKeyMatcher(key: string): (authorization: string | undefined) => boolean {
+  const expected = digest(key);
+  return (authorization) => {
+    const presented = BEARER.exec(authorization ?? '')?.[1];
+    return presented !== undefined && timingSafeEqual(digest(presented), expected);
   };
 }

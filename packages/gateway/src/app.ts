@@ -1,6 +1,9 @@
 import type { Clock, Gateway } from '@authsocket/server';
 import { AUDIENCE_NONE } from './config.js';
-import express, { type Express } from 'express';
+import type { RequestListener } from 'node:http';
+import express from 'express';
+import { createApiFastPath } from './api-fast-path.js';
+import { createApiRoutes } from './api-routes.js';
 import { createDemoBackend } from './demo-backend.js';
 import { createDemoIdentity } from './demo-identity.js';
 import { createHttpApi } from './http-api.js';
@@ -26,8 +29,9 @@ export interface AppParts {
 /**
  * The HTTP edge, in order: the gateway's own endpoints (`POST /auth/ticket`, `GET /healthz`),
  * `GET /metrics`, the demo identity and demo backend, the backend API under `/api`, then the site at `/`.
+ * In front of it all, the API's fast path takes the publish requests it can answer without Express.
  */
-export function createApp(parts: AppParts): Express {
+export function createApp(parts: AppParts): RequestListener {
   const { config, gateway, logger, metrics, apiKey, jwtSecret } = parts;
   const app = express();
   app.disable('x-powered-by');
@@ -52,8 +56,9 @@ export function createApp(parts: AppParts): Express {
     app.use(createDemoBackend({ gateway, logger, clock: parts.clock }));
   }
 
-  if (apiKey !== undefined) {
-    app.use('/api', createHttpApi(gateway, { apiKey, node: config.nodeId, logger, metrics }));
+  const routes = apiKey === undefined ? undefined : createApiRoutes(gateway, { node: config.nodeId, logger });
+  if (apiKey !== undefined && routes !== undefined) {
+    app.use('/api', createHttpApi(routes, { apiKey, metrics }));
   } else {
     app.use('/api', (_req, res) => {
       res.status(404).json({ error: 'the HTTP API is off: start the gateway with --api-key' });
@@ -63,5 +68,9 @@ export function createApp(parts: AppParts): Express {
   app.use(createSite({ staticDir: config.staticDir, demo: config.demo, wsPath: config.wsPath, apiEnabled: apiKey !== undefined }));
   app.use(notFound);
   app.use(errorHandler(logger));
-  return app;
+  if (apiKey === undefined || routes === undefined) return app;
+  const fastPath = createApiFastPath(routes, { apiKey, metrics, logger });
+  return (req, res) => {
+    if (!fastPath(req, res)) app(req, res);
+  };
 }

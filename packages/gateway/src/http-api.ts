@@ -1,192 +1,51 @@
-import { LIMITS } from '@authsocket/protocol';
-import type { Gateway, PublishOptions } from '@authsocket/server';
-import { OutcomeUnknownError, StoreUnavailableError } from '@authsocket/server';
+import type { ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import { requireApiKey } from './api-key.js';
-import { HttpError, notFound } from './http-errors.js';
-import type { Logger } from './logger.js';
+import type { ApiInput, ApiRoute } from './api-routes.js';
+import { notFound } from './http-errors.js';
 import type { GatewayMetrics } from './metrics.js';
 
-/** Largest JSON body the API accepts; the WebSocket's own frame limit is 64 KiB too. */
-export const API_BODY_LIMIT = '64kb';
-/** Messages in one `POST /api/messages`; more is refused 413 as a whole. */
-export const MAX_BATCH = 1_000;
-/** The batch endpoint's body limit: many messages, each still at most the WebSocket's 64 KiB. */
-export const BATCH_BODY_LIMIT = '1mb';
-const MAX_DATA_BYTES = 64 * 1024;
-const MAX_USER_LENGTH = 256;
-/** 1 to 255 visible ASCII characters: enough for a UUID or a hash, and safe in logs and Redis keys. */
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+export { API_BODY_LIMIT, BATCH_BODY_LIMIT, MAX_BATCH } from './api-routes.js';
 
 export interface HttpApiOptions {
   readonly apiKey: string;
-  /** This node's id, in every answer: the counts are this node's own. */
-  readonly node: string;
-  readonly logger: Logger;
   readonly metrics: GatewayMetrics;
 }
 
 /**
- * The application backend's API, behind `Authorization: Bearer <api key>`:
- * push to a user, a topic or everyone; revoke a user; count a user's connections.
+ * The application backend's API (the routes of `api-routes.ts`) as an Express router, behind
+ * `Authorization: Bearer <api key>`. The publish routes' hot path is `api-fast-path.ts`, which
+ * hands this router everything it does not take.
  */
-export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics }: HttpApiOptions): Router {
+export function createHttpApi(routes: readonly ApiRoute[], { apiKey, metrics }: HttpApiOptions): Router {
   const api = Router();
   api.use(countRequests(metrics));
   // The key is checked before any body is read: an unauthenticated caller costs no parsing.
   api.use(requireApiKey(apiKey));
-  const json = express.json({ limit: API_BODY_LIMIT });
-  const batchJson = express.json({ limit: BATCH_BODY_LIMIT });
-  api.use((req, res, next) => (req.path === '/messages' ? batchJson : json)(req, res, next));
-
-  // Counts are this node's connections only (others deliver too, uncounted): hence `...Locally`.
-  api.post('/users/:user/messages', async (req, res) => {
-    const user = userParam(req);
-    const options = publishOptions(req);
-    const deliveredLocally = await gateway.sendToUser(user, dataOf(req), options);
-    logger.info({ api: 'sendToUser', user, deliveredLocally, ...options }, 'api: message to user');
-    sendJson(res, { deliveredLocally, node });
-  });
-  api.post('/topics/:topic/messages', async (req, res) => {
-    const topic = topicParam(req);
-    const options = publishOptions(req);
-    const deliveredLocally = await gateway.publish(topic, dataOf(req), options);
-    logger.info({ api: 'publish', topic, deliveredLocally, ...options }, 'api: message to topic');
-    sendJson(res, { deliveredLocally, node });
-  });
-  api.post('/broadcast', async (req, res) => {
-    const options = publishOptions(req);
-    const deliveredLocally = await gateway.broadcast(dataOf(req), options);
-    logger.info({ api: 'broadcast', deliveredLocally, ...options }, 'api: broadcast');
-    sendJson(res, { deliveredLocally, node });
-  });
-  api.post('/users/:user/revoke', async (req, res) => {
-    const user = userParam(req);
-    const closedLocally = await gateway.revokeUser(user);
-    logger.info({ api: 'revokeUser', user, closedLocally }, 'api: user revoked');
-    sendJson(res, { closedLocally, node });
-  });
-  api.get('/users/:user/connections', (req, res) => {
-    sendJson(res, { connectedLocally: gateway.connectionCount(userParam(req)), node });
-  });
-  // One connection, by the id the backend got in the proxy's identity envelope: on any node.
-  api.post('/connections/:id/messages', async (req, res) => {
-    const connection = connectionParam(req);
-    const options = publishOptions(req);
-    const deliveredLocally = await gateway.sendToConnection(connection, dataOf(req), options);
-    logger.info({ api: 'sendToConnection', connection, deliveredLocally, ...options }, 'api: message to connection');
-    sendJson(res, { deliveredLocally, node });
-  });
-  api.delete('/connections/:id', async (req, res) => {
-    const connection = connectionParam(req);
-    const { code, reason } = closeOf(req);
-    const closedLocally = await gateway.closeConnection(connection, code, reason);
-    logger.info({ api: 'closeConnection', connection, code, closedLocally }, 'api: connection closed');
-    sendJson(res, { closedLocally, node });
-  });
-  // Many messages in one request, each published on its own: one failing never fails the others.
-  api.post('/messages', async (req, res) => {
-    const messages = batchOf(req);
-    const results = await Promise.all(messages.map((message) => publishOne(gateway, message, logger)));
-    let deliveredLocally = 0;
-    let failed = 0;
-    for (const result of results) {
-      if ('error' in result) failed++;
-      else deliveredLocally += result.deliveredLocally;
-    }
-    logger.info({ api: 'batch', messages: messages.length, failed, deliveredLocally }, 'api: batch of messages');
-    sendJson(res, { results, node });
-  });
+  for (const route of routes) {
+    const json = express.json({ limit: route.bodyLimit });
+    const handler = async (req: Request, res: Response) => sendJson(res, await route.handle(inputOf(req)));
+    if (route.method === 'GET') api.get(route.path, handler);
+    else if (route.method === 'DELETE') api.delete(route.path, handler);
+    else api.post(route.path, json, handler);
+  }
   api.use(notFound);
   return api;
 }
 
+function inputOf(req: Request): ApiInput {
+  return {
+    params: req.params as Record<string, string | undefined>,
+    body: req.body as unknown,
+    query: req.query,
+    header: (name) => req.get(name),
+  };
+}
+
 /** `res.json` without Express's ETag and `res.send` machinery: an API answer is never cached. */
-function sendJson(res: Response, body: unknown): void {
+export function sendJson(res: ServerResponse, body: unknown): void {
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.end(JSON.stringify(body));
-}
-
-/** Where one message of a batch goes: the four audiences of the single-message endpoints. */
-type Audience = { user: string } | { topic: string } | { connection: string } | { everyone: true };
-
-interface BatchMessage {
-  readonly to: Audience;
-  readonly data: unknown;
-  readonly options: PublishOptions;
-}
-
-type BatchResult = { deliveredLocally: number } | { error: 'unavailable' | 'outcome_unknown' | 'internal' };
-
-/** The body of `POST /api/messages`, every message checked before any is published (400 names the first bad one). */
-function batchOf(req: Request): BatchMessage[] {
-  const body: unknown = req.body;
-  const list = typeof body === 'object' && body !== null ? (body as { messages?: unknown }).messages : undefined;
-  if (!Array.isArray(list)) {
-    throw new HttpError(400, 'expected Content-Type: application/json and a body like {"messages": [{"to": {...}, "data": ...}]}');
-  }
-  if (list.length > MAX_BATCH) throw new HttpError(413, `at most ${MAX_BATCH} messages per request`);
-  return list.map((item: unknown, i) => {
-    const at = `messages[${i}]`;
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new HttpError(400, `${at}: expected {"to": {...}, "data": ...}`);
-    const { to, idempotencyKey } = item as { to?: unknown; idempotencyKey?: unknown };
-    if (!Object.hasOwn(item, 'data')) throw new HttpError(400, `${at}.data: missing`);
-    const data = (item as { data: unknown }).data;
-    if (data === undefined || Buffer.byteLength(JSON.stringify(data)) > MAX_DATA_BYTES) {
-      throw new HttpError(400, `${at}.data: must be JSON of at most 64 KiB`);
-    }
-    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))) {
-      throw new HttpError(400, `${at}.idempotencyKey: must be 1 to 255 visible ASCII characters`);
-    }
-    return { to: audienceOf(to, `${at}.to`), data, options: idempotencyKey === undefined ? {} : { idempotencyKey } };
-  });
-}
-
-function audienceOf(to: unknown, at: string): Audience {
-  const keys = typeof to === 'object' && to !== null && !Array.isArray(to) ? Object.keys(to) : [];
-  const value: unknown = keys.length === 1 ? (to as Record<string, unknown>)[keys[0] as string] : undefined;
-  switch (keys.length === 1 ? keys[0] : undefined) {
-    case 'user':
-      if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_LENGTH) {
-        throw new HttpError(400, `${at}.user: must be 1 to ${MAX_USER_LENGTH} characters`);
-      }
-      return { user: value };
-    case 'topic':
-      if (typeof value !== 'string' || value.length === 0 || value.length > LIMITS.topicLength) {
-        throw new HttpError(400, `${at}.topic: must be 1 to ${LIMITS.topicLength} characters`);
-      }
-      return { topic: value };
-    case 'connection':
-      if (typeof value !== 'string' || !CONNECTION_ID.test(value)) {
-        throw new HttpError(400, `${at}.connection: must be the id the gateway gave the connection`);
-      }
-      return { connection: value };
-    case 'everyone':
-      if (value !== true) throw new HttpError(400, `${at}.everyone: must be true`);
-      return { everyone: true };
-    default:
-      throw new HttpError(400, `${at}: expected {"user": ...}, {"topic": ...}, {"connection": ...} or {"everyone": true}`);
-  }
-}
-
-/** One message of a batch, its failure an entry of the answer (the codes of the single endpoints' 503 and 504). */
-async function publishOne(gateway: Gateway, { to, data, options }: BatchMessage, logger: Logger): Promise<BatchResult> {
-  try {
-    const deliveredLocally =
-      'user' in to
-        ? await gateway.sendToUser(to.user, data, options)
-        : 'topic' in to
-          ? await gateway.publish(to.topic, data, options)
-          : 'connection' in to
-            ? await gateway.sendToConnection(to.connection, data, options)
-            : await gateway.broadcast(data, options);
-    return { deliveredLocally };
-  } catch (error) {
-    if (error instanceof StoreUnavailableError) return { error: 'unavailable' };
-    if (error instanceof OutcomeUnknownError) return { error: 'outcome_unknown' };
-    logger.error({ api: 'batch', err: String(error) }, 'api: batch message failed');
-    return { error: 'internal' };
-  }
 }
 
 function countRequests(metrics: GatewayMetrics): RequestHandler {
@@ -197,57 +56,4 @@ function countRequests(metrics: GatewayMetrics): RequestHandler {
     });
     next();
   };
-}
-
-function dataOf(req: Request): unknown {
-  const body: unknown = req.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Object.hasOwn(body, 'data')) {
-    throw new HttpError(400, 'expected Content-Type: application/json and a body like {"data": ...}');
-  }
-  return (body as { data: unknown }).data;
-}
-
-/** `Idempotency-Key`: a retry with the same key (and audience) within the store's window publishes nothing. */
-function publishOptions(req: Request): PublishOptions {
-  const key = req.get('idempotency-key');
-  if (key === undefined) return {};
-  if (!IDEMPOTENCY_KEY.test(key)) throw new HttpError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
-  return { idempotencyKey: key };
-}
-
-/** A connection id as the gateway makes them (a UUID); anything else cannot name a connection. */
-const CONNECTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function connectionParam(req: Request): string {
-  const id = req.params.id;
-  if (typeof id !== 'string' || !CONNECTION_ID.test(id)) throw new HttpError(400, 'connection id must be the id the gateway gave the connection');
-  return id;
-}
-
-/** `?code=4000-4999|1000&reason=…` (default 1000, "closed by the application"). */
-function closeOf(req: Request): { code: number; reason: string } {
-  const { code: rawCode, reason: rawReason } = req.query;
-  const code = rawCode === undefined ? 1000 : Number(rawCode);
-  if (!Number.isInteger(code) || !(code === 1000 || (code >= 4000 && code <= 4999))) {
-    throw new HttpError(400, 'code must be 1000 or 4000 to 4999');
-  }
-  const reason = rawReason === undefined ? 'closed by the application' : rawReason;
-  if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new HttpError(400, 'reason must be at most 123 bytes');
-  return { code, reason };
-}
-
-function userParam(req: Request): string {
-  const user = req.params.user;
-  if (typeof user !== 'string' || user.length === 0 || user.length > MAX_USER_LENGTH) {
-    throw new HttpError(400, `user must be 1 to ${MAX_USER_LENGTH} characters`);
-  }
-  return user;
-}
-
-function topicParam(req: Request): string {
-  const topic = req.params.topic;
-  if (typeof topic !== 'string' || topic.length === 0 || topic.length > LIMITS.topicLength) {
-    throw new HttpError(400, `topic must be 1 to ${LIMITS.topicLength} characters`);
-  }
-  return topic;
 }
