@@ -22,6 +22,8 @@ export type TokenFailureReason =
   | 'signature'
   | 'algorithm'
   | 'claims'
+  /** A subscription token (it carries `subscriptionTokenClaim`) offered where a connection token is expected. */
+  | 'subscription_token'
   /** The JWKS, fetched afresh, holds no key for the token's `kid` / `alg`. */
   | 'unknown_key';
 

@@ -13,25 +13,44 @@ export class IdentityVerifier {
   readonly #revocations: RevocationStore;
   readonly #now: () => number;
   readonly #skewMs: number;
+  readonly #subscriptionClaim: string | false;
 
   /**
    * `skewMs`: how far the IdP's clock (a token's `iat`, whole seconds) may be ahead of this node's
    * (a revocation's time): a token counts as issued after a revocation only when its `iat` is more
    * than `skewMs` after it. So a token issued just before a revocation is refused even with the
    * IdP's clock ahead, and a login within `skewMs` after a revocation is refused too (fail closed).
+   * `subscriptionClaim`: the claim that makes a token a subscription token (`false`: none).
    */
-  constructor(verifier: TokenVerifier, revocations: RevocationStore, now: () => number, skewMs: number) {
+  constructor(verifier: TokenVerifier, revocations: RevocationStore, now: () => number, skewMs: number, subscriptionClaim: string | false = false) {
     this.#verifier = verifier;
     this.#revocations = revocations;
     this.#now = now;
     this.#skewMs = skewMs;
+    this.#subscriptionClaim = subscriptionClaim;
   }
 
-  /** Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. */
-  async verify(token: string): Promise<VerifiedToken> {
+  /**
+   * Throws `TokenError`, `RevokedError` or `StoreUnavailableError`. `purpose`: a subscription token
+   * is accepted only where one is asked for.
+   */
+  async verify(token: string, purpose: 'connection' | 'subscription' = 'connection'): Promise<VerifiedToken> {
     const verified = await this.#verifier.verify(token);
+    if (purpose === 'connection') this.assertConnectionToken(verified);
     if (this.isCurrentNow(verified) !== true) await this.assertCurrent(verified);
     return verified;
+  }
+
+  /**
+   * A subscription token grants one topic, never a connection: signed with the same keys, it would
+   * otherwise log its holder in (Centrifugo refuses a connection JWT with a `channel` claim alike).
+   */
+  assertConnectionToken(verified: VerifiedToken): void {
+    if (!this.isConnectionToken(verified)) throw new TokenError('subscription_token');
+  }
+
+  isConnectionToken(verified: VerifiedToken): boolean {
+    return this.#subscriptionClaim === false || verified.claims[this.#subscriptionClaim] === undefined;
   }
 
   /**

@@ -243,7 +243,7 @@ export const GATEWAY_OPTIONS = {
     type: 'string | false',
     default: 'topic',
     description:
-      "The claim of a subscription token (`subscribe {topic, token}`, verified like connection tokens, for this connection's user) that names its one topic; `false`: subscription tokens are refused.",
+      "The claim of a subscription token (`subscribe {topic, token}`, verified like connection tokens, for this connection's user) that names its one topic; a token carrying it is never accepted as a connection token. `false`: subscription tokens are refused.",
     check: (name, value) => {
       if (value !== false) claimName(name, value);
     },

@@ -143,6 +143,20 @@ describe('subscription tokens', () => {
   const subscriptionToken = (target: TestServer, topic: unknown, spec: TokenSpec = {}) =>
     target.token(spec.sub ?? 'alice', { expiresIn: 60, ...spec, claims: { topic, ...spec.claims } });
 
+  it('are never accepted as connection tokens: not in `auth`, not on a message in per-message mode', async () => {
+    const target = await closed();
+    const socket = await TestSocket.open(target.wsUrl);
+    sockets.push(socket);
+    socket.send({ type: 'auth', token: await subscriptionToken(target, 'private:1') });
+    expect(await socket.closed).toEqual({ code: 4401, reason: 'invalid token' });
+    await server?.close();
+    const perMessage = await start({ perMessageAuth: true, authorize: () => false });
+    const other = await TestSocket.open(perMessage.wsUrl);
+    sockets.push(other);
+    other.send({ type: 'message', data: 1, token: await subscriptionToken(perMessage, 'private:1') });
+    expect(await other.closed).toEqual({ code: 4401, reason: 'invalid token' });
+  });
+
   it("grant the topic they name to the connection's user, and end it with `unsubscribed {reason: 'expired'}` at their exp", async () => {
     const target = await closed();
     const socket = await connect(target);

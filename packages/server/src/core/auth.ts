@@ -56,6 +56,7 @@ export class Auth extends CorePart {
       hit !== undefined &&
       hit.user === session.user &&
       hit.expiresAt <= (session.expiresAt as number) &&
+      this.core.identity.isConnectionToken(hit) &&
       this.core.identity.isCurrentNow(hit) === true
     ) {
       return hit.claims;
@@ -72,6 +73,7 @@ export class Auth extends CorePart {
     let verified: VerifiedToken;
     try {
       verified = await this.core.perMessage.verify(token);
+      this.core.identity.assertConnectionToken(verified);
       await this.core.identity.assertCurrent(verified);
     } catch (error) {
       return this.#refuse(session, 'per_message', error);

@@ -57,7 +57,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const { clock } = resolved;
     const verifier = createTokenVerifier(resolved.jwt, clock, resolved.logger);
     const skewMs = (resolved.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
-    const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs);
+    const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs, resolved.subscriptionTokenClaim);
     // Filled in below in dependency order; every collaborator reads its siblings through it.
     const core = {
       options: resolved,

@@ -29,7 +29,7 @@ export class SubscriptionTokens extends CorePart {
     if (claim === false) return this.#refuse(session, 'disabled', 'forbidden', 'subscription tokens are not accepted');
     let verified: VerifiedToken;
     try {
-      verified = await this.core.identity.verify(token);
+      verified = await this.core.identity.verify(token, 'subscription');
     } catch (error) {
       if (error instanceof TokenError && error.reason === 'expired') {
         return this.#refuse(session, 'expired', 'token_expired', 'subscription token expired');
