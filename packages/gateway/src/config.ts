@@ -61,6 +61,7 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   checkRedisTarget(config, resolved);
   checkProxy(config);
   checkForward(config);
+  checkPresence(config);
 
   const known = new Set(OPTIONS.map((spec) => spec.env));
   for (const name of Object.keys(env)) {
@@ -391,6 +392,15 @@ function checkForward(config: GatewayConfig): void {
   }
   const stray = (['forwardSecret', 'forwardMaxLength', 'forwardPartitions', 'forwardClaims'] as const).find((key) => config[key] !== undefined);
   if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --forward-stream');
+}
+
+/** Presence's own options mean something only with --presence. */
+function checkPresence(config: GatewayConfig): void {
+  if (config.presence) return;
+  const stray = (['presenceTopics', 'presenceInfoClaim', 'presenceMaxMembers', 'presenceJoinLeave'] as const).find(
+    (key) => config[key] !== undefined && config[key] !== false,
+  );
+  if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --presence');
 }
 
 /** The configuration as it may be printed or logged: secrets masked, a Redis URL without its password. */

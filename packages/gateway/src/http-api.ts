@@ -28,7 +28,7 @@ export interface HttpApiOptions {
 
 /**
  * The application backend's API, behind `Authorization: Bearer <api key>`:
- * push to a user, a topic or everyone; revoke a user; count a user's connections.
+ * push to a user, a topic or everyone; revoke a user; count a user's connections; list a topic's presence.
  */
 export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics }: HttpApiOptions): Router {
   const api = Router();
@@ -68,6 +68,16 @@ export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics 
   });
   api.get('/users/:user/connections', (req, res) => {
     sendJson(res, { connectedLocally: gateway.connectionCount(userParam(req)), node });
+  });
+  // Presence is every node's (the presence store's), unlike the counts above.
+  api.get('/topics/:topic/presence', async (req, res) => {
+    const topic = topicParam(req);
+    const { countOnly } = req.query;
+    if (countOnly !== undefined && countOnly !== 'true' && countOnly !== 'false') throw new HttpError(400, 'countOnly must be true or false');
+    if (!gateway.hasPresence(topic)) throw new HttpError(404, `topic '${topic.slice(0, 64)}' has no presence (see --presence, --presence-topics)`);
+    if (countOnly === 'true') return sendJson(res, { topic, count: await gateway.presenceCount(topic) });
+    const members = await gateway.presence(topic);
+    sendJson(res, { topic, count: members.length, members });
   });
   // One connection, by the id the backend got in the proxy's identity envelope: on any node.
   api.post('/connections/:id/messages', async (req, res) => {

@@ -73,6 +73,16 @@ export interface GatewayConfig {
   readonly subscribeTopics: readonly string[] | undefined;
   /** Topic prefixes clients may publish on, or undefined for the mode's default (none). */
   readonly publishTopics: readonly string[] | undefined;
+  /** Presence per topic (the library's `presence`); the other `presence*` keys need it. */
+  readonly presence: boolean;
+  /** Topics with presence: exact names or prefixes ending in `*`; undefined: every topic. */
+  readonly presenceTopics: readonly string[] | undefined;
+  /** The token claim shown as `member.info`. */
+  readonly presenceInfoClaim: string | undefined;
+  /** The most members one topic may hold; undefined: no cap. */
+  readonly presenceMaxMembers: number | undefined;
+  /** `join` / `leave` frames to a topic's subscribers. */
+  readonly presenceJoinLeave: boolean;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
   /** Redis for tickets, revocations, history and fan-out; in memory without a Redis target. */
@@ -537,6 +547,51 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parse.topicPrefixes,
   }),
   option({
+    key: 'presence',
+    flag: 'presence',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: false,
+    description: 'presence: who is subscribed to each topic (`presence` frame, `GET /api/topics/:topic/presence`); off by default, it costs a store write per subscribe',
+    parse: parse.boolean,
+  }),
+  option({
+    key: 'presenceTopics',
+    flag: 'presence-topics',
+    valueName: '<topics>',
+    defaultValue: undefined,
+    defaultLabel: 'every topic',
+    description: 'with --presence: the topics that have it, comma-separated exact names or prefixes ending in `*` (`chat:*,lobby`)',
+    parse: parse.presenceTopics,
+  }),
+  option({
+    key: 'presenceInfoClaim',
+    flag: 'presence-info-claim',
+    valueName: '<claim>',
+    defaultValue: undefined,
+    defaultLabel: 'none',
+    description: "with --presence: the JWT claim shown to others as each member's `info` (e.g. `name`)",
+    parse: parse.claimName,
+  }),
+  option({
+    key: 'presenceMaxMembers',
+    flag: 'presence-max-members',
+    valueName: '<n>',
+    defaultValue: undefined,
+    defaultLabel: 'no cap',
+    description: 'with --presence: the most members one topic may hold; a subscribe beyond is refused `limit_exceeded`',
+    parse: parse.positiveInteger,
+  }),
+  option({
+    key: 'presenceJoinLeave',
+    flag: 'presence-join-leave',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: false,
+    description: 'with --presence: send `join` / `leave` frames to the subscribers of a topic when a connection joins or leaves it',
+    parse: parse.boolean,
+  }),
+  option({
     key: 'wsPath',
     flag: 'ws-path',
     valueName: '<path>',
@@ -925,6 +980,7 @@ export const GATEWAY_OPTION_SOURCES: { readonly [K in keyof typeof LIBRARY]: Lib
   nodeId: ['nodeId'],
   heartbeatIntervalMs: ['heartbeatIntervalMs'],
   history: ['history'],
+  presence: ['presence', 'presenceTopics', 'presenceInfoClaim', 'presenceMaxMembers', 'presenceJoinLeave'],
   broker: { excluded: 'an object: the Redis engine of --redis-url / --redis-cluster-nodes / --redis-sentinels, else in memory' },
   ticketStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   revocationStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },

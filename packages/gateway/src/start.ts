@@ -8,6 +8,7 @@ import {
   type JwtOptions,
   type MessageEvent,
   type MessageHandler,
+  type PresenceOptions,
   systemClock,
   type TopicAction,
 } from '@authsocket/server';
@@ -285,6 +286,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
       authRateLimit: config.authRateLimit,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       history: config.history,
+      presence: presenceOf(config),
       expiryPolicy: config.expiryPolicy,
       reauthWindowMs: config.reauthWindowMs,
       reauthGraceMs: config.reauthGraceMs,
@@ -318,8 +320,20 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
 function topicAccess(config: GatewayConfig): (user: string, action: TopicAction, topic: string) => boolean {
   const subscribe = config.subscribeTopics ?? (config.demo ? [DEMO_TOPIC_PREFIX] : ['']);
   const publish = config.publishTopics ?? [];
+  // Reading a topic's presence is allowed where subscribing is: its subscribers see each other anyway.
   return (_user, action, topic) =>
-    (action === 'subscribe' ? subscribe : publish).some((prefix) => topic.startsWith(prefix));
+    (action === 'publish' ? publish : subscribe).some((prefix) => topic.startsWith(prefix));
+}
+
+/** The library's `presence` from the `--presence*` options. */
+function presenceOf(config: GatewayConfig): PresenceOptions | false {
+  if (!config.presence) return false;
+  return {
+    ...(config.presenceTopics === undefined ? {} : { topics: config.presenceTopics }),
+    ...(config.presenceInfoClaim === undefined ? {} : { infoClaim: config.presenceInfoClaim }),
+    ...(config.presenceMaxMembers === undefined ? {} : { maxMembers: config.presenceMaxMembers }),
+    joinLeave: config.presenceJoinLeave,
+  };
 }
 
 function generated(): string {

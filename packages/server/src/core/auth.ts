@@ -191,13 +191,18 @@ export class Auth extends CorePart {
       if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
       for (const stream of wanted.keys()) {
-        if (stream.startsWith(TOPIC_STREAM_PREFIX)) registry.joinTopic(session, stream.slice(TOPIC_STREAM_PREFIX.length));
+        if (!stream.startsWith(TOPIC_STREAM_PREFIX)) continue;
+        const topic = stream.slice(TOPIC_STREAM_PREFIX.length);
+        registry.joinTopic(session, topic);
+        // Past the presence cap: a resume restores a subscription, a server-side topic is the backend's call.
+        this.core.presence.enter(session, topic);
       }
     });
     const recovered = isPromise(recovering) ? await recovering : recovering;
     if (session.isClosed() || session.user !== identity.user) return;
     const streams = recovered.states && forbidden ? { ...recovered.states, ...forbidden } : recovered.states;
     session.writeFrame(streams ? { ...authOk, streams } : authOk);
+    for (const topic of session.topics) this.core.presence.announce(session, topic, 'join');
     expiry.schedule(session);
     this.core.recovery.finish(session, recovered);
     events.emit('authenticated', { connection: session, method });

@@ -4,6 +4,7 @@ import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { HandlerError } from '../errors.js';
 import { decide, errorFrame, MessageRequest, RpcRequest, TopicRequest } from './message-context.js';
+import type { Admission } from './presence.js';
 import type { Session } from './session.js';
 
 /** What each client frame does, once it is parsed and its turn has come. */
@@ -61,6 +62,8 @@ export class Commands extends CorePart {
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#publish(session, frame.topic, frame.data, frame.id, claims, token);
+      case MessageType.Presence:
+        return this.core.presence.query(session, frame, claims);
       default:
         return;
     }
@@ -165,8 +168,28 @@ export class Commands extends CorePart {
       }
       return;
     }
-    const { recovery, registry } = this.core;
-    const recovering = recovery.recover(session, new Map([[stream, since]]), () => registry.joinTopic(session, topic));
+    const { presence, recovery, registry } = this.core;
+    const connection = session.id;
+    const listed = presence.has(topic);
+    if (listed) {
+      let admission: Admission;
+      try {
+        admission = await presence.admit(session, topic);
+      } catch (error) {
+        return this.#failed(session, id, 'subscribe', error);
+      }
+      if (admission === 'gone') return;
+      if (admission === 'full') {
+        const refusal = new HandlerError('limit_exceeded', `topic '${topic.slice(0, 64)}' has the most members allowed`);
+        return session.writeFrame(errorFrame(refusal, id, ''));
+      }
+    }
+    const join = () => {
+      // The history read may have taken a while: a session gone meanwhile joins nothing.
+      if (session.isClosed() || session.id !== connection) return listed ? presence.withdraw(topic, connection) : undefined;
+      registry.joinTopic(session, topic);
+    };
+    const recovering = recovery.recover(session, new Map([[stream, since]]), join);
     // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
     // message overtake the ack that reports the position before it.
     const recovered = isPromise(recovering) ? await recovering : recovering;
@@ -174,6 +197,8 @@ export class Commands extends CorePart {
     if (id !== undefined) {
       session.writeFrame({ type: MessageType.Ack, id, ...(recovered.states ? { streams: recovered.states } : {}), ...extra });
     }
+    // After the ack: the joining connection gets its own `join` too (as Centrifugo's does), after it knows it is in.
+    presence.announce(session, topic, 'join');
     recovery.finish(session, recovered);
   }
 

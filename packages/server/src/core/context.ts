@@ -9,6 +9,7 @@ import type { Delivery } from './delivery.js';
 import type { Expiry } from './expiry.js';
 import type { Inbound } from './inbound.js';
 import type { MessageHandler } from './ports.js';
+import type { Presence } from './presence.js';
 import type { Recovery } from './recovery.js';
 import type { Registry } from './registry.js';
 
@@ -28,6 +29,7 @@ export interface Core {
   readonly delivery: Delivery;
   readonly expiry: Expiry;
   readonly recovery: Recovery;
+  readonly presence: Presence;
   readonly auth: Auth;
   readonly commands: Commands;
   readonly inbound: Inbound;

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { CloseCode, topicStream, userStream } from '@authsocket/protocol';
 import type { PublishOptions } from '../broker.js';
+import { ConfigError } from '../errors.js';
+import type { PresenceMember } from '../presence-store.js';
 import { DeadlineQueue } from '../deadlines.js';
 import type { GatewayEvents } from '../events.js';
 import { IdentityVerifier } from '../identity.js';
@@ -17,6 +19,7 @@ import { Expiry } from './expiry.js';
 import { HttpRoutes } from './http.js';
 import { Inbound } from './inbound.js';
 import type { HttpReply, HttpRequest, MessageHandler, ServerSocket, SocketEvents, Transport, UpgradeRequest } from './ports.js';
+import { Presence } from './presence.js';
 import { Recovery } from './recovery.js';
 import { Registry } from './registry.js';
 import { Revocations } from './revocations.js';
@@ -60,7 +63,8 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const core = {
       options: resolved,
       events: this,
-      registry: new Registry(),
+      // Late bound: presence is made below, once the record it reads is filled in.
+      registry: new Registry((session, topic) => core.presence.left(session, topic)),
       deadlines: new DeadlineQueue(clock),
       identity,
       perMessage: createCachedVerifier(verifier, { maxEntries: resolved.verificationCacheSize }, clock),
@@ -70,6 +74,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     core.delivery = new Delivery(core);
     core.expiry = new Expiry(core);
     core.recovery = new Recovery(core);
+    core.presence = new Presence(core);
     core.auth = new Auth(core);
     core.commands = new Commands(core);
     core.inbound = new Inbound(core);
@@ -93,6 +98,12 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
         resync: () => this.#revocations.resync(),
       })
       .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'broker failed to start'));
+    // Off by default: without presence the store is never written, nor its lease started.
+    if (resolved.presence !== false) {
+      resolved.presenceStore
+        .start(resolved.nodeId, () => core.presence.held())
+        .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'presence store failed to start'));
+    }
   }
 
   #transport(): Transport {
@@ -188,6 +199,30 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
    */
   verifyToken(token: string): Promise<VerifiedToken> {
     return this.#core.identity.verify(token);
+  }
+
+  /**
+   * Who is subscribed to `topic`, on every node: each member's user, connection id and `info`.
+   * Throws `ConfigError` when the topic has no presence, `StoreUnavailableError` when the store cannot answer.
+   */
+  /** Whether `topic` has presence (the `presence` option is on and its `topics` include it). */
+  hasPresence(topic: string): boolean {
+    return this.#core.presence.has(topic);
+  }
+
+  async presence(topic: string): Promise<readonly PresenceMember[]> {
+    this.#assertPresence(topic);
+    return this.#options.presenceStore.members(topic);
+  }
+
+  /** How many members `topic` has, without listing them; throws as `presence` does. */
+  async presenceCount(topic: string): Promise<number> {
+    this.#assertPresence(topic);
+    return this.#options.presenceStore.count(topic);
+  }
+
+  #assertPresence(topic: string): void {
+    if (!this.hasPresence(topic)) throw new ConfigError('presence', `topic '${topic.slice(0, 64)}' has no presence`);
   }
 
   /** Counts for health and metrics: connections by state and messages held awaiting reauth. */
