@@ -69,6 +69,11 @@ describe('loadConfig', () => {
       authTimeoutMs: 10_000,
       maxConnectionsPerUser: 100,
       upgradeRateLimit: undefined,
+      presence: false,
+      presenceTopics: undefined,
+      presenceInfoClaim: undefined,
+      presenceMaxMembers: undefined,
+      presenceJoinLeave: false,
       subscribeTopics: undefined,
       publishTopics: undefined,
       wsPath: '/ws',
@@ -343,6 +348,29 @@ describe('loadConfig', () => {
     expect(JSON.stringify(printed)).not.toContain(FORWARD);
   });
 
+  it('takes the presence options, and refuses them without --presence or with a bad value', () => {
+    expect(config(['--presence', '--presence-topics', 'chat:*, lobby', '--presence-info-claim', 'name', '--presence-max-members', '50', '--presence-join-leave'], WITH_SECRET)).toMatchObject({
+      presence: true,
+      presenceTopics: ['chat:*', 'lobby'],
+      presenceInfoClaim: 'name',
+      presenceMaxMembers: 50,
+      presenceJoinLeave: true,
+    });
+    expect(config([], { ...WITH_SECRET, AUTHSOCKET_PRESENCE: 'true', AUTHSOCKET_PRESENCE_MAX_MEMBERS: '3' })).toMatchObject({ presence: true, presenceMaxMembers: 3 });
+    expect(config([], WITH_SECRET)).toMatchObject({ presence: false, presenceTopics: undefined, presenceJoinLeave: false });
+    expect(failure(['--presence-max-members', '5'], WITH_SECRET).message).toBe(
+      'invalid option --presence-max-members (AUTHSOCKET_PRESENCE_MAX_MEMBERS): needs --presence',
+    );
+    expect(failure(['--presence-join-leave'], WITH_SECRET).message).toBe('invalid option --presence-join-leave (AUTHSOCKET_PRESENCE_JOIN_LEAVE): needs --presence');
+    expect(failure(['--presence', '--presence-max-members', '0'], WITH_SECRET).message).toBe(
+      'invalid option --presence-max-members (AUTHSOCKET_PRESENCE_MAX_MEMBERS): expected a whole number of at least 1, got "0"',
+    );
+    expect(failure(['--presence', '--presence-topics', ' , '], WITH_SECRET).message).toContain('invalid option --presence-topics');
+    expect(failure(['--presence', '--presence-info-claim', 'a b'], WITH_SECRET).message).toBe(
+      'invalid option --presence-info-claim (AUTHSOCKET_PRESENCE_INFO_CLAIM): expected a claim name like name, got "a b"',
+    );
+  });
+
   it('warns about unknown AUTHSOCKET_ variables and ignores others', () => {
     const { warnings } = loadConfig(['--demo'], { AUTHSOCKET_JWT_SECRT: 'typo', HOME: '/root' });
     expect(warnings).toEqual(['unknown environment variable AUTHSOCKET_JWT_SECRT ignored']);
@@ -394,6 +422,11 @@ describe('the --config file', () => {
       expect(error.option).toBe('config');
     });
   }
+
+  it('takes the presence options from the file, topics as a JSON array', () => {
+    const path = file({ jwtSecret: SECRET, presence: true, presenceTopics: ['chat:*', 'lobby'], presenceJoinLeave: true, presenceMaxMembers: 10 });
+    expect(config(['--config', path])).toMatchObject({ presence: true, presenceTopics: ['chat:*', 'lobby'], presenceJoinLeave: true, presenceMaxMembers: 10 });
+  });
 
   it('refuses a missing file', () => {
     expect(failure(['--config', join(dir, 'missing.json')], WITH_SECRET).message).toBe(`invalid config file ${join(dir, 'missing.json')}: cannot read it (ENOENT)`);

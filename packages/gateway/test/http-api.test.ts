@@ -5,6 +5,46 @@ afterEach(stopAll);
 
 const demo = () => start(['--demo', '--api-key', API_KEY, '--node-id', 'gw-test']);
 
+describe('GET /api/topics/:topic/presence', () => {
+  const withPresence = (...flags: string[]) => start(['--demo', '--api-key', API_KEY, '--presence', '--presence-topics', 'chat:*', ...flags]);
+
+  it('lists who is subscribed to a topic, with the count, and the count alone with ?countOnly=true', async () => {
+    const gateway = await withPresence();
+    const alice = await connectAs(gateway, 'alice');
+    const bob = await connectAs(gateway, 'bob');
+    for (const { client } of [alice, bob]) expect(await subscribe(client, 'chat:lobby')).toMatchObject({ type: 'ack' });
+    const response = await gateway.request('/api/topics/chat:lobby/presence', { apiKey: API_KEY });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { topic: string; count: number; members: { user: string; connection: string }[] };
+    expect(body.topic).toBe('chat:lobby');
+    expect(body.count).toBe(2);
+    expect(body.members.map((member) => member.user).sort()).toEqual(['alice', 'bob']);
+    const counted = await gateway.request('/api/topics/chat:lobby/presence?countOnly=true', { apiKey: API_KEY });
+    expect(await counted.json()).toEqual({ topic: 'chat:lobby', count: 2 });
+    const nobody = await gateway.request('/api/topics/chat:empty/presence', { apiKey: API_KEY });
+    expect(await nobody.json()).toEqual({ topic: 'chat:empty', count: 0, members: [] });
+  });
+
+  it('answers 404 for a topic without presence, 400 for a bad countOnly or topic, 401 without the key', async () => {
+    const gateway = await withPresence();
+    const outside = await gateway.request('/api/topics/news/presence', { apiKey: API_KEY });
+    expect(outside.status).toBe(404);
+    expect(await outside.json()).toEqual({ error: "topic 'news' has no presence (see --presence, --presence-topics)" });
+    const bad = await gateway.request('/api/topics/chat:lobby/presence?countOnly=yes', { apiKey: API_KEY });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: 'countOnly must be true or false' });
+    const long = await gateway.request(`/api/topics/${'t'.repeat(300)}/presence`, { apiKey: API_KEY });
+    expect(long.status).toBe(400);
+    expect((await gateway.request('/api/topics/chat:lobby/presence')).status).toBe(401);
+  });
+
+  it('answers 404 when presence is off (the default)', async () => {
+    const gateway = await demo();
+    const response = await gateway.request('/api/topics/chat:lobby/presence', { apiKey: API_KEY });
+    expect(response.status).toBe(404);
+  });
+});
+
 describe('the HTTP API', () => {
   const routes: [string, string][] = [
     ['POST', '/api/users/alice/messages'],
