@@ -1,4 +1,4 @@
-import { MessageType, type StreamPosition, type StreamState } from '@authsocket/protocol';
+import { MessageType, type PresenceMember, type StreamPosition, type StreamState } from '@authsocket/protocol';
 import type { Attempt } from './attempt.js';
 import { Waiters } from './deferred.js';
 import { Emitter } from './emitter.js';
@@ -24,6 +24,10 @@ export interface TopicEvents {
   state: TopicStateChange;
   /** A message published on this topic, while it is joined (the client's `message` event has it too). */
   message: InboundMessage;
+  /** A connection joined this topic (presence with join/leave on, while joined; this client's own join too). */
+  join: PresenceMember;
+  /** A connection left this topic. */
+  leave: PresenceMember;
 }
 
 /** What a topic needs from its client. @internal */
@@ -139,6 +143,11 @@ export class Topic {
     if (!this.#join) return;
     if (message.stream !== undefined) this.#streams.add(message.stream);
     this.#emitter.emit('message', message);
+  }
+
+  /** @internal A `join` or `leave` frame for this topic. */
+  presenceChanged(kind: 'join' | 'leave', member: PresenceMember): void {
+    if (this.#join) this.#emitter.emit(kind, member);
   }
 
   #send(attempt: Attempt): void {
