@@ -74,7 +74,7 @@ describe('presence members and count', () => {
     for (const socket of [alice1, alice2, bob, carol]) expect((await subscribe(socket, 'room')).type).toBe('ack');
     const answer = await presence(bob, 'room');
     expect(answer).toMatchObject({ type: 'presence', topic: 'room', count: 4 });
-    const members = (answer as { members: PresenceMember[] }).members;
+    const members = (answer as unknown as { members: PresenceMember[] }).members;
     expect(members.map((member) => [member.user, member.info]).sort()).toEqual([
       ['alice', 'Alice'],
       ['alice', 'Alice'],
@@ -214,10 +214,10 @@ describe('presence requests that are refused', () => {
     class DownPresenceStore extends MemoryPresenceStore {
       down = false;
       override join(topic: string, member: PresenceMember, maxMembers?: number): Promise<boolean> {
-        return this.down ? Promise.reject(new StoreUnavailableError('redis is down')) : super.join(topic, member, maxMembers);
+        return this.down ? Promise.reject(new StoreUnavailableError({ cause: new Error('redis is down') })) : super.join(topic, member, maxMembers);
       }
       override members(topic: string): Promise<readonly PresenceMember[]> {
-        return this.down ? Promise.reject(new StoreUnavailableError('redis is down')) : super.members(topic);
+        return this.down ? Promise.reject(new StoreUnavailableError({ cause: new Error('redis is down') })) : super.members(topic);
       }
     }
     const store = new DownPresenceStore();
