@@ -5,6 +5,7 @@ import { isPromise } from './frames.js';
 import { HandlerError } from '../errors.js';
 import { decide, errorFrame, MessageRequest, RpcRequest, TopicRequest } from './message-context.js';
 import type { Admission } from './presence.js';
+import type { Recovered } from './recovery.js';
 import type { Session } from './session.js';
 
 /** What each client frame does, once it is parsed and its turn has come. */
@@ -189,10 +190,17 @@ export class Commands extends CorePart {
       if (session.isClosed() || session.id !== connection) return listed ? presence.withdraw(topic, connection) : undefined;
       registry.joinTopic(session, topic);
     };
-    const recovering = recovery.recover(session, new Map([[stream, since]]), join);
-    // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
-    // message overtake the ack that reports the position before it.
-    const recovered = isPromise(recovering) ? await recovering : recovering;
+    let recovered: Recovered;
+    try {
+      const recovering = recovery.recover(session, new Map([[stream, since]]), join);
+      // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
+      // message overtake the ack that reports the position before it.
+      recovered = isPromise(recovering) ? await recovering : recovering;
+    } catch (error) {
+      // The broker failed before the join: the admitted entry would outlive the subscription.
+      if (listed && !session.topics.has(topic)) presence.withdraw(topic, connection);
+      throw error;
+    }
     if (session.user !== user || session.isClosed()) return;
     if (id !== undefined) {
       session.writeFrame({ type: MessageType.Ack, id, ...(recovered.states ? { streams: recovered.states } : {}), ...extra });
