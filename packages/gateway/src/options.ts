@@ -689,10 +689,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   option({
     key: 'registry',
     flag: 'registry',
-    type: 'boolean',
-    valueName: '',
+    valueName: '<on|off>',
     defaultValue: true,
-    description: 'keep the connection registry (who is connected, on which node, until when; Redis with a Redis target): `GET /api/users/:user/connections` lists every node\'s; `--registry=false`: this node\'s only',
+    defaultLabel: 'on',
+    description: 'the connection registry (who is connected, on which node, until when; in Redis with a Redis target): `GET /api/users/:user/connections` lists every node\'s; `off`: this node\'s only, nothing written',
     parse: parse.boolean,
   }),
   option({
