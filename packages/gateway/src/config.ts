@@ -331,6 +331,7 @@ export const REDIS_ENGINE_KEYS = [
   'redisLivenessTimeoutMs',
   'redisTrackedStreams',
   'redisIdempotencyWindowMs',
+  'redisLeaseMs',
 ] as const satisfies readonly ConfigKey[];
 
 /** At most one Redis target; a Redis password and the engine's options only with one. */
@@ -479,6 +480,7 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   livenessTimeoutMs: 'redisLivenessTimeoutMs',
   trackedStreams: 'redisTrackedStreams',
   idempotencyWindowMs: 'redisIdempotencyWindowMs',
+  leaseMs: 'redisLeaseMs',
 };
 
 /** Rewrites the server library's `ConfigError` (e.g. a too-short RSA key) in terms of this CLI's options. */

@@ -28,7 +28,8 @@ export interface HttpApiOptions {
 
 /**
  * The application backend's API, behind `Authorization: Bearer <api key>`:
- * push to a user, a topic or everyone; revoke a user; count a user's connections; list a topic's presence.
+ * push to a user, a topic or everyone; revoke a user; list a user's connections (every node's) or look one up;
+ * list a topic's presence.
  */
 export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics }: HttpApiOptions): Router {
   const api = Router();
@@ -66,8 +67,16 @@ export function createHttpApi(gateway: Gateway, { apiKey, node, logger, metrics 
     logger.info({ api: 'revokeUser', user, closedLocally }, 'api: user revoked');
     sendJson(res, { closedLocally, node });
   });
-  api.get('/users/:user/connections', (req, res) => {
-    sendJson(res, { connectedLocally: gateway.connectionCount(userParam(req)), node });
+  // The registry's list (every node's, with each token's `exp`); `connectedLocally` stays this node's own count.
+  api.get('/users/:user/connections', async (req, res) => {
+    const user = userParam(req);
+    const connections = await gateway.connections(user);
+    sendJson(res, { connections, count: connections.length, connectedLocally: gateway.connectionCount(user), node });
+  });
+  api.get('/connections/:id', async (req, res) => {
+    const record = await gateway.connection(connectionParam(req));
+    if (record === undefined) throw new HttpError(404, 'no such connection');
+    sendJson(res, record);
   });
   // Presence is every node's (the presence store's), unlike the counts above.
   api.get('/topics/:topic/presence', async (req, res) => {

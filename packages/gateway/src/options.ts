@@ -107,6 +107,9 @@ export interface GatewayConfig {
   readonly redisLivenessTimeoutMs: number;
   readonly redisTrackedStreams: number;
   readonly redisIdempotencyWindowMs: number;
+  readonly redisLeaseMs: number;
+  /** The cluster-wide connection registry (`connectionStore`); false: each node knows only its own sockets. */
+  readonly registry: boolean;
   /** Proxies whose `X-Forwarded-For` / `Forwarded` are believed; undefined: the library's default (none). */
   readonly trustProxy: TrustProxy | undefined;
   /** This node's name in `/healthz`, logs and metrics, and the Redis engine's node id. */
@@ -731,6 +734,23 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parse.duration({ min: 1, ...LONG_DURATION }),
   }),
   option({
+    key: 'redisLeaseMs',
+    flag: 'redis-lease',
+    ...duration(REDIS.leaseMs),
+    defaultValue: REDIS.leaseMs,
+    description: "with a Redis target: how long a node's connection registry and presence entries outlive its last renewal (a node killed -9 is gone from every list within this); at least 300 ms",
+    parse: parse.duration({ min: 300 }),
+  }),
+  option({
+    key: 'registry',
+    flag: 'registry',
+    valueName: '<on|off>',
+    defaultValue: true,
+    defaultLabel: 'on',
+    description: 'the connection registry (who is connected, on which node, until when; in Redis with a Redis target): `GET /api/users/:user/connections` lists every node\'s; `off`: this node\'s only, nothing written',
+    parse: parse.boolean,
+  }),
+  option({
     key: 'trustProxy',
     flag: 'trust-proxy',
     valueName: '<hops|cidr,...>',
@@ -984,7 +1004,7 @@ export const GATEWAY_OPTION_SOURCES: { readonly [K in keyof typeof LIBRARY]: Lib
   broker: { excluded: 'an object: the Redis engine of --redis-url / --redis-cluster-nodes / --redis-sentinels, else in memory' },
   ticketStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   revocationStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
-  connectionStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
+  connectionStore: ['registry'],
   presenceStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   onMessage: { excluded: 'a callback: the CLI\'s are the queue path (--forward-stream) and the demo chat' },
   handler: { excluded: 'an object of callbacks: the CLI\'s is the HTTP event proxy (--proxy-*-url)' },
@@ -1024,6 +1044,7 @@ export const REDIS_ENGINE_OPTION_SOURCES: { readonly [K in keyof Required<RedisE
   livenessIntervalMs: ['redisLivenessIntervalMs'],
   livenessTimeoutMs: ['redisLivenessTimeoutMs'],
   maxReconnectDelayMs: ['redisMaxReconnectDelayMs'],
+  leaseMs: ['redisLeaseMs'],
   redis: {
     excluded: 'ioredis connection options (an object): --redis-password sets AUTH, a rediss:// URL TLS; anything else needs the library',
   },

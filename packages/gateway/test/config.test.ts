@@ -93,6 +93,8 @@ describe('loadConfig', () => {
       redisLivenessTimeoutMs: 2_000,
       redisTrackedStreams: 10_000,
       redisIdempotencyWindowMs: 86_400_000,
+      redisLeaseMs: 10_000,
+      registry: true,
       trustProxy: undefined,
       nodeId: `${hostname()}-${process.pid}`,
       apiKey: undefined,
@@ -160,7 +162,7 @@ describe('loadConfig', () => {
     ['JWT algorithms, clock tolerance and user claim', ['--jwt-algorithms', 'HS256, HS512', '--jwt-clock-tolerance', '1500ms', '--jwt-user-claim', 'email'], {}, { jwtAlgorithms: ['HS256', 'HS512'], jwtClockToleranceSec: 1.5, jwtUserClaim: 'email' }],
     [
       "the Redis engine's options",
-      ['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'app1:', '--redis-shards', '4', '--redis-command-timeout', '500ms', '--redis-connect-timeout', '2s', '--redis-max-reconnect-delay', '5s', '--redis-liveness-interval', '250ms', '--redis-liveness-timeout', '1s', '--redis-tracked-streams', '0'],
+      ['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'app1:', '--redis-shards', '4', '--redis-command-timeout', '500ms', '--redis-connect-timeout', '2s', '--redis-max-reconnect-delay', '5s', '--redis-liveness-interval', '250ms', '--redis-liveness-timeout', '1s', '--redis-tracked-streams', '0', '--redis-lease', '5s'],
       { AUTHSOCKET_REDIS_STREAM_TTL: '48h', AUTHSOCKET_REDIS_REVOCATION_TTL: '168h', AUTHSOCKET_REDIS_IDEMPOTENCY_WINDOW: '1h' },
       {
         redisKeyPrefix: 'app1:',
@@ -174,8 +176,11 @@ describe('loadConfig', () => {
         redisStreamTtlMs: 172_800_000,
         redisRevocationTtlMs: 604_800_000,
         redisIdempotencyWindowMs: 3_600_000,
+        redisLeaseMs: 5_000,
       },
     ],
+    ['the registry off', ['--registry', 'off'], {}, { registry: false }],
+    ['the registry off from the environment', [], { AUTHSOCKET_REGISTRY: 'false' }, { registry: false }],
   ];
   for (const [name, args, env, expected] of valid) {
     it(`accepts ${name}`, () => {
@@ -198,6 +203,8 @@ describe('loadConfig', () => {
     [['--reauth-grace', '10'], {}, 'invalid option --reauth-grace (AUTHSOCKET_REAUTH_GRACE): expected a duration like 30s, got "10"'],
     [['--ticket-ttl', '0'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at least 1ms, got "0"'],
     [['--ticket-ttl', '25h'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at most 24h, got "25h"'],
+    [['--registry', 'maybe'], {}, 'invalid option --registry (AUTHSOCKET_REGISTRY): expected true or false, got "maybe"'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-lease', '100ms'], {}, 'invalid option --redis-lease (AUTHSOCKET_REDIS_LEASE): expected a duration of at least 300ms, got "100ms"'],
     [['--port', '70000'], {}, 'invalid option --port (AUTHSOCKET_PORT): expected a port number from 0 to 65535, got "70000"'],
     [[], { PORT: 'http' }, 'invalid option --port (PORT): expected a port number from 0 to 65535, got "http"'],
     [['--expiry-policy', 'sometimes'], {}, 'invalid option --expiry-policy (AUTHSOCKET_EXPIRY_POLICY): expected one of reauth, close, ignore, got "sometimes"'],
@@ -514,7 +521,8 @@ describe('the library options reachable from the CLI', () => {
 
   it('excludes only objects and callbacks', () => {
     const excluded = Object.entries(GATEWAY_OPTION_SOURCES).filter(([, mapping]) => 'excluded' in mapping).map(([key]) => key);
-    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'connectionStore', 'handler', 'logger', 'onMessage', 'presenceStore', 'revocationStore', 'ticketStore']);
+    // connectionStore: an object too, but --registry off turns it off (false).
+    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'handler', 'logger', 'onMessage', 'presenceStore', 'revocationStore', 'ticketStore']);
   });
 
   it("takes the defaults from the libraries' tables", () => {

@@ -190,6 +190,7 @@ export class Auth extends CorePart {
     const recovering = this.core.recovery.recover(session, wanted, () => {
       if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
+      this.core.listing.listed(session);
       for (const stream of wanted.keys()) {
         if (!stream.startsWith(TOPIC_STREAM_PREFIX)) continue;
         const topic = stream.slice(TOPIC_STREAM_PREFIX.length);

@@ -8,6 +8,7 @@ import type { Commands } from './commands.js';
 import type { Delivery } from './delivery.js';
 import type { Expiry } from './expiry.js';
 import type { Inbound } from './inbound.js';
+import type { Listing } from './listing.js';
 import type { MessageHandler } from './ports.js';
 import type { Presence } from './presence.js';
 import type { Recovery } from './recovery.js';
@@ -22,6 +23,8 @@ export interface Core {
   readonly options: ResolvedOptions;
   readonly events: EventSink;
   readonly registry: Registry;
+  /** The cluster-wide registry's writer (`options.connectionStore`). */
+  readonly listing: Listing;
   readonly deadlines: DeadlineQueue;
   readonly identity: IdentityVerifier;
   readonly perMessage: CachedVerifier;

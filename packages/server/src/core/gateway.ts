@@ -3,6 +3,7 @@ import { CloseCode, topicStream, userStream } from '@authsocket/protocol';
 import type { PublishOptions } from '../broker.js';
 import { ConfigError } from '../errors.js';
 import type { PresenceMember } from '../presence-store.js';
+import type { ConnectionRecord } from '../connection-store.js';
 import { DeadlineQueue } from '../deadlines.js';
 import type { GatewayEvents } from '../events.js';
 import { IdentityVerifier } from '../identity.js';
@@ -18,6 +19,7 @@ import { Delivery } from './delivery.js';
 import { Expiry } from './expiry.js';
 import { HttpRoutes } from './http.js';
 import { Inbound } from './inbound.js';
+import { Listing } from './listing.js';
 import type { HttpReply, HttpRequest, MessageHandler, ServerSocket, SocketEvents, Transport, UpgradeRequest } from './ports.js';
 import { Presence } from './presence.js';
 import { Recovery } from './recovery.js';
@@ -60,11 +62,13 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const skewMs = (resolved.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
     const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs);
     // Filled in below in dependency order; every collaborator reads its siblings through it.
+    // Late bound: presence is made below, once the record it reads is filled in.
+    const registry = new Registry((session, topic) => core.presence.left(session, topic));
     const core = {
       options: resolved,
       events: this,
-      // Late bound: presence is made below, once the record it reads is filled in.
-      registry: new Registry((session, topic) => core.presence.left(session, topic)),
+      registry,
+      listing: new Listing(resolved.connectionStore, registry, resolved.nodeId),
       deadlines: new DeadlineQueue(clock),
       identity,
       perMessage: createCachedVerifier(verifier, { maxEntries: resolved.verificationCacheSize }, clock),
@@ -98,6 +102,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
         resync: () => this.#revocations.resync(),
       })
       .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'broker failed to start'));
+    core.listing.start(resolved.logger);
     // Off by default: without presence the store is never written, nor its lease started.
     if (resolved.presence !== false) {
       resolved.presenceStore
@@ -243,6 +248,34 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   connectionCount(user?: string): number {
     const { registry } = this.#core;
     return user === undefined ? registry.all.size : (registry.ofUser(user)?.size ?? 0);
+  }
+
+  /**
+   * Every authenticated connection of `user`, on every node, from the connection registry
+   * (`connectionStore`); with `connectionStore: false`, this node's only. Throws
+   * `StoreUnavailableError` when the store cannot answer.
+   */
+  async connections(user: string): Promise<readonly ConnectionRecord[]> {
+    const { options, listing, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.ofUser(user);
+    return [...(registry.ofUser(user) ?? [])].map((session) => listing.record(session));
+  }
+
+  /** The authenticated connection with id `id`, on whichever node holds it (this node's only without a registry). */
+  async connection(id: string): Promise<ConnectionRecord | undefined> {
+    const { options, listing, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.get(id);
+    const session = registry.byId(id);
+    return session?.user !== undefined && registry.ofUser(session.user)?.has(session) ? listing.record(session) : undefined;
+  }
+
+  /** Authenticated connections per node id, from the registry (this node's only without one). */
+  async connectionsByNode(): Promise<Readonly<Record<string, number>>> {
+    const { options, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.countsByNode();
+    let listed = 0;
+    for (const user of registry.users()) listed += registry.ofUser(user)?.size ?? 0;
+    return { [options.nodeId]: listed };
   }
 
   /**
