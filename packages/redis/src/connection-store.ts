@@ -1,26 +1,24 @@
 import type { ConnectionRecord, ConnectionStore } from '@authsocket/server';
 import { attempt, type Client } from './errors.js';
 import type { Keys } from './keys.js';
-import { DEL_IF_LEASE, HDEL_IF_LEASE, leased } from './lease-scripts.js';
+import { DEL_IF_LEASE, HDEL_IF_LEASE, liveValues } from './lease-scripts.js';
 import { type LeaseHolder, NodeLease } from './lease.js';
 
 const STATES: ReadonlySet<string> = new Set(['authenticated', 'held']);
 
 /** A record as this store wrote it, or undefined for anything else (never trusted). */
-function parseRecord(json: string): ConnectionRecord | undefined {
-  try {
-    const record = JSON.parse(json) as Partial<ConnectionRecord> | null;
-    const valid =
-      typeof record?.id === 'string' &&
-      typeof record.user === 'string' &&
-      typeof record.node === 'string' &&
-      typeof record.openedAt === 'number' &&
-      typeof record.expiresAt === 'number' &&
-      STATES.has(record.state as string);
-    return valid ? { id: record.id, user: record.user, node: record.node, openedAt: record.openedAt, expiresAt: record.expiresAt, state: record.state as ConnectionRecord['state'] } : undefined;
-  } catch {
-    return undefined;
-  }
+function parseRecord(value: unknown): ConnectionRecord | undefined {
+  const record = value as Partial<ConnectionRecord> | null;
+  const valid =
+    typeof record?.id === 'string' &&
+    typeof record.user === 'string' &&
+    typeof record.node === 'string' &&
+    typeof record.openedAt === 'number' &&
+    typeof record.expiresAt === 'number' &&
+    STATES.has(record.state as string);
+  if (!valid) return undefined;
+  const { id, user, node, openedAt, expiresAt, state } = record as ConnectionRecord;
+  return { id, user, node, openedAt, expiresAt, state };
 }
 
 /**
@@ -73,17 +71,12 @@ export class RedisConnectionStore implements ConnectionStore, LeaseHolder {
       this.#lease.live(),
       attempt(this.#redis, () => this.#redis.hvals(this.#keys.userConnections(user))),
     ]);
-    const records: ConnectionRecord[] = [];
-    for (const value of values) {
-      const record = liveRecord(value, live);
-      if (record) records.push(record);
-    }
-    return records;
+    return liveValues(values, live, parseRecord);
   }
 
   async get(id: string): Promise<ConnectionRecord | undefined> {
     const [live, value] = await Promise.all([this.#lease.live(), attempt(this.#redis, () => this.#redis.get(this.#keys.connection(id)))]);
-    return value === null ? undefined : liveRecord(value, live);
+    return value === null ? undefined : liveValues([value], live, parseRecord)[0];
   }
 
   async countsByNode(): Promise<Readonly<Record<string, number>>> {
@@ -123,7 +116,3 @@ export class RedisConnectionStore implements ConnectionStore, LeaseHolder {
   }
 }
 
-function liveRecord(value: string, live: ReadonlySet<string>): ConnectionRecord | undefined {
-  const entry = leased(value);
-  return entry !== undefined && live.has(entry.lease) ? parseRecord(entry.json) : undefined;
-}

@@ -95,3 +95,21 @@ export function leased(value: string): { lease: string; json: string } | undefin
   const newline = value.indexOf('\n');
   return newline < 0 ? undefined : { lease: value.slice(0, newline), json: value.slice(newline + 1) };
 }
+
+/** The values written under a live lease, as `parse` validates them; anything this engine did not write is left out. */
+export function liveValues<T>(values: readonly string[], live: ReadonlySet<string>, parse: (value: unknown) => T | undefined): T[] {
+  const result: T[] = [];
+  for (const value of values) {
+    const entry = leased(value);
+    if (entry === undefined || !live.has(entry.lease)) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(entry.json);
+    } catch {
+      continue;
+    }
+    const parsed = parse(json);
+    if (parsed !== undefined) result.push(parsed);
+  }
+  return result;
+}

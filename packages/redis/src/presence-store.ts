@@ -1,18 +1,15 @@
 import type { PresenceMember, PresenceStore } from '@authsocket/server';
 import { attempt, type Client } from './errors.js';
 import type { Keys } from './keys.js';
-import { COUNT, HDEL_IF_LEASE, JOIN, leased } from './lease-scripts.js';
+import { COUNT, HDEL_IF_LEASE, JOIN, liveValues } from './lease-scripts.js';
 import type { LeaseHolder, NodeLease } from './lease.js';
 
 /** A member as this store wrote it, or undefined for anything else. */
-function parseMember(json: string): PresenceMember | undefined {
-  try {
-    const member = JSON.parse(json) as Partial<PresenceMember> | null;
-    if (typeof member?.user !== 'string' || typeof member.connection !== 'string') return undefined;
-    return member.info === undefined ? { user: member.user, connection: member.connection } : { user: member.user, connection: member.connection, info: member.info };
-  } catch {
-    return undefined;
-  }
+function parseMember(value: unknown): PresenceMember | undefined {
+  const member = value as Partial<PresenceMember> | null;
+  if (typeof member?.user !== 'string' || typeof member.connection !== 'string') return undefined;
+  const { user, connection, info } = member as PresenceMember;
+  return info === undefined ? { user, connection } : { user, connection, info };
 }
 
 /**
@@ -66,13 +63,7 @@ export class RedisPresenceStore implements PresenceStore, LeaseHolder {
 
   async members(topic: string): Promise<readonly PresenceMember[]> {
     const [live, values] = await Promise.all([this.#lease.live(), attempt(this.#redis, () => this.#redis.hvals(this.#keys.presence(topic)))]);
-    const members: PresenceMember[] = [];
-    for (const value of values) {
-      const entry = leased(value);
-      const member = entry !== undefined && live.has(entry.lease) ? parseMember(entry.json) : undefined;
-      if (member) members.push(member);
-    }
-    return members;
+    return liveValues(values, live, parseMember);
   }
 
   async count(topic: string): Promise<number> {

@@ -168,7 +168,7 @@ describe('the node lease', () => {
     try {
       const swept = async () =>
         (await raw.exists(`authsocket:cu:${user}`, `authsocket:pt:${topic}`, ...records.map((entry) => `authsocket:ci:${entry.id}`))) === 0 &&
-        !(await raw.zrange('authsocket:leases', 0, -1)).some((lease) => lease.startsWith('doomed@'));
+        !(await raw.zrange('authsocket:leases', '0', '-1')).some((lease) => lease.startsWith('doomed@'));
       await until(swept, 10_000, 'swept: the entries, then the lease');
       expect(await raw.keys('authsocket:?l:doomed@*')).toEqual([]);
     } finally {

@@ -1,6 +1,6 @@
 import { MessageType } from '@authsocket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ConnectionRecord, MemoryConnectionStore } from '../src/connection-store.js';
+import { type ConnectionRecord, type ConnectionStore, MemoryConnectionStore } from '../src/connection-store.js';
 import { memoryGateway, type MemorySocket, until } from './memory-transport.js';
 
 type Core = ReturnType<typeof memoryGateway>;
@@ -11,23 +11,43 @@ afterEach(async () => {
   current = undefined;
 });
 
-/** A memory store that also remembers every write, to tell "nothing written" from "written and deleted". */
-class RecordingStore extends MemoryConnectionStore {
+/** The memory store, remembering every write, to tell "nothing written" from "written and deleted". */
+class RecordingStore implements ConnectionStore {
+  readonly leaseMs = 0;
   readonly writes: string[] = [];
   started: string | undefined;
+  held: (() => Iterable<ConnectionRecord>) | undefined;
+  readonly #memory = new MemoryConnectionStore();
 
-  override async start(node: string): Promise<void> {
+  async start(node: string, held: () => Iterable<ConnectionRecord>): Promise<void> {
     this.started = node;
+    this.held = held;
   }
 
-  override put(record: ConnectionRecord): void {
+  put(record: ConnectionRecord): void {
     this.writes.push(`put ${record.id} ${record.state} ${record.expiresAt}`);
-    super.put(record);
+    this.#memory.put(record);
   }
 
-  override delete(id: string, user: string): void {
+  delete(id: string, user: string): void {
     this.writes.push(`delete ${id}`);
-    super.delete(id, user);
+    this.#memory.delete(id, user);
+  }
+
+  ofUser(user: string): Promise<readonly ConnectionRecord[]> {
+    return this.#memory.ofUser(user);
+  }
+
+  get(id: string): Promise<ConnectionRecord | undefined> {
+    return this.#memory.get(id);
+  }
+
+  countsByNode(): Promise<Readonly<Record<string, number>>> {
+    return this.#memory.countsByNode();
+  }
+
+  close(): Promise<void> {
+    return this.#memory.close();
   }
 }
 
@@ -133,17 +153,12 @@ describe('the connection registry follows sessions', () => {
   });
 
   it('lists what a store rewrites after an outage: every bound session of this node', async () => {
-    let held: (() => Iterable<ConnectionRecord>) | undefined;
-    const store = new (class extends MemoryConnectionStore {
-      override async start(_node: string, listed: () => Iterable<ConnectionRecord>): Promise<void> {
-        held = listed;
-      }
-    })();
+    const store = new RecordingStore();
     const core = start({ connectionStore: store });
     const sockets = [await core.connect(), await core.connect(), await core.connect()];
     await authenticate(core, sockets[0] as MemorySocket, 'alice');
     await authenticate(core, sockets[1] as MemorySocket, 'bob');
-    expect([...(held?.() ?? [])].map((record) => record.id).sort()).toEqual(
+    expect([...(store.held?.() ?? [])].map((record) => record.id).sort()).toEqual(
       [sockets[0]?.events?.id, sockets[1]?.events?.id].sort(),
     );
   });
