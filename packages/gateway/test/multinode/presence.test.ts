@@ -7,23 +7,25 @@ import { GatewayNode } from './harness/gateway-node.js';
 import { RedisServer } from './harness/redis.js';
 
 /**
- * Presence's join / leave frames across two gateway processes on one real Redis: they travel
- * through the Redis broker like topic publications, without history. (Each node's presence store
- * is its own memory here; listing members across nodes needs the Redis presence store.)
+ * Presence across gateway processes on one real Redis: members in the Redis presence store (every
+ * node lists every node's), join / leave frames through the Redis broker without history, and a
+ * node killed -9 whose members vanish within its lease.
  */
 
 const resources = new Resources();
 let a: GatewayNode;
 let b: GatewayNode;
+let redisArgs: string[];
 
-const PRESENCE = ['--presence', '--presence-join-leave', '--presence-topics', 'room:*'];
+const PRESENCE = ['--presence', '--presence-join-leave', '--presence-topics', 'room:*', '--presence-info-claim', 'sub', '--redis-lease', '2s'];
 const isJoinOrLeave = (frame: ServerMessage) => frame.type === 'join' || frame.type === 'leave';
 
 beforeAll(async () => {
   buildCli();
   const redis = resources.add(await RedisServer.start(), (server) => server.stop());
+  redisArgs = ['--redis-url', redis.url];
   [a, b] = await Promise.all(
-    ['A', 'B'].map((name) => GatewayNode.start({ name, redis: ['--redis-url', redis.url], args: PRESENCE }).then((node) => resources.add(node, (started) => started.kill()))),
+    ['A', 'B'].map((name) => GatewayNode.start({ name, redis: redisArgs, args: PRESENCE }).then((node) => resources.add(node, (started) => started.kill()))),
   ) as [GatewayNode, GatewayNode];
   for (const node of [a, b]) await until(`node ${node.name} ready`, async () => (await node.health()).status === 200, { timeoutMs: 10_000 });
 }, 60_000);
@@ -31,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => resources.disposeAll());
 
 describe('presence across two nodes on one Redis', () => {
-  it('tells a subscriber on node A who joined and left the topic on node B', async () => {
+  it('lists the members of both nodes on either, and tells a subscriber on node A who joined and left on node B', async () => {
     const alice = resources.add(await ProtocolClient.authenticated(a.wsUrl, 'alice'), (c) => c.terminate());
     await alice.subscribe('room:1');
     await alice.next((frame) => frame.type === 'join');
@@ -40,10 +42,17 @@ describe('presence across two nodes on one Redis', () => {
     expect(ack.type).toBe('ack');
     const join = await alice.next((frame) => frame.type === 'join' && 'member' in frame && frame.member.user === 'bob');
     expect(join).toMatchObject({ type: 'join', topic: 'room:1', member: { user: 'bob', connection: expect.any(String) } });
-    // B's own count holds bob; the HTTP route answers on either node.
-    const answer = await b.request('GET', '/api/topics/room%3A1/presence');
-    expect(answer.status).toBe(200);
-    expect(answer.body).toMatchObject({ topic: 'room:1', count: 1, members: [{ user: 'bob' }] });
+    // Either node lists both members, from the Redis presence store.
+    for (const node of [a, b]) {
+      const answer = await node.request('GET', '/api/topics/room%3A1/presence');
+      expect(answer.status).toBe(200);
+      expect(answer.body.count).toBe(2);
+      const members = answer.body.members as { user: string; info?: unknown }[];
+      expect(members.map((member) => `${member.user}:${String(member.info)}`).sort()).toEqual(['alice:alice', 'bob:bob']);
+    }
+    // A presence request over the socket, on node A, sees bob on node B too.
+    alice.send({ type: 'presence', id: 'p1', topic: 'room:1', countOnly: true });
+    expect(await alice.next((frame) => frame.type === 'presence')).toEqual({ type: 'presence', id: 'p1', topic: 'room:1', count: 2 });
 
     bob.terminate();
     const leave = await alice.next((frame) => frame.type === 'leave');
@@ -53,6 +62,24 @@ describe('presence across two nodes on one Redis', () => {
     const message = await alice.next((frame) => frame.type === 'message');
     expect(message).toMatchObject({ offset: 1 });
   });
+
+  it('drops the members of a node killed -9 from every list within its lease', async () => {
+    const c = resources.add(await GatewayNode.start({ name: 'C', redis: redisArgs, args: PRESENCE }), (started) => started.kill());
+    await until('node C ready', async () => (await c.health()).status === 200, { timeoutMs: 10_000 });
+    const erin = resources.add(await ProtocolClient.authenticated(a.wsUrl, 'erin'), (client) => client.terminate());
+    await erin.subscribe('room:2');
+    for (const user of ['frank', 'grace']) {
+      const client = resources.add(await ProtocolClient.authenticated(c.wsUrl, user), (x) => x.terminate());
+      await client.subscribe('room:2');
+    }
+    const count = async () => ((await a.request('GET', '/api/topics/room%3A2/presence?countOnly=true')).body as { count: number }).count;
+    await until('all three listed', async () => (await count()) === 3, { timeoutMs: 5_000 });
+    await c.kill();
+    // The lease is 2 s: gone within it (plus a renewal period), with no leave from the dead node.
+    await until("C's members gone", async () => (await count()) === 1, { timeoutMs: 6_000, intervalMs: 100 });
+    const members = (await b.request('GET', '/api/topics/room%3A2/presence')).body.members as { user: string }[];
+    expect(members.map((member) => member.user)).toEqual(['erin']);
+  }, 30_000);
 
   it('sends nothing for a topic outside --presence-topics', async () => {
     const carol = resources.add(await ProtocolClient.authenticated(a.wsUrl, 'carol'), (c) => c.terminate());
