@@ -16,13 +16,14 @@ const resources = new Resources();
 let a: GatewayNode;
 let b: GatewayNode;
 let redisArgs: string[];
+let redis: RedisServer;
 
-const PRESENCE = ['--presence', '--presence-join-leave', '--presence-topics', 'room:*', '--presence-info-claim', 'sub', '--redis-lease', '2s'];
+const PRESENCE = ['--presence', '--presence-join-leave', '--presence-topics', 'room:*', '--presence-info-claim', 'sub', '--redis-lease', '2s', '--redis-command-timeout', '500ms'];
 const isJoinOrLeave = (frame: ServerMessage) => frame.type === 'join' || frame.type === 'leave';
 
 beforeAll(async () => {
   buildCli();
-  const redis = resources.add(await RedisServer.start(), (server) => server.stop());
+  redis = resources.add(await RedisServer.start(), (server) => server.stop());
   redisArgs = ['--redis-url', redis.url];
   [a, b] = await Promise.all(
     ['A', 'B'].map((name) => GatewayNode.start({ name, redis: redisArgs, args: PRESENCE }).then((node) => resources.add(node, (started) => started.kill()))),
@@ -91,4 +92,28 @@ describe('presence across two nodes on one Redis', () => {
     expect(carol.frames.filter(isJoinOrLeave)).toEqual([]);
     expect((await a.request('GET', '/api/topics/lobby/presence')).status).toBe(404);
   });
+
+  // Last: it freezes the Redis every node shares.
+  it('answers 503 on the HTTP route, and unavailable (temporary) to a presence request and a subscribe, while Redis is frozen (SIGSTOP)', async () => {
+    const henry = resources.add(await ProtocolClient.authenticated(a.wsUrl, 'henry'), (client) => client.terminate());
+    await henry.subscribe('room:3');
+    redis.signal('SIGSTOP');
+    try {
+      const answer = await a.request('GET', '/api/topics/room%3A3/presence');
+      expect(answer.status).toBe(503);
+      expect(answer.body).toEqual({ error: 'service unavailable', code: 'unavailable' });
+      expect(answer.headers.get('retry-after')).toBe('1');
+      henry.send({ type: 'presence', id: 'p-frozen', topic: 'room:3' });
+      const refused = await henry.next((frame) => frame.type === 'error' && frame.id === 'p-frozen');
+      expect(refused).toMatchObject({ code: 'unavailable', temporary: true });
+      // A subscribe the store cannot record is refused too, and does not join the topic.
+      henry.send({ type: 'subscribe', id: 's-frozen', topic: 'room:4' });
+      expect(await henry.next((frame) => frame.type === 'error' && frame.id === 's-frozen')).toMatchObject({ code: 'unavailable', temporary: true });
+    } finally {
+      redis.signal('SIGCONT');
+    }
+    await until('presence answers again', async () => (await a.request('GET', '/api/topics/room%3A3/presence')).status === 200, { timeoutMs: 10_000 });
+    // room:4 was never joined: a publication there reaches no one on A.
+    expect((await a.publish('room:4', 'nobody')).body).toMatchObject({ deliveredLocally: 0 });
+  }, 30_000);
 });
