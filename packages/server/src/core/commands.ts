@@ -172,19 +172,7 @@ export class Commands extends CorePart {
     const { presence, recovery, registry } = this.core;
     const connection = session.id;
     const listed = presence.has(topic);
-    if (listed) {
-      let admission: Admission;
-      try {
-        admission = await presence.admit(session, topic);
-      } catch (error) {
-        return this.#failed(session, id, 'subscribe', error);
-      }
-      if (admission === 'gone') return;
-      if (admission === 'full') {
-        const refusal = new HandlerError('limit_exceeded', `topic '${topic.slice(0, 64)}' has the most members allowed`);
-        return session.writeFrame(errorFrame(refusal, id, ''));
-      }
-    }
+    if (listed && !(await this.#enterPresence(session, topic, id))) return;
     const join = () => {
       // The history read may have taken a while: a session gone meanwhile joins nothing.
       if (session.isClosed() || session.id !== connection) return listed ? presence.withdraw(topic, connection) : undefined;
@@ -208,6 +196,25 @@ export class Commands extends CorePart {
     // After the ack: the joining connection gets its own `join` too (as Centrifugo's does), after it knows it is in.
     presence.announce(session, topic, 'join');
     recovery.finish(session, recovered);
+  }
+
+  /**
+   * A subscribe's entry into the topic's presence, within its cap. False when it may not go on: the
+   * topic is full (`limit_exceeded`), the store did not answer (`unavailable`), or the session is gone.
+   */
+  async #enterPresence(session: Session, topic: string, id: string | undefined): Promise<boolean> {
+    let admission: Admission;
+    try {
+      admission = await this.core.presence.admit(session, topic);
+    } catch (error) {
+      this.#failed(session, id, 'subscribe', error);
+      return false;
+    }
+    if (admission === 'full') {
+      const refusal = new HandlerError('limit_exceeded', `topic '${topic.slice(0, 64)}' has the most members allowed`);
+      session.writeFrame(errorFrame(refusal, id, ''));
+    }
+    return admission === 'joined';
   }
 
   async #publish(session: Session, topic: string, data: unknown, id: string | undefined, claims: JWTPayload, token: string | undefined): Promise<void> {
