@@ -119,6 +119,8 @@ export type Target =
   | 'authsocket-ticket'
   | 'authsocket-pma'
   | 'authsocket-nohistory'
+  /** The gateway without the connection registry (`connectionStore: false`): what the registry costs. */
+  | 'authsocket-noregistry'
   /** The gateway with `handler: createHttpProxy(...)`: each rpc a signed POST to a backend process. */
   | 'authsocket-proxy'
   /**
@@ -127,6 +129,8 @@ export type Target =
    * a worker takes, without the queue.
    */
   | 'authsocket-redis'
+  /** `authsocket-redis` without the connection registry in Redis (`connectionStore: false`). */
+  | 'authsocket-redis-noregistry'
   /** The queue path: `createStreamForwarder` on the Redis engine, and 1 or 3 worker processes replying. */
   | 'queue-1'
   | 'queue-3'
@@ -177,7 +181,7 @@ export function workersOf(target: Target): number {
 
 /** Whether a target needs a redis-server of its own. */
 export function usesRedis(target: Target): boolean {
-  return behaviour(target) === 'authsocket-redis' || workersOf(target) > 0;
+  return behaviour(target) === 'authsocket-redis' || behaviour(target) === 'authsocket-redis-noregistry' || workersOf(target) > 0;
 }
 
 /** What a queue worker process reports: its CPU and memory, and its entries so far. */

@@ -66,7 +66,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'connect',
       title: `connect + auth: ${connections} connections, concurrency 100`,
-      targets: ['ws', 'authsocket', 'authsocket-ticket', 'socketio'],
+      targets: ['ws', 'authsocket', 'authsocket-ticket', 'authsocket-noregistry', 'socketio'],
       baseline: 'ws',
       params: { connections, concurrency: 100, warmup: size(300, 200, 50) },
       rounds: r(5, 2),
@@ -74,7 +74,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'idle',
       title: `idle memory: ${idle} authenticated connections`,
-      targets: THREE,
+      targets: [...THREE, 'authsocket-noregistry'],
       baseline: 'ws',
       params: { connections: idle, settleMs: size(2_000, 300, 200), warmup: size(300, 200, 50) },
       rounds: r(5, 2),

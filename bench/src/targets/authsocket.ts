@@ -53,7 +53,7 @@ function handlerFor(config: ServerConfig, forwarder: StreamForwarder | undefined
   }
   // The queue path: every message an entry in the stream, acked once committed; the workers reply.
   if (forwarder) return forwarder;
-  if (behaviour(config.target) === 'authsocket-redis') {
+  if (behaviour(config.target).startsWith('authsocket-redis')) {
     // The worker's reply path (the broker's connection audience, through Redis), without the queue:
     // the ack goes out at once, the reply when it has come back from Redis.
     return {
@@ -106,7 +106,8 @@ export async function startAuthsocket(config: ServerConfig): Promise<TargetServe
     perMessageAuth: behaviour(config.target) === 'authsocket-pma',
     ...(behaviour(config.target) === 'authsocket-nohistory' ? { history: false as const } : {}),
     ...(config.reauthWindowMs === undefined ? {} : { reauthWindowMs: config.reauthWindowMs }),
-    ...(engine ? { broker: engine.broker, ticketStore: engine.ticketStore, revocationStore: engine.revocationStore } : {}),
+    ...(engine ? { broker: engine.broker, ticketStore: engine.ticketStore, revocationStore: engine.revocationStore, connectionStore: engine.connectionStore } : {}),
+    ...(/-noregistry$/.test(behaviour(config.target)) ? { connectionStore: false as const } : {}),
     // Called from `onMessage` only, long after `gateway` exists.
     handler: handlerFor(config, forwarder, () => gateway),
   });

@@ -6,6 +6,7 @@ import {
   LIMITS,
   MessageType,
   parseServerMessage,
+  type PresenceMember,
   ProtocolError,
   type ReauthReason,
   type ServerMessage,
@@ -24,7 +25,7 @@ import { StreamPositions } from './positions.js';
 import { type DataFrame, type Outbound, Outbox } from './queue.js';
 import { nextStep, Reconnect } from './reconnect.js';
 import { Credentials, refreshInBand } from './refresh.js';
-import { Requests, type Settler } from './requests.js';
+import { type Answer, Requests, type Settler } from './requests.js';
 import { type ConnectionState, isAuthenticated } from './state.js';
 import { Topic, type TopicLink } from './topic.js';
 import { attemptTarget } from './transport.js';
@@ -32,6 +33,17 @@ import { attemptTarget } from './transport.js';
 export interface SendOptions {
   /** Give the frame an `id` and resolve the returned promise on the server's `ack`. */
   readonly ack?: boolean;
+}
+
+export interface PresenceOptions {
+  /** Ask for the count alone (cheap on a large topic): the answer has no `members`. */
+  readonly countOnly?: boolean;
+}
+
+/** Who is on a topic: `members` is absent when asked with `countOnly`. */
+export interface PresenceResult {
+  readonly count: number;
+  readonly members?: readonly PresenceMember[];
 }
 
 export interface SetAuthOptions {
@@ -145,6 +157,18 @@ export class AuthSocket {
     }
     const frame = { type: MessageType.Rpc, method, ...(data === undefined ? {} : { data }) } as const;
     return this.#enqueue(frame, true) as Promise<T>;
+  }
+
+  /**
+   * Who is subscribed to `topic`, on every node (the gateway's `presence` option): the count and,
+   * unless `countOnly`, the members. Queued like `rpc()` until authenticated. Rejects with
+   * `RequestRefusedError`: `forbidden` (this user may not see it), `bad_request` (the topic has no
+   * presence), `unavailable` (temporary); or `ConnectionLostError`, `QueueFullError`, `CancelledError`.
+   */
+  presence(topic: string, options: PresenceOptions = {}): Promise<PresenceResult> {
+    assertTopic(topic);
+    const frame = { type: MessageType.Presence, topic, ...(options.countOnly === true ? { countOnly: true } : {}) } as const;
+    return this.#enqueue(frame, true) as Promise<PresenceResult>;
   }
 
   /**
@@ -337,7 +361,12 @@ export class AuthSocket {
         this.#requests.resolve(frame.id, frame);
         break;
       case MessageType.Result:
+      case MessageType.Presence:
         this.#requests.resolve(frame.id, frame);
+        break;
+      case MessageType.Join:
+      case MessageType.Leave:
+        if (isAuthenticated(this.state)) this.#topics.get(frame.topic)?.presenceChanged(frame.type, frame.member);
         break;
       case MessageType.Error: {
         if (frame.code === 'rate_limited' && frame.retryAfter !== undefined) this.#retryAfterMs = frame.retryAfter;
@@ -512,11 +541,12 @@ export class AuthSocket {
 
   #transmit({ frame, ack }: Outbound): void {
     const token = this.#credentials.token;
-    const withToken = this.#options.perMessageToken && token !== undefined ? { ...frame, token } : frame;
-    // An ack's `data` (a message's) or a result's (an rpc's) is what the caller's promise resolves with.
-    if (ack) this.#request(withToken, { resolve: ({ data }) => ack.resolve(frame.type === MessageType.Publish ? undefined : data), reject: (error) => ack.reject(error) });
-    // An rpc is always queued with a waiter (`rpc()`): only `message` and `publish` go out without an id.
-    else this.#write(withToken as Exclude<DataFrame, { type: typeof MessageType.Rpc }>);
+    // A presence read carries no token, like `subscribe`: the connection's identity is what it reads with.
+    const withToken = this.#options.perMessageToken && token !== undefined && frame.type !== MessageType.Presence ? { ...frame, token } : frame;
+    // An ack's `data` (a message's), a result's (an rpc's) or a presence answer is what the caller's promise resolves with.
+    if (ack) this.#request(withToken, { resolve: (answer) => ack.resolve(resolution(frame, answer)), reject: (error) => ack.reject(error) });
+    // An rpc or presence read is always queued with a waiter: only `message` and `publish` go out without an id.
+    else this.#write(withToken as Exclude<DataFrame, { type: typeof MessageType.Rpc | typeof MessageType.Presence }>);
   }
 
   /** Sends `frame` with a fresh `id`; `settler` learns the server's `ack` or `error`. */
@@ -564,6 +594,13 @@ export class AuthSocket {
       error instanceof Error ? error : new AuthSocketError('ERR_UNKNOWN', `non-error thrown: ${String(error).slice(0, 64)}`);
     this.#emitter.emit('error', reported);
   }
+}
+
+/** What a request's promise resolves with, by the frame it answers. */
+function resolution(frame: DataFrame, { data, count, members }: Answer): unknown {
+  if (frame.type === MessageType.Publish) return undefined;
+  if (frame.type === MessageType.Presence) return members === undefined ? { count } : { count, members };
+  return data;
 }
 
 function assertTopic(topic: unknown): asserts topic is string {

@@ -1,5 +1,5 @@
 export type { Wait } from './backoff.js';
-export { AuthSocket, type SendOptions, type SetAuthOptions } from './client.js';
+export { AuthSocket, type PresenceOptions, type PresenceResult, type SendOptions, type SetAuthOptions } from './client.js';
 export {
   AuthSocketError,
   CancelledError,
@@ -17,4 +17,4 @@ export type { ConnectionState, StateChange } from './state.js';
 export { fetchTicket, type FetchTicketOptions, type Ticket } from './ticket.js';
 export { type SubscribeOptions, Topic, type TopicEvents, type TopicState, type TopicStateChange } from './topic.js';
 export type { CredentialPlacement, WebSocketConstructor, WebSocketLike } from './transport.js';
-export { CloseCode, closeCodeAction, type CloseAction, type StreamPosition, type StreamState } from '@authsocket/protocol';
+export { CloseCode, closeCodeAction, type CloseAction, type PresenceMember, type StreamPosition, type StreamState } from '@authsocket/protocol';

@@ -2,11 +2,12 @@ import type { MessageType } from '@authsocket/protocol';
 import { type Deferred, deferred } from './deferred.js';
 import { CancelledError, QueueFullError } from './errors.js';
 
-/** A frame of application data: what `send()`, `publish()` and `rpc()` queue. */
+/** A frame of application data: what `send()`, `publish()`, `rpc()` and `presence()` queue. */
 export type DataFrame =
   | { readonly type: typeof MessageType.Message; readonly data: unknown }
   | { readonly type: typeof MessageType.Publish; readonly topic: string; readonly data: unknown }
-  | { readonly type: typeof MessageType.Rpc; readonly method: string; readonly data?: unknown };
+  | { readonly type: typeof MessageType.Rpc; readonly method: string; readonly data?: unknown }
+  | { readonly type: typeof MessageType.Presence; readonly topic: string; readonly countOnly?: boolean };
 
 /** A queued frame, and the caller waiting for its answer (`ack`, or an rpc's `result` data) when it asked for one. */
 export interface Outbound {

@@ -1,9 +1,11 @@
-import type { StreamState } from '@authsocket/protocol';
+import type { PresenceMember, StreamState } from '@authsocket/protocol';
 
-/** What answered a request: an `ack` (with its `streams`) or an rpc's `result` (with its `data`). */
+/** What answered a request: an `ack` (with its `streams`), an rpc's `result` (with its `data`) or a `presence` answer. */
 export interface Answer {
   readonly streams?: Readonly<Record<string, StreamState>>;
   readonly data?: unknown;
+  readonly count?: number;
+  readonly members?: readonly PresenceMember[];
 }
 
 /** Something waiting for the server: resolved by an `ack` or a `result`, rejected by an `error` or a close. */

@@ -1,4 +1,4 @@
-import { MessageType, type StreamPosition, type StreamState, type UnsubscribeReason } from '@authsocket/protocol';
+import { MessageType, type PresenceMember, type StreamPosition, type StreamState, type UnsubscribeReason } from '@authsocket/protocol';
 import type { Attempt } from './attempt.js';
 import { Waiters } from './deferred.js';
 import { Emitter } from './emitter.js';
@@ -27,6 +27,10 @@ export interface TopicEvents {
   message: InboundMessage;
   /** The server ended the subscription (`unsubscribed`); the topic is `unsubscribed` and not joined again on its own. */
   ended: SubscriptionEndedError;
+  /** A connection joined this topic (presence with join/leave on, while joined; this client's own join too). */
+  join: PresenceMember;
+  /** A connection left this topic. */
+  leave: PresenceMember;
 }
 
 /**
@@ -171,6 +175,11 @@ export class Topic {
     if (!this.#join) return;
     if (message.stream !== undefined) this.#streams.add(message.stream);
     this.#emitter.emit('message', message);
+  }
+
+  /** @internal A `join` or `leave` frame for this topic. */
+  presenceChanged(kind: 'join' | 'leave', member: PresenceMember): void {
+    if (this.#join) this.#emitter.emit(kind, member);
   }
 
   #send(attempt: Attempt): void {

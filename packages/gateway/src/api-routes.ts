@@ -44,8 +44,8 @@ export interface ApiRoutesOptions {
 }
 
 /**
- * The application backend's API: push to a user, a topic or everyone; revoke a user; count a
- * user's connections; many messages at once. Counts are this node's connections only (others
+ * The application backend's API: push to a user, a topic or everyone; revoke a user; list a
+ * user's connections (every node's) or look one up; list a topic's presence; many messages at once. Counts are this node's connections only (others
  * deliver too, uncounted): hence `...Locally`. A message sent is a debug line (thousands a second
  * at info would be most of the API's cost; `authsocket_api_requests_total` counts them); a revoke or
  * a close, rare and administrative, is an info line.
@@ -84,7 +84,27 @@ export function createApiRoutes(gateway: Gateway, { node, logger }: ApiRoutesOpt
       logger.info({ api: 'revokeUser', user, closedLocally }, 'api: user revoked');
       return { closedLocally, node };
     }),
-    route('GET', '/users/:user/connections', (input) => ({ connectedLocally: gateway.connectionCount(userParam(input)), node })),
+    // The registry's list (every node's, with each token's `exp`); `connectedLocally` stays this node's own count.
+    route('GET', '/users/:user/connections', async (input) => {
+      const user = userParam(input);
+      const connections = await gateway.connections(user);
+      return { connections, count: connections.length, connectedLocally: gateway.connectionCount(user), node };
+    }),
+    route('GET', '/connections/:id', async (input) => {
+      const record = await gateway.connection(connectionParam(input));
+      if (record === undefined) throw new HttpError(404, 'no such connection');
+      return record;
+    }),
+    // Presence is every node's (the presence store's), unlike the counts above.
+    route('GET', '/topics/:topic/presence', async (input) => {
+      const topic = topicParam(input);
+      const { countOnly } = input.query;
+      if (countOnly !== undefined && countOnly !== 'true' && countOnly !== 'false') throw new HttpError(400, 'countOnly must be true or false');
+      if (!gateway.hasPresence(topic)) throw new HttpError(404, `topic '${topic.slice(0, 64)}' has no presence (see --presence, --presence-topics)`);
+      if (countOnly === 'true') return { topic, count: await gateway.presenceCount(topic) };
+      const members = await gateway.presence(topic);
+      return { topic, count: members.length, members };
+    }),
     // One connection, by the id the backend got in the proxy's identity envelope: on any node.
     route('POST', '/connections/:id/messages', async (input) => {
       const connection = connectionParam(input);

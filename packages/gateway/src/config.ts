@@ -61,6 +61,7 @@ export function loadConfig(args: readonly string[], env: Environment): LoadedCon
   checkRedisTarget(config, resolved);
   checkProxy(config);
   checkForward(config);
+  checkPresence(config);
 
   const known = new Set(OPTIONS.map((spec) => spec.env));
   for (const name of Object.keys(env)) {
@@ -341,6 +342,7 @@ export const REDIS_ENGINE_KEYS = [
   'redisLivenessTimeoutMs',
   'redisTrackedStreams',
   'redisIdempotencyWindowMs',
+  'redisLeaseMs',
 ] as const satisfies readonly ConfigKey[];
 
 /** At most one Redis target; a Redis password and the engine's options only with one. */
@@ -402,6 +404,15 @@ function checkForward(config: GatewayConfig): void {
   }
   const stray = (['forwardSecret', 'forwardMaxLength', 'forwardPartitions', 'forwardClaims'] as const).find((key) => config[key] !== undefined);
   if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --forward-stream');
+}
+
+/** Presence's own options mean something only with --presence. */
+function checkPresence(config: GatewayConfig): void {
+  if (config.presence) return;
+  const stray = (['presenceTopics', 'presenceInfoClaim', 'presenceMaxMembers', 'presenceJoinLeave'] as const).find(
+    (key) => config[key] !== undefined && config[key] !== false,
+  );
+  if (stray) throw InvalidOptionError.of(optionFor(stray), 'needs --presence');
 }
 
 /** The configuration as it may be printed or logged: secrets masked, a Redis URL without its password. */
@@ -480,6 +491,7 @@ const SERVER_OPTIONS: Readonly<Record<string, ConfigKey>> = {
   livenessTimeoutMs: 'redisLivenessTimeoutMs',
   trackedStreams: 'redisTrackedStreams',
   idempotencyWindowMs: 'redisIdempotencyWindowMs',
+  leaseMs: 'redisLeaseMs',
 };
 
 /** Rewrites the server library's `ConfigError` (e.g. a too-short RSA key) in terms of this CLI's options. */

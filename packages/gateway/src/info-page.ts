@@ -30,7 +30,9 @@ export function infoPage({ demo, wsPath, apiEnabled }: InfoPageOptions): string 
       ['POST /api/topics/:topic/messages', '<code>{"data": …}</code> to a topic’s subscribers'],
       ['POST /api/broadcast', '<code>{"data": …}</code> to every authenticated connection'],
       ['POST /api/users/:user/revoke', 'close the user’s connections with 4403'],
-      ['GET /api/users/:user/connections', '<code>{connectedLocally, node}</code>'],
+      ['GET /api/users/:user/connections', 'the user’s connections on every node: <code>{connections: [{id, user, node, openedAt, expiresAt, state}], count, connectedLocally, node}</code>'],
+      ['GET /api/connections/:id', 'one connection’s record, on any node (<code>404</code> when unknown)'],
+      ['GET /api/topics/:topic/presence', 'who is subscribed, on every node, with <code>--presence</code>: <code>{topic, count, members}</code> (<code>?countOnly=true</code>: no members)'],
       ['POST /api/connections/:id/messages', '<code>{"data": …}</code> to one connection, on any node'],
       ['DELETE /api/connections/:id', 'close one connection (<code>?code=4000-4999&amp;reason=…</code>)'],
     );

@@ -101,6 +101,20 @@ export function createMetrics(gateway: Gateway, { node, broker, proxy, forwarder
   });
 
   new Gauge({
+    name: 'authsocket_registry_connections',
+    help: 'Authenticated connections per node as the connection registry lists them (every live node, with Redis); absent while the store does not answer.',
+    labelNames: ['node'] as const,
+    registers,
+    async collect() {
+      this.reset();
+      try {
+        for (const [listed, count] of Object.entries(await gateway.connectionsByNode())) this.set({ node: listed }, count);
+      } catch {
+        // No sample: a scrape must not fail because Redis is down.
+      }
+    },
+  });
+  new Gauge({
     name: 'authsocket_held_connections',
     help: 'Connections whose token expired and whose deliveries are held awaiting reauth.',
     registers,

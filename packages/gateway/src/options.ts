@@ -82,6 +82,16 @@ export interface GatewayConfig {
   readonly subscribeClaim: string | undefined;
   /** The claim naming a subscription token's topic, or false: subscription tokens refused. */
   readonly subscriptionTokenClaim: string | false;
+  /** Presence per topic (the library's `presence`); the other `presence*` keys need it. */
+  readonly presence: boolean;
+  /** Topics with presence: exact names or prefixes ending in `*`; undefined: every topic. */
+  readonly presenceTopics: readonly string[] | undefined;
+  /** The token claim shown as `member.info`. */
+  readonly presenceInfoClaim: string | undefined;
+  /** The most members one topic may hold; undefined: no cap. */
+  readonly presenceMaxMembers: number | undefined;
+  /** `join` / `leave` frames to a topic's subscribers. */
+  readonly presenceJoinLeave: boolean;
   /** Path WebSocket upgrades are served on. */
   readonly wsPath: string;
   /** Redis for tickets, revocations, history and fan-out; in memory without a Redis target. */
@@ -106,6 +116,9 @@ export interface GatewayConfig {
   readonly redisLivenessTimeoutMs: number;
   readonly redisTrackedStreams: number;
   readonly redisIdempotencyWindowMs: number;
+  readonly redisLeaseMs: number;
+  /** The cluster-wide connection registry (`connectionStore`); false: each node knows only its own sockets. */
+  readonly registry: boolean;
   /** Proxies whose `X-Forwarded-For` / `Forwarded` are believed; undefined: the library's default (none). */
   readonly trustProxy: TrustProxy | undefined;
   /** This node's name in `/healthz`, logs and metrics, and the Redis engine's node id. */
@@ -588,8 +601,53 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'subscription-token-claim',
     valueName: '<claim|off>',
     defaultValue: inherited('subscriptionTokenClaim'),
-    description: "the claim naming a subscription token's one topic (`subscribe {topic, token}`); `off`: subscription tokens are refused",
+    description: "the claim naming a subscription token's one topic (`subscribe {topic, token}`); a token carrying it is never taken as a connection token; `off`: subscription tokens are refused",
     parse: parse.claimNameOrOff,
+  }),
+  option({
+    key: 'presence',
+    flag: 'presence',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: false,
+    description: 'presence: who is subscribed to each topic (`presence` frame, `GET /api/topics/:topic/presence`); off by default, it costs a store write per subscribe',
+    parse: parse.boolean,
+  }),
+  option({
+    key: 'presenceTopics',
+    flag: 'presence-topics',
+    valueName: '<topics>',
+    defaultValue: undefined,
+    defaultLabel: 'every topic',
+    description: 'with --presence: the topics that have it, comma-separated exact names or prefixes ending in `*` (`chat:*,lobby`)',
+    parse: parse.presenceTopics,
+  }),
+  option({
+    key: 'presenceInfoClaim',
+    flag: 'presence-info-claim',
+    valueName: '<claim>',
+    defaultValue: undefined,
+    defaultLabel: 'none',
+    description: "with --presence: the JWT claim shown to others as each member's `info` (e.g. `name`)",
+    parse: parse.claimName,
+  }),
+  option({
+    key: 'presenceMaxMembers',
+    flag: 'presence-max-members',
+    valueName: '<n>',
+    defaultValue: undefined,
+    defaultLabel: 'no cap',
+    description: 'with --presence: the most members one topic may hold; a subscribe beyond is refused `limit_exceeded`',
+    parse: parse.positiveInteger,
+  }),
+  option({
+    key: 'presenceJoinLeave',
+    flag: 'presence-join-leave',
+    type: 'boolean',
+    valueName: '',
+    defaultValue: false,
+    description: 'with --presence: send `join` / `leave` frames to the subscribers of a topic when a connection joins or leaves it',
+    parse: parse.boolean,
   }),
   option({
     key: 'wsPath',
@@ -729,6 +787,23 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultValue: REDIS.idempotencyWindowMs,
     description: 'with a Redis target: how long a publish\'s `Idempotency-Key` is remembered',
     parse: parse.duration({ min: 1, ...LONG_DURATION }),
+  }),
+  option({
+    key: 'redisLeaseMs',
+    flag: 'redis-lease',
+    ...duration(REDIS.leaseMs),
+    defaultValue: REDIS.leaseMs,
+    description: "with a Redis target: how long a node's connection registry and presence entries outlive its last renewal (a node killed -9 is gone from every list within this); at least 300 ms",
+    parse: parse.duration({ min: 300 }),
+  }),
+  option({
+    key: 'registry',
+    flag: 'registry',
+    valueName: '<on|off>',
+    defaultValue: true,
+    defaultLabel: 'on',
+    description: 'the connection registry (who is connected, on which node, until when; in Redis with a Redis target): `GET /api/users/:user/connections` lists every node\'s; `off`: this node\'s only, nothing written',
+    parse: parse.boolean,
   }),
   option({
     key: 'trustProxy',
@@ -980,10 +1055,11 @@ export const GATEWAY_OPTION_SOURCES: { readonly [K in keyof typeof LIBRARY]: Lib
   nodeId: ['nodeId'],
   heartbeatIntervalMs: ['heartbeatIntervalMs'],
   history: ['history'],
+  presence: ['presence', 'presenceTopics', 'presenceInfoClaim', 'presenceMaxMembers', 'presenceJoinLeave'],
   broker: { excluded: 'an object: the Redis engine of --redis-url / --redis-cluster-nodes / --redis-sentinels, else in memory' },
   ticketStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   revocationStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
-  connectionStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
+  connectionStore: ['registry'],
   presenceStore: { excluded: 'an object: the Redis engine with a Redis target, else in memory' },
   onMessage: { excluded: 'a callback: the CLI\'s are the queue path (--forward-stream) and the demo chat' },
   handler: { excluded: 'an object of callbacks: the CLI\'s is the HTTP event proxy (--proxy-*-url)' },
@@ -1027,6 +1103,7 @@ export const REDIS_ENGINE_OPTION_SOURCES: { readonly [K in keyof Required<RedisE
   livenessIntervalMs: ['redisLivenessIntervalMs'],
   livenessTimeoutMs: ['redisLivenessTimeoutMs'],
   maxReconnectDelayMs: ['redisMaxReconnectDelayMs'],
+  leaseMs: ['redisLeaseMs'],
   redis: {
     excluded: 'ioredis connection options (an object): --redis-password sets AUTH, a rediss:// URL TLS; anything else needs the library',
   },

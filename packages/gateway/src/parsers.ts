@@ -142,6 +142,20 @@ export const claimNames: Parser<string[]> = (raw) => {
   return list;
 };
 
+/** One JWT claim name, e.g. `name`. */
+export const claimName: Parser<string> = (raw) => {
+  const trimmed = raw.trim();
+  if (!/^[\w.:-]{1,64}$/.test(trimmed)) throw new ValueError(`expected a claim name like name, got ${quote(raw)}`);
+  return trimmed;
+};
+
+/** `chat:*,lobby`: exact topic names, and prefixes ending in `*`. */
+export const presenceTopics: Parser<string[]> = (raw) => {
+  const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw new ValueError(`expected comma-separated topics or prefixes ending in * like chat:*,lobby, got ${quote(raw)}`);
+  return list;
+};
+
 export const origins: Parser<string[]> = (raw) => {
   const list = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
   if (list.length === 0) throw new ValueError('expected a comma-separated list of origins like https://app.example.com');
@@ -210,13 +224,6 @@ export const topicPrefixes: Parser<string[]> = (raw) => {
   const list = trimmed.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
   if (list.length === 0) throw new ValueError("expected '*', '-' or comma-separated topic prefixes like chat:,news:");
   return list;
-};
-
-/** One JWT claim name, e.g. `topics`. */
-export const claimName: Parser<string> = (raw) => {
-  const name = raw.trim();
-  if (!/^[\w.:-]{1,64}$/.test(name)) throw new ValueError(`expected a claim name like topics, got ${quote(raw)}`);
-  return name;
 };
 
 /** A claim name, or `off`. */

@@ -9,6 +9,7 @@ import {
   type MessageEvent,
   type MessageHandler,
   type PermissionRule,
+  type PresenceOptions,
   systemClock,
   type TopicAction,
 } from '@authsocket/server';
@@ -231,6 +232,7 @@ function startRedis(config: GatewayConfig, logger: Logger): RedisEngine | undefi
       livenessTimeoutMs: config.redisLivenessTimeoutMs,
       trackedStreams: config.redisTrackedStreams,
       idempotencyWindowMs: config.redisIdempotencyWindowMs,
+      leaseMs: config.redisLeaseMs,
       // `--history off`: the gateway keeps none, and the engine its defaults (nothing is appended).
       ...(config.history === false ? {} : { history: config.history }),
       ...(config.redisPassword !== undefined ? { redis: { password: config.redisPassword } } : {}),
@@ -286,6 +288,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
       authRateLimit: config.authRateLimit,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       history: config.history,
+      presence: presenceOf(config),
       expiryPolicy: config.expiryPolicy,
       reauthWindowMs: config.reauthWindowMs,
       reauthGraceMs: config.reauthGraceMs,
@@ -300,6 +303,8 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
       broker: engine?.broker,
       ticketStore: engine?.ticketStore,
       revocationStore: engine?.revocationStore,
+      connectionStore: config.registry ? engine?.connectionStore : false,
+      presenceStore: engine?.presenceStore,
       authorize: topicAccess(config),
       permissions: permissionRules(config),
       permissionsClaim: config.permissionsClaim,
@@ -323,6 +328,7 @@ function buildGateway(config: GatewayConfig, { jwtSecret, clock, logger, engine,
 function topicAccess(config: GatewayConfig): (user: string, action: TopicAction, topic: string) => boolean {
   const subscribe = config.subscribeTopics ?? (config.demo ? [DEMO_TOPIC_PREFIX] : ['']);
   const publish = config.publishTopics ?? [];
+  // Reading a topic's presence is allowed where subscribing is: its subscribers see each other anyway.
   return (_user, action, topic) =>
     // Presence is reading: it follows the subscribe list.
     (action === 'publish' ? publish : subscribe).some((prefix) => topic.startsWith(prefix));
@@ -342,6 +348,17 @@ function permissionRules(config: GatewayConfig): readonly PermissionRule[] | und
     ...prefixRule(config.subscribeTopics, ['subscribe', 'presence']),
     ...prefixRule(config.publishTopics, ['publish']),
   ];
+}
+
+/** The library's `presence` from the `--presence*` options. */
+function presenceOf(config: GatewayConfig): PresenceOptions | false {
+  if (!config.presence) return false;
+  return {
+    ...(config.presenceTopics === undefined ? {} : { topics: config.presenceTopics }),
+    ...(config.presenceInfoClaim === undefined ? {} : { infoClaim: config.presenceInfoClaim }),
+    ...(config.presenceMaxMembers === undefined ? {} : { maxMembers: config.presenceMaxMembers }),
+    joinLeave: config.presenceJoinLeave,
+  };
 }
 
 function generated(): string {

@@ -69,6 +69,11 @@ describe('loadConfig', () => {
       authTimeoutMs: 10_000,
       maxConnectionsPerUser: 100,
       upgradeRateLimit: undefined,
+      presence: false,
+      presenceTopics: undefined,
+      presenceInfoClaim: undefined,
+      presenceMaxMembers: undefined,
+      presenceJoinLeave: false,
       subscribeTopics: undefined,
       publishTopics: undefined,
       permissions: undefined,
@@ -92,6 +97,8 @@ describe('loadConfig', () => {
       redisLivenessTimeoutMs: 2_000,
       redisTrackedStreams: 10_000,
       redisIdempotencyWindowMs: 86_400_000,
+      redisLeaseMs: 10_000,
+      registry: true,
       trustProxy: undefined,
       nodeId: `${hostname()}-${process.pid}`,
       apiKey: undefined,
@@ -183,7 +190,7 @@ describe('loadConfig', () => {
     ['JWT algorithms, clock tolerance and user claim', ['--jwt-algorithms', 'HS256, HS512', '--jwt-clock-tolerance', '1500ms', '--jwt-user-claim', 'email'], {}, { jwtAlgorithms: ['HS256', 'HS512'], jwtClockToleranceSec: 1.5, jwtUserClaim: 'email' }],
     [
       "the Redis engine's options",
-      ['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'app1:', '--redis-shards', '4', '--redis-command-timeout', '500ms', '--redis-connect-timeout', '2s', '--redis-max-reconnect-delay', '5s', '--redis-liveness-interval', '250ms', '--redis-liveness-timeout', '1s', '--redis-tracked-streams', '0'],
+      ['--redis-url', 'redis://127.0.0.1:6379', '--redis-key-prefix', 'app1:', '--redis-shards', '4', '--redis-command-timeout', '500ms', '--redis-connect-timeout', '2s', '--redis-max-reconnect-delay', '5s', '--redis-liveness-interval', '250ms', '--redis-liveness-timeout', '1s', '--redis-tracked-streams', '0', '--redis-lease', '5s'],
       { AUTHSOCKET_REDIS_STREAM_TTL: '48h', AUTHSOCKET_REDIS_REVOCATION_TTL: '168h', AUTHSOCKET_REDIS_IDEMPOTENCY_WINDOW: '1h' },
       {
         redisKeyPrefix: 'app1:',
@@ -197,8 +204,11 @@ describe('loadConfig', () => {
         redisStreamTtlMs: 172_800_000,
         redisRevocationTtlMs: 604_800_000,
         redisIdempotencyWindowMs: 3_600_000,
+        redisLeaseMs: 5_000,
       },
     ],
+    ['the registry off', ['--registry', 'off'], {}, { registry: false }],
+    ['the registry off from the environment', [], { AUTHSOCKET_REGISTRY: 'false' }, { registry: false }],
   ];
   for (const [name, args, env, expected] of valid) {
     it(`accepts ${name}`, () => {
@@ -221,6 +231,8 @@ describe('loadConfig', () => {
     [['--reauth-grace', '10'], {}, 'invalid option --reauth-grace (AUTHSOCKET_REAUTH_GRACE): expected a duration like 30s, got "10"'],
     [['--ticket-ttl', '0'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at least 1ms, got "0"'],
     [['--ticket-ttl', '25h'], {}, 'invalid option --ticket-ttl (AUTHSOCKET_TICKET_TTL): expected a duration of at most 24h, got "25h"'],
+    [['--registry', 'maybe'], {}, 'invalid option --registry (AUTHSOCKET_REGISTRY): expected true or false, got "maybe"'],
+    [['--redis-url', 'redis://127.0.0.1:6379', '--redis-lease', '100ms'], {}, 'invalid option --redis-lease (AUTHSOCKET_REDIS_LEASE): expected a duration of at least 300ms, got "100ms"'],
     [['--port', '70000'], {}, 'invalid option --port (AUTHSOCKET_PORT): expected a port number from 0 to 65535, got "70000"'],
     [[], { PORT: 'http' }, 'invalid option --port (PORT): expected a port number from 0 to 65535, got "http"'],
     [['--expiry-policy', 'sometimes'], {}, 'invalid option --expiry-policy (AUTHSOCKET_EXPIRY_POLICY): expected one of reauth, close, ignore, got "sometimes"'],
@@ -237,8 +249,8 @@ describe('loadConfig', () => {
     [['--permission', 'chat:*'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected a rule like \'chat:*=subscribe,publish\' or \'admin:*=publish if role=admin\', got "chat:*"'],
     [['--permission', 'chat:*=publish if role'], {}, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected conditions like \'if role=admin,verified=true\', got "chat:*=publish if role"'],
     [[], { AUTHSOCKET_PERMISSION: ' ; ' }, 'invalid option --permission (AUTHSOCKET_PERMISSION): expected at least one value'],
-    [['--permissions-claim', 'my claim'], {}, 'invalid option --permissions-claim (AUTHSOCKET_PERMISSIONS_CLAIM): expected a claim name like topics, got "my claim"'],
-    [['--subscribe-claim', ''], {}, 'invalid option --subscribe-claim (AUTHSOCKET_SUBSCRIBE_CLAIM): expected a claim name like topics, got ""'],
+    [['--permissions-claim', 'my claim'], {}, 'invalid option --permissions-claim (AUTHSOCKET_PERMISSIONS_CLAIM): expected a claim name like name, got "my claim"'],
+    [['--subscribe-claim', ''], {}, 'invalid option --subscribe-claim (AUTHSOCKET_SUBSCRIBE_CLAIM): expected a claim name like name, got ""'],
     [['--subscribe-topics', ','], {}, "invalid option --subscribe-topics (AUTHSOCKET_SUBSCRIBE_TOPICS): expected '*', '-' or comma-separated topic prefixes like chat:,news:"],
     [['--allowed-origins', 'https://a.example,https://b.example/app'], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected origins like https://app.example.com (scheme, host, optional port), got "https://b.example/app"'],
     [['--allowed-origins', ' , '], {}, 'invalid option --allowed-origins (AUTHSOCKET_ALLOWED_ORIGINS): expected a comma-separated list of origins like https://app.example.com'],
@@ -379,6 +391,29 @@ describe('loadConfig', () => {
     expect(JSON.stringify(printed)).not.toContain(FORWARD);
   });
 
+  it('takes the presence options, and refuses them without --presence or with a bad value', () => {
+    expect(config(['--presence', '--presence-topics', 'chat:*, lobby', '--presence-info-claim', 'name', '--presence-max-members', '50', '--presence-join-leave'], WITH_SECRET)).toMatchObject({
+      presence: true,
+      presenceTopics: ['chat:*', 'lobby'],
+      presenceInfoClaim: 'name',
+      presenceMaxMembers: 50,
+      presenceJoinLeave: true,
+    });
+    expect(config([], { ...WITH_SECRET, AUTHSOCKET_PRESENCE: 'true', AUTHSOCKET_PRESENCE_MAX_MEMBERS: '3' })).toMatchObject({ presence: true, presenceMaxMembers: 3 });
+    expect(config([], WITH_SECRET)).toMatchObject({ presence: false, presenceTopics: undefined, presenceJoinLeave: false });
+    expect(failure(['--presence-max-members', '5'], WITH_SECRET).message).toBe(
+      'invalid option --presence-max-members (AUTHSOCKET_PRESENCE_MAX_MEMBERS): needs --presence',
+    );
+    expect(failure(['--presence-join-leave'], WITH_SECRET).message).toBe('invalid option --presence-join-leave (AUTHSOCKET_PRESENCE_JOIN_LEAVE): needs --presence');
+    expect(failure(['--presence', '--presence-max-members', '0'], WITH_SECRET).message).toBe(
+      'invalid option --presence-max-members (AUTHSOCKET_PRESENCE_MAX_MEMBERS): expected a whole number of at least 1, got "0"',
+    );
+    expect(failure(['--presence', '--presence-topics', ' , '], WITH_SECRET).message).toContain('invalid option --presence-topics');
+    expect(failure(['--presence', '--presence-info-claim', 'a b'], WITH_SECRET).message).toBe(
+      'invalid option --presence-info-claim (AUTHSOCKET_PRESENCE_INFO_CLAIM): expected a claim name like name, got "a b"',
+    );
+  });
+
   it('warns about unknown AUTHSOCKET_ variables and ignores others', () => {
     const { warnings } = loadConfig(['--demo'], { AUTHSOCKET_JWT_SECRT: 'typo', HOME: '/root' });
     expect(warnings).toEqual(['unknown environment variable AUTHSOCKET_JWT_SECRT ignored']);
@@ -442,6 +477,11 @@ describe('the --config file', () => {
       expect(error.option).toBe('config');
     });
   }
+
+  it('takes the presence options from the file, topics as a JSON array', () => {
+    const path = file({ jwtSecret: SECRET, presence: true, presenceTopics: ['chat:*', 'lobby'], presenceJoinLeave: true, presenceMaxMembers: 10 });
+    expect(config(['--config', path])).toMatchObject({ presence: true, presenceTopics: ['chat:*', 'lobby'], presenceJoinLeave: true, presenceMaxMembers: 10 });
+  });
 
   it('refuses a missing file', () => {
     expect(failure(['--config', join(dir, 'missing.json')], WITH_SECRET).message).toBe(`invalid config file ${join(dir, 'missing.json')}: cannot read it (ENOENT)`);
@@ -529,7 +569,8 @@ describe('the library options reachable from the CLI', () => {
 
   it('excludes only objects and callbacks', () => {
     const excluded = Object.entries(GATEWAY_OPTION_SOURCES).filter(([, mapping]) => 'excluded' in mapping).map(([key]) => key);
-    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'connectionStore', 'handler', 'logger', 'onMessage', 'presenceStore', 'revocationStore', 'ticketStore']);
+    // connectionStore: an object too, but --registry off turns it off (false).
+    expect(excluded.sort()).toEqual(['authorize', 'broker', 'clock', 'handler', 'logger', 'onMessage', 'presenceStore', 'revocationStore', 'ticketStore']);
   });
 
   it("takes the defaults from the libraries' tables", () => {

@@ -5,6 +5,46 @@ afterEach(stopAll);
 
 const demo = () => start(['--demo', '--api-key', API_KEY, '--node-id', 'gw-test']);
 
+describe('GET /api/topics/:topic/presence', () => {
+  const withPresence = (...flags: string[]) => start(['--demo', '--api-key', API_KEY, '--presence', '--presence-topics', 'chat:*', ...flags]);
+
+  it('lists who is subscribed to a topic, with the count, and the count alone with ?countOnly=true', async () => {
+    const gateway = await withPresence();
+    const alice = await connectAs(gateway, 'alice');
+    const bob = await connectAs(gateway, 'bob');
+    for (const { client } of [alice, bob]) expect(await subscribe(client, 'chat:lobby')).toMatchObject({ type: 'ack' });
+    const response = await gateway.request('/api/topics/chat:lobby/presence', { apiKey: API_KEY });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { topic: string; count: number; members: { user: string; connection: string }[] };
+    expect(body.topic).toBe('chat:lobby');
+    expect(body.count).toBe(2);
+    expect(body.members.map((member) => member.user).sort()).toEqual(['alice', 'bob']);
+    const counted = await gateway.request('/api/topics/chat:lobby/presence?countOnly=true', { apiKey: API_KEY });
+    expect(await counted.json()).toEqual({ topic: 'chat:lobby', count: 2 });
+    const nobody = await gateway.request('/api/topics/chat:empty/presence', { apiKey: API_KEY });
+    expect(await nobody.json()).toEqual({ topic: 'chat:empty', count: 0, members: [] });
+  });
+
+  it('answers 404 for a topic without presence, 400 for a bad countOnly or topic, 401 without the key', async () => {
+    const gateway = await withPresence();
+    const outside = await gateway.request('/api/topics/news/presence', { apiKey: API_KEY });
+    expect(outside.status).toBe(404);
+    expect(await outside.json()).toEqual({ error: "topic 'news' has no presence (see --presence, --presence-topics)" });
+    const bad = await gateway.request('/api/topics/chat:lobby/presence?countOnly=yes', { apiKey: API_KEY });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: 'countOnly must be true or false' });
+    const long = await gateway.request(`/api/topics/${'t'.repeat(300)}/presence`, { apiKey: API_KEY });
+    expect(long.status).toBe(400);
+    expect((await gateway.request('/api/topics/chat:lobby/presence')).status).toBe(401);
+  });
+
+  it('answers 404 when presence is off (the default)', async () => {
+    const gateway = await demo();
+    const response = await gateway.request('/api/topics/chat:lobby/presence', { apiKey: API_KEY });
+    expect(response.status).toBe(404);
+  });
+});
+
 describe('the HTTP API', () => {
   const routes: [string, string][] = [
     ['POST', '/api/users/alice/messages'],
@@ -12,6 +52,7 @@ describe('the HTTP API', () => {
     ['POST', '/api/broadcast'],
     ['POST', '/api/users/alice/revoke'],
     ['GET', '/api/users/alice/connections'],
+    ['GET', '/api/connections/00000000-0000-4000-8000-000000000000'],
     ['GET', '/api/nowhere'],
   ];
   for (const [method, path] of routes) {
@@ -92,18 +133,56 @@ describe('the HTTP API', () => {
     expect(bob.client.socket.readyState).toBe(bob.client.socket.OPEN);
   });
 
-  it("counts a user's open connections", async () => {
+  it("lists a user's connections with their token expiry, and counts them", async () => {
     const gateway = await demo();
-    const count = async (user: string) =>
-      (await gateway.request(`/api/users/${user}/connections`, { apiKey: API_KEY })).json();
-    expect(await count('alice')).toEqual({ connectedLocally: 0, node: 'gw-test' });
+    const list = async (user: string) =>
+      (await gateway.request(`/api/users/${user}/connections`, { apiKey: API_KEY })).json() as Promise<Record<string, unknown>>;
+    expect(await list('alice')).toEqual({ connections: [], count: 0, connectedLocally: 0, node: 'gw-test' });
     const first = await connectAs(gateway, 'alice');
     await connectAs(gateway, 'alice');
-    expect(await count('alice')).toEqual({ connectedLocally: 2, node: 'gw-test' });
-    expect(await count('bob')).toEqual({ connectedLocally: 0, node: 'gw-test' });
+    const listed = await list('alice');
+    expect(listed).toMatchObject({ count: 2, connectedLocally: 2, node: 'gw-test' });
+    const connections = listed.connections as Array<Record<string, unknown>>;
+    expect(connections).toHaveLength(2);
+    for (const connection of connections) {
+      expect(connection).toEqual({
+        id: expect.any(String),
+        user: 'alice',
+        node: 'gw-test',
+        openedAt: expect.any(Number),
+        expiresAt: expect.any(Number),
+        state: 'authenticated',
+      });
+      expect(connection.expiresAt as number).toBeGreaterThan(connection.openedAt as number);
+    }
+    expect(await list('bob')).toEqual({ connections: [], count: 0, connectedLocally: 0, node: 'gw-test' });
     first.client.close();
     await first.client.closed;
-    await expect.poll(() => count('alice')).toEqual({ connectedLocally: 1, node: 'gw-test' });
+    await expect.poll(async () => (await list('alice')).count).toBe(1);
+  });
+
+  it('answers GET /api/connections/:id with the record, 404 for an unknown id and 400 for a malformed one', async () => {
+    const gateway = await demo();
+    await connectAs(gateway, 'alice');
+    const [listed] = ((await (await gateway.request('/api/users/alice/connections', { apiKey: API_KEY })).json()) as {
+      connections: Array<{ id: string }>;
+    }).connections;
+    const found = await gateway.request(`/api/connections/${listed?.id}`, { apiKey: API_KEY });
+    expect(found.status).toBe(200);
+    expect(await found.json()).toEqual(listed);
+    const unknown = await gateway.request(`/api/connections/${globalThis.crypto.randomUUID()}`, { apiKey: API_KEY });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: 'no such connection' });
+    const malformed = await gateway.request('/api/connections/not%20an%20id', { apiKey: API_KEY });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toEqual({ error: 'connection id must be the id the gateway gave the connection' });
+  });
+
+  it('lists this node\'s connections alone with --registry off', async () => {
+    const gateway = await start(['--demo', '--api-key', API_KEY, '--node-id', 'gw-test', '--registry', 'off']);
+    await connectAs(gateway, 'alice');
+    const listed = (await (await gateway.request('/api/users/alice/connections', { apiKey: API_KEY })).json()) as Record<string, unknown>;
+    expect(listed).toMatchObject({ count: 1, connectedLocally: 1, node: 'gw-test', connections: [{ user: 'alice', node: 'gw-test' }] });
   });
 
   /** Each publishing route, and a client of alice's that its message reaches. */
@@ -203,7 +282,7 @@ describe('the HTTP API', () => {
     const gateway = await start(['--demo']);
     expect(gateway.generatedApiKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const response = await gateway.request('/api/users/alice/connections', { apiKey: gateway.generatedApiKey });
-    expect(await response.json()).toEqual({ connectedLocally: 0, node: expect.any(String) });
+    expect(await response.json()).toEqual({ connections: [], count: 0, connectedLocally: 0, node: expect.any(String) });
   });
 });
 

@@ -27,7 +27,7 @@ async function samples(gateway: TestGateway): Promise<string[]> {
 
 describe('GET /metrics', () => {
   it('counts an issued ticket and failed ticket requests by stage and reason', async () => {
-    const gateway = await start(['--demo']);
+    const gateway = await start(['--demo', '--node-id', 'gw-metrics']);
     const { ticket } = await connectAs(gateway, 'alice');
     const bearer = (value: string) => ({ method: 'POST', headers: { authorization: value } });
     expect((await gateway.request('/auth/ticket', bearer('Bearer not-a-jwt'))).status).toBe(401);
@@ -40,6 +40,7 @@ describe('GET /metrics', () => {
     expect(lines).toContain('authsocket_auth_failures_total{stage="ticket_endpoint",reason="missing"} 1');
     expect(lines).toContain('authsocket_authentications_total{method="ticket"} 1');
     expect(lines).toContain('authsocket_connections 1');
+    expect(lines).toContain('authsocket_registry_connections{node="gw-metrics"} 1');
 
     // The same ticket again: single use.
     const replay = new TestClient(gateway.wsUrl, [SUBPROTOCOL, `${TICKET_PROTOCOL_PREFIX}${ticket}`]);

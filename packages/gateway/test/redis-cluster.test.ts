@@ -273,7 +273,7 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     await once(late.socket, 'open');
     late.send({ type: 'auth', token: earlierToken });
     expect((await late.closed).code).toBe(4403);
-    expect(await a.request('GET', '/api/users/frank/connections')).toEqual({ status: 200, body: { connectedLocally: 0, node: 'A' } });
+    expect(await a.request('GET', '/api/users/frank/connections')).toEqual({ status: 200, body: { connections: [], count: 0, connectedLocally: 0, node: 'A' } });
   });
 
   it('fails closed while Redis is down, reports degraded health, and recovers without restarting any node', async () => {

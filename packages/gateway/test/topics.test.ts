@@ -7,7 +7,7 @@ afterEach(stopAll);
 
 async function answer(client: TestClient, frame: { type: string; topic: string; id: string; data?: unknown }) {
   client.send(frame);
-  return client.next((f) => (f.type === 'ack' || f.type === 'error') && f.id === frame.id);
+  return client.next((f) => (f.type === 'ack' || f.type === 'error' || f.type === 'presence') && f.id === frame.id);
 }
 
 describe('topic access', () => {
@@ -29,6 +29,23 @@ describe('topic access', () => {
     expect(await answer(client, { type: 'publish', topic: 'news:today', id: 'p1', data: 'hi' })).toMatchObject({ type: 'ack' });
     expect(await client.next((f) => f.type === 'message' && f.topic === 'news:today')).toMatchObject({ data: 'hi' });
     expect(await answer(client, { type: 'publish', topic: 'chat:lobby', id: 'p2', data: 'hi' })).toMatchObject({ code: 'forbidden' });
+  });
+
+  it('lets a client read the presence of the topics it may subscribe to, and refuses the others', async () => {
+    const gateway = await start(['--demo', '--jwt-secret', SECRET, '--subscribe-topics', 'news:', '--publish-topics', '*', '--presence']);
+    const { client } = await connectAs(gateway, 'alice');
+    expect(await answer(client, { type: 'subscribe', topic: 'news:today', id: 's1' })).toMatchObject({ type: 'ack' });
+    expect(await answer(client, { type: 'presence', topic: 'news:today', id: 'p1' })).toMatchObject({
+      type: 'presence',
+      count: 1,
+      members: [{ user: 'alice' }],
+    });
+    // Publishing is allowed everywhere, reading presence is not: it follows --subscribe-topics.
+    expect(await answer(client, { type: 'presence', topic: 'chat:lobby', id: 'p2' })).toMatchObject({
+      type: 'error',
+      code: 'forbidden',
+      message: "not allowed to read the presence of 'chat:lobby'",
+    });
   });
 });
 

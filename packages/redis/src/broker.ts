@@ -74,6 +74,8 @@ interface Header {
   readonly n: string;
   readonly s: number;
   readonly to: Audience;
+  /** A presence event's kind (`join` / `leave`), only on publications without a stream. */
+  readonly k?: 'join' | 'leave';
   readonly stream?: string;
   readonly offset?: number;
   readonly epoch?: string;
@@ -104,7 +106,11 @@ export function decode(payload: string): { header: Header; publication: Publicat
     return undefined;
   }
   const data = payload.slice(newline + 1);
-  if (header.stream === undefined) return { header, publication: { to: header.to, data } };
+  if (header.stream === undefined) {
+    if (header.k === undefined) return { header, publication: { to: header.to, data } };
+    if (header.k !== 'join' && header.k !== 'leave') return undefined;
+    return { header, publication: { to: header.to, data, kind: header.k } };
+  }
   if (typeof header.stream !== 'string' || typeof header.offset !== 'number' || typeof header.epoch !== 'string') {
     return undefined;
   }
@@ -249,9 +255,10 @@ export class RedisBroker extends EventEmitter<RedisBrokerEvents> implements Brok
     // Known down: refused before sending, so certainly not published.
     if (this.#status !== 'ready' || isDown(command)) throw unavailable(new Error(`redis broker is ${this.#status}`));
     const sequence = ++this.#sequence;
-    const { stream, to } = publication;
+    const { stream, to, kind } = publication;
+    if (kind !== undefined && stream !== undefined) throw new TypeError('a join / leave publication has no stream');
     const { keys, idempotencyWindowMs } = this.#options;
-    const header = JSON.stringify({ n: this.#instance, s: sequence, to, ...(stream === undefined ? {} : { stream }) });
+    const header = JSON.stringify({ n: this.#instance, s: sequence, to, ...(stream === undefined ? {} : { stream }), ...(kind === undefined ? {} : { k: kind }) });
     const idempotency = idempotencyKey === undefined ? [] : [keys.idempotency(to, stream, idempotencyKey)];
     // Registered before sending: the publication may come back before the script's own reply.
     const echo = this.#expect(sequence);

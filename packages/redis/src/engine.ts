@@ -3,7 +3,10 @@ import { backoff } from '@authsocket/protocol';
 import { Cluster, type RedisOptions } from 'ioredis';
 import { RedisBroker } from './broker.js';
 import { connect } from './connections.js';
+import { RedisConnectionStore } from './connection-store.js';
 import { Keys } from './keys.js';
+import { NodeLease } from './lease.js';
+import { RedisPresenceStore } from './presence-store.js';
 import { RedisRevocationStore } from './revocation-store.js';
 import { Subscriber } from './subscriber.js';
 import { parseTarget, type RedisTarget } from './target.js';
@@ -59,6 +62,12 @@ export interface RedisEngineOptions {
    * `reconnecting` and the connection is dropped and re-established. Default 2_000.
    */
   livenessTimeoutMs?: number;
+  /**
+   * How long a node's entries in the connection registry and presence stay listed after its last
+   * sign of life, in ms: a node killed -9 has them gone from every read within this. Renewed every
+   * third of it; at least 300. Default 10_000.
+   */
+  leaseMs?: number;
   /** Longest wait between reconnection attempts, in ms (exponential with jitter up to it). Default 2_000. */
   maxReconnectDelayMs?: number;
   /**
@@ -75,6 +84,10 @@ export interface RedisEngine {
   readonly broker: RedisBroker;
   readonly ticketStore: RedisTicketStore;
   readonly revocationStore: RedisRevocationStore;
+  /** The cluster-wide connection registry (`connectionStore`), under this node's lease. */
+  readonly connectionStore: RedisConnectionStore;
+  /** Who is on which topic, across nodes (`presenceStore`), under the same lease. */
+  readonly presenceStore: RedisPresenceStore;
   /** The broker's health (`ready` | `connecting` | `reconnecting` | `closed`), for `/healthz`. */
   readonly status: BrokerStatus;
   /** Resolves when connected and subscribed; rejects with `StoreUnavailableError` after `timeoutMs` (default `connectTimeoutMs`). */
@@ -102,7 +115,11 @@ export const REDIS_ENGINE_DEFAULTS = {
   idempotencyWindowMs: DEFAULT_IDEMPOTENCY_WINDOW_MS,
   livenessIntervalMs: 1_000,
   livenessTimeoutMs: 2_000,
+  leaseMs: 10_000,
 } as const;
+
+/** The shortest lease: a third of it between renewals must still leave room for a command's round trip. */
+const MIN_LEASE_MS = 300;
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(name, `expected a positive integer, got ${value}`);
@@ -121,7 +138,7 @@ const notCluster = () => new ConfigError('cluster', "the nodes are not in cluste
  * is a `redis://[user:password@]host:port[/db]` URL (`rediss://` for TLS), a Redis Cluster's seed
  * nodes `{ cluster: ['host:port', ...] }` (credentials in `options.redis`), or a Sentinel set
  * `{ sentinels: ['host:port', ...], name }`. Pass what it returns to
- * `createGateway({ broker, ticketStore, revocationStore, ... })` on every node.
+ * `createGateway({ broker, ticketStore, revocationStore, connectionStore, presenceStore, ... })` on every node.
  */
 export function createRedisEngine(target: RedisTarget, options: RedisEngineOptions = {}): RedisEngine {
   const parsed = parseTarget(target);
@@ -142,6 +159,8 @@ export function createRedisEngine(target: RedisTarget, options: RedisEngineOptio
     intervalMs: positiveInteger('livenessIntervalMs', options.livenessIntervalMs ?? REDIS_ENGINE_DEFAULTS.livenessIntervalMs),
     timeoutMs: positiveInteger('livenessTimeoutMs', options.livenessTimeoutMs ?? REDIS_ENGINE_DEFAULTS.livenessTimeoutMs),
   };
+  const leaseMs = positiveInteger('leaseMs', options.leaseMs ?? REDIS_ENGINE_DEFAULTS.leaseMs);
+  if (leaseMs < MIN_LEASE_MS) throw new ConfigError('leaseMs', `must be at least ${MIN_LEASE_MS}, got ${leaseMs}`);
   const trackedStreams = options.trackedStreams ?? REDIS_ENGINE_DEFAULTS.trackedStreams;
   if (!Number.isSafeInteger(trackedStreams) || trackedStreams < 0) {
     throw new ConfigError('trackedStreams', `expected a non-negative integer, got ${trackedStreams}`);
@@ -205,17 +224,21 @@ export function createRedisEngine(target: RedisTarget, options: RedisEngineOptio
     });
   }
   subscriber.relayout();
+  const lease = new NodeLease(command, keys, { leaseMs, logger });
   let closing: Promise<void> | undefined;
   return {
     broker,
     ticketStore: new RedisTicketStore(command, keys),
     revocationStore: new RedisRevocationStore(command, keys, revocationTtlMs),
+    connectionStore: new RedisConnectionStore(command, keys, lease),
+    presenceStore: new RedisPresenceStore(command, keys, lease),
     get status() {
       return broker.status;
     },
     ready: (timeoutMs?: number) => broker.ready(timeoutMs),
     close() {
       closing ??= (async () => {
+        await lease.close();
         await broker.close();
         await subscriber.close();
         // QUIT when connected (replies flushed first); a down connection is just dropped.

@@ -26,6 +26,15 @@ function fnv1a(text: string): number {
  * | `<prefix>{<shard>}:i:<sha256 of audience and key>` | string | an idempotency key seen, `PX` = idempotency window |
  * | `<prefix>{<shard>}:p` | shard channel | publications of the shard's streams (and broadcasts on shard 0) |
  * | `<prefix>control` | shard channel | control messages (revocations) |
+ * | `<prefix>leases` | sorted set | node leases: member `<node>@<random>`, score its deadline (ms, Redis's clock); 0 = retired |
+ * | `<prefix>cu:<user>` | hash | the user's connections: connection id → `<lease>\n<record JSON>` |
+ * | `<prefix>ci:<connection id>` | string | the same `<lease>\n<record JSON>`, to find a connection by id |
+ * | `<prefix>cl:<lease>` | hash | what a lease wrote to the registry: connection id → user, for its sweep and counts |
+ * | `<prefix>pt:<topic>` | hash | the topic's presence: connection id → `<lease>\n<member JSON>` |
+ * | `<prefix>pl:<lease>` | hash | what a lease wrote to presence: `<connection id>\n<topic>` → `1`, for its sweep |
+ *
+ * The registry and presence scripts each touch one key (reads filter by the live leases, read
+ * first), so they need no hash tag to stay valid on Redis Cluster.
  */
 export class Keys {
   readonly prefix: string;
@@ -50,6 +59,31 @@ export class Keys {
 
   revoked(user: string): string {
     return `${this.prefix}r:${user}`;
+  }
+
+  /** Every node's lease and its deadline. */
+  get leases(): string {
+    return `${this.prefix}leases`;
+  }
+
+  userConnections(user: string): string {
+    return `${this.prefix}cu:${user}`;
+  }
+
+  connection(id: string): string {
+    return `${this.prefix}ci:${id}`;
+  }
+
+  leaseConnections(lease: string): string {
+    return `${this.prefix}cl:${lease}`;
+  }
+
+  presence(topic: string): string {
+    return `${this.prefix}pt:${topic}`;
+  }
+
+  leasePresence(lease: string): string {
+    return `${this.prefix}pl:${lease}`;
   }
 
   /** The shard a stream lives on; broadcasts (no stream) go to shard 0. */

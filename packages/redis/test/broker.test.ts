@@ -100,6 +100,25 @@ describe('RedisBroker delivery', () => {
     }
   });
 
+  it('carries the kind of join and leave publications to every node, without history', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    const member = JSON.stringify({ user: 'alice', connection: 'c-1', info: 'Alice' });
+    await a!.engine.broker.publish({ to: { topic: 'room' }, data: member, kind: 'join' });
+    await a!.engine.broker.publish({ to: { topic: 'room' }, data: member, kind: 'leave' });
+    for (const n of [a!, b!]) {
+      await until(() => n.received.length === 2);
+      expect(n.received).toEqual([
+        { to: { topic: 'room' }, data: member, kind: 'join' },
+        { to: { topic: 'room' }, data: member, kind: 'leave' },
+      ]);
+    }
+    // Nothing was appended to the topic's stream.
+    expect((await a!.engine.broker.position('topic:room')).offset).toBe(0);
+    await expect(a!.engine.broker.publish({ to: { topic: 'room' }, data: member, kind: 'join', stream: 'topic:room' })).rejects.toThrow(
+      'a join / leave publication has no stream',
+    );
+  });
+
   it('sends control messages to the other nodes only', async () => {
     const [a, b, c] = await Promise.all([node(), node(), node()]);
     await a!.engine.broker.control({ revoke: 'mallory' });

@@ -14,7 +14,13 @@ export type Audience =
  */
 export interface Publication {
   readonly to: Audience;
+  /** The application data as JSON; for a `join` / `leave`, the member's JSON. */
   readonly data: string;
+  /**
+   * A presence event instead of a `message`: a `join` / `leave` frame for a topic's subscribers,
+   * `data` the member. Never kept in history (no stream).
+   */
+  readonly kind?: 'join' | 'leave';
   /** The stream it belongs to, when kept in history (user and topic messages). */
   readonly stream?: string;
   readonly offset?: number;

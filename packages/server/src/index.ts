@@ -59,6 +59,7 @@ export {
   type MessageEvent,
   type OptionDescription,
   type OptionSpec,
+  type PresenceOptions,
   type TicketMode,
   type TopicAction,
 } from './options.js';

@@ -20,6 +20,18 @@ export type TicketMode = 'off' | 'optional' | 'required';
 export type { TopicAction };
 export type HistoryOptions = { maxEntries?: number; maxAgeMs?: number } | false;
 
+/** Presence (who is subscribed to a topic), for the topics that have it. */
+export interface PresenceOptions {
+  /** Which topics have presence: exact names, or prefixes ending in `*` (`chat:*`). Default: every topic. */
+  readonly topics?: readonly string[];
+  /** A claim of the member's token copied into `member.info` (e.g. `'name'`); default: no info. */
+  readonly infoClaim?: string;
+  /** The most members one topic may hold; a subscribe beyond is refused `limit_exceeded`. Default: no cap. */
+  readonly maxMembers?: number;
+  /** Send `join` / `leave` frames to the topic's subscribers. Default false. */
+  readonly joinLeave?: boolean;
+}
+
 /** What the application's `onMessage` receives for each `message` frame (it can also reply, publish, close). */
 export type MessageEvent = MessageContext;
 
@@ -68,6 +80,23 @@ function rateLimit(name: string, value: RateLimit | false): void {
   if (value === false) return;
   positive(`${name}.limit`, value.limit);
   positive(`${name}.windowMs`, value.windowMs);
+}
+
+function presence(name: string, value: PresenceOptions | false): void {
+  if (value === false) return;
+  if (typeof value !== 'object' || value === null) throw new ConfigError(name, 'expected false or an object { topics?, infoClaim?, maxMembers?, joinLeave? }');
+  const { topics, infoClaim, maxMembers, joinLeave } = value;
+  if (topics !== undefined) {
+    if (!Array.isArray(topics)) throw new ConfigError(`${name}.topics`, 'expected an array of topic names or prefixes ending in *');
+    for (const topic of topics as unknown[]) {
+      if (typeof topic !== 'string' || topic === '') throw new ConfigError(`${name}.topics`, `expected topic names or prefixes ending in * (like 'chat:*'), got ${JSON.stringify(topic)}`);
+    }
+  }
+  if (infoClaim !== undefined && (typeof infoClaim !== 'string' || infoClaim === '')) {
+    throw new ConfigError(`${name}.infoClaim`, 'expected a claim name');
+  }
+  if (maxMembers !== undefined) positive(`${name}.maxMembers`, maxMembers);
+  if (joinLeave !== undefined && typeof joinLeave !== 'boolean') throw new ConfigError(`${name}.joinLeave`, `expected a boolean, got ${JSON.stringify(joinLeave)}`);
 }
 
 function history(name: string, value: HistoryOptions): void {
@@ -180,6 +209,13 @@ export const GATEWAY_OPTIONS = {
     description:
       'Per-stream history for resume: every `sendToUser` and topic publish is kept, bounded by count and age (bounds apply to the default in-memory broker), or `false` for none (frames then carry no offsets).',
     check: history,
+  }),
+  presence: option<PresenceOptions | false>({
+    type: '{ topics?, infoClaim?, maxMembers?, joinLeave? } | false',
+    default: false,
+    description:
+      "Presence per topic: who is subscribed (`presence` frame, `GET /api/topics/:topic/presence`). Off by default: it costs a store write per subscribe. `topics`: names or `prefix*` (default all); `infoClaim`: a token claim shown as `member.info`; `maxMembers`: a cap per topic (`limit_exceeded`); `joinLeave`: `join`/`leave` frames to subscribers.",
+    check: presence,
   }),
   broker: option<Broker>({
     type: 'Broker',

@@ -207,12 +207,15 @@ export class Auth extends CorePart {
     const recovering = this.core.recovery.recover(session, wanted, () => {
       if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
+      this.core.listing.listed(session);
       for (const stream of wanted.keys()) {
         if (!stream.startsWith(TOPIC_STREAM_PREFIX)) continue;
         const topic = stream.slice(TOPIC_STREAM_PREFIX.length);
         registry.joinTopic(session, topic);
         const grant = grants?.get(topic);
         if (grant !== undefined) session.grant(topic, grant);
+        // Past the presence cap: a resume restores a subscription, a server-side topic is the backend's call.
+        this.core.presence.enter(session, topic);
       }
     });
     const recovered = isPromise(recovering) ? await recovering : recovering;
@@ -224,6 +227,7 @@ export class Auth extends CorePart {
       this.options.logger.warn({ id: session.id, claim: this.options.subscribeClaim }, claimed.message);
       session.writeFrame({ type: MessageType.Error, code: 'forbidden', message: claimed.message });
     }
+    for (const topic of session.topics) this.core.presence.announce(session, topic, 'join');
     expiry.schedule(session);
     this.core.recovery.finish(session, recovered);
     events.emit('authenticated', { connection: session, method });

@@ -4,6 +4,8 @@ import { CorePart } from './context.js';
 import { isPromise } from './frames.js';
 import { HandlerError } from '../errors.js';
 import { errorFrame, MessageRequest, RpcRequest } from './message-context.js';
+import type { Admission } from './presence.js';
+import type { Recovered } from './recovery.js';
 import { type Access, refusal } from './topic-access.js';
 import type { Session } from './session.js';
 
@@ -61,6 +63,8 @@ export class Commands extends CorePart {
         return this.#ack(session, frame.id);
       case MessageType.Publish:
         return this.#publish(session, frame.topic, frame.data, frame.id, claims, token);
+      case MessageType.Presence:
+        return this.core.presence.query(session, frame, claims);
       default:
         return;
     }
@@ -185,19 +189,53 @@ export class Commands extends CorePart {
       }
       return;
     }
-    const { recovery, registry } = this.core;
-    const recovering = recovery.recover(session, new Map([[stream, since]]), () => {
+    const { presence, recovery, registry } = this.core;
+    const connection = session.id;
+    const listed = presence.has(topic);
+    if (listed && !(await this.#enterPresence(session, topic, id))) return;
+    const join = () => {
+      // The history read may have taken a while: a session gone meanwhile joins nothing.
+      if (session.isClosed() || session.id !== connection) return listed ? presence.withdraw(topic, connection) : undefined;
       registry.joinTopic(session, topic);
       session.grant(topic, grant());
-    });
-    // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
-    // message overtake the ack that reports the position before it.
-    const recovered = isPromise(recovering) ? await recovering : recovering;
+    };
+    let recovered: Recovered;
+    try {
+      const recovering = recovery.recover(session, new Map([[stream, since]]), join);
+      // Awaited only when it is a promise: after a synchronous join, a yield here would let a live
+      // message overtake the ack that reports the position before it.
+      recovered = isPromise(recovering) ? await recovering : recovering;
+    } catch (error) {
+      // The broker failed before the join: the admitted entry would outlive the subscription.
+      if (listed && !session.topics.has(topic)) presence.withdraw(topic, connection);
+      throw error;
+    }
     if (session.user !== user || session.isClosed()) return;
     if (id !== undefined) {
       session.writeFrame({ type: MessageType.Ack, id, ...(recovered.states ? { streams: recovered.states } : {}), ...extra });
     }
+    // After the ack: the joining connection gets its own `join` too (as Centrifugo's does), after it knows it is in.
+    presence.announce(session, topic, 'join');
     recovery.finish(session, recovered);
+  }
+
+  /**
+   * A subscribe's entry into the topic's presence, within its cap. False when it may not go on: the
+   * topic is full (`limit_exceeded`), the store did not answer (`unavailable`), or the session is gone.
+   */
+  async #enterPresence(session: Session, topic: string, id: string | undefined): Promise<boolean> {
+    let admission: Admission;
+    try {
+      admission = await this.core.presence.admit(session, topic);
+    } catch (error) {
+      this.#failed(session, id, 'subscribe', error);
+      return false;
+    }
+    if (admission === 'full') {
+      const refusal = new HandlerError('limit_exceeded', `topic '${topic.slice(0, 64)}' has the most members allowed`);
+      session.writeFrame(errorFrame(refusal, id, ''));
+    }
+    return admission === 'joined';
   }
 
   async #publish(session: Session, topic: string, data: unknown, id: string | undefined, claims: JWTPayload, token: string | undefined): Promise<void> {

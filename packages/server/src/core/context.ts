@@ -8,7 +8,9 @@ import type { Commands } from './commands.js';
 import type { Delivery } from './delivery.js';
 import type { Expiry } from './expiry.js';
 import type { Inbound } from './inbound.js';
+import type { Listing } from './listing.js';
 import type { MessageHandler } from './ports.js';
+import type { Presence } from './presence.js';
 import type { Recovery } from './recovery.js';
 import type { Registry } from './registry.js';
 import type { SubscriptionTokens } from './subscription-tokens.js';
@@ -23,6 +25,8 @@ export interface Core {
   readonly options: ResolvedOptions;
   readonly events: EventSink;
   readonly registry: Registry;
+  /** The cluster-wide registry's writer (`options.connectionStore`). */
+  readonly listing: Listing;
   readonly deadlines: DeadlineQueue;
   readonly identity: IdentityVerifier;
   readonly perMessage: CachedVerifier;
@@ -30,6 +34,7 @@ export interface Core {
   readonly delivery: Delivery;
   readonly expiry: Expiry;
   readonly recovery: Recovery;
+  readonly presence: Presence;
   readonly auth: Auth;
   readonly access: TopicAccess;
   readonly subscriptionTokens: SubscriptionTokens;

@@ -15,8 +15,10 @@ export function encode(frame: ServerMessage): Buffer {
 
 /** The `message` frame of a publication, serialized once for all its connections. */
 export function outbound(publication: Publication): Outbound {
-  const { data, stream, offset, epoch } = publication;
+  const { data, stream, offset, epoch, kind } = publication;
   const topic = 'topic' in publication.to ? publication.to.topic : undefined;
+  // A presence event: `{type: 'join' | 'leave', topic, member}`, outside any stream.
+  if (kind !== undefined) return { payload: Buffer.from(`{"type":"${kind}","topic":${JSON.stringify(topic)},"member":${data}}`) };
   // Concatenated rather than re-stringified: `data` is already JSON, shared by every node and replay.
   let frame = `{"type":"message","data":${data}`;
   if (topic !== undefined) frame += `,"topic":${JSON.stringify(topic)}`;

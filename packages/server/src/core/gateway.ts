@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { CloseCode, topicStream, userStream } from '@authsocket/protocol';
 import type { PublishOptions } from '../broker.js';
+import { ConfigError } from '../errors.js';
+import type { PresenceMember } from '../presence-store.js';
+import type { ConnectionRecord } from '../connection-store.js';
 import { DeadlineQueue } from '../deadlines.js';
 import type { GatewayEvents } from '../events.js';
 import { IdentityVerifier } from '../identity.js';
@@ -16,7 +19,9 @@ import { Delivery } from './delivery.js';
 import { Expiry } from './expiry.js';
 import { HttpRoutes } from './http.js';
 import { Inbound } from './inbound.js';
+import { Listing } from './listing.js';
 import type { HttpReply, HttpRequest, MessageHandler, ServerSocket, SocketEvents, Transport, UpgradeRequest } from './ports.js';
+import { Presence } from './presence.js';
 import { Recovery } from './recovery.js';
 import { Registry } from './registry.js';
 import { Revocations } from './revocations.js';
@@ -59,10 +64,13 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     const skewMs = (resolved.jwt.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC) * 1000;
     const identity = new IdentityVerifier(verifier, resolved.revocationStore, () => clock.now(), skewMs, resolved.subscriptionTokenClaim);
     // Filled in below in dependency order; every collaborator reads its siblings through it.
+    // Late bound: presence is made below, once the record it reads is filled in.
+    const registry = new Registry((session, topic) => core.presence.left(session, topic));
     const core = {
       options: resolved,
       events: this,
-      registry: new Registry(),
+      registry,
+      listing: new Listing(resolved.connectionStore, registry, resolved.nodeId),
       deadlines: new DeadlineQueue(clock),
       identity,
       perMessage: createCachedVerifier(verifier, { maxEntries: resolved.verificationCacheSize }, clock),
@@ -74,6 +82,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     core.recovery = new Recovery(core);
     core.access = new TopicAccess(core);
     core.subscriptionTokens = new SubscriptionTokens(core);
+    core.presence = new Presence(core);
     core.auth = new Auth(core);
     core.commands = new Commands(core);
     core.inbound = new Inbound(core);
@@ -97,6 +106,13 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
         resync: () => this.#revocations.resync(),
       })
       .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'broker failed to start'));
+    core.listing.start(resolved.logger);
+    // Off by default: without presence the store is never written, nor its lease started.
+    if (resolved.presence !== false) {
+      resolved.presenceStore
+        .start(resolved.nodeId, () => core.presence.held())
+        .catch((error: unknown) => resolved.logger.error({ err: String(error) }, 'presence store failed to start'));
+    }
   }
 
   #transport(): Transport {
@@ -194,6 +210,30 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     return this.#core.identity.verify(token);
   }
 
+  /**
+   * Who is subscribed to `topic`, on every node: each member's user, connection id and `info`.
+   * Throws `ConfigError` when the topic has no presence, `StoreUnavailableError` when the store cannot answer.
+   */
+  /** Whether `topic` has presence (the `presence` option is on and its `topics` include it). */
+  hasPresence(topic: string): boolean {
+    return this.#core.presence.has(topic);
+  }
+
+  async presence(topic: string): Promise<readonly PresenceMember[]> {
+    this.#assertPresence(topic);
+    return this.#options.presenceStore.members(topic);
+  }
+
+  /** How many members `topic` has, without listing them; throws as `presence` does. */
+  async presenceCount(topic: string): Promise<number> {
+    this.#assertPresence(topic);
+    return this.#options.presenceStore.count(topic);
+  }
+
+  #assertPresence(topic: string): void {
+    if (!this.hasPresence(topic)) throw new ConfigError('presence', `topic '${topic.slice(0, 64)}' has no presence`);
+  }
+
   /** Counts for health and metrics: connections by state and messages held awaiting reauth. */
   stats(): { connections: number; authenticated: number; held: number; heldMessages: number } {
     const result = { connections: 0, authenticated: 0, held: 0, heldMessages: 0 };
@@ -212,6 +252,34 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   connectionCount(user?: string): number {
     const { registry } = this.#core;
     return user === undefined ? registry.all.size : (registry.ofUser(user)?.size ?? 0);
+  }
+
+  /**
+   * Every authenticated connection of `user`, on every node, from the connection registry
+   * (`connectionStore`); with `connectionStore: false`, this node's only. Throws
+   * `StoreUnavailableError` when the store cannot answer.
+   */
+  async connections(user: string): Promise<readonly ConnectionRecord[]> {
+    const { options, listing, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.ofUser(user);
+    return [...(registry.ofUser(user) ?? [])].map((session) => listing.record(session));
+  }
+
+  /** The authenticated connection with id `id`, on whichever node holds it (this node's only without a registry). */
+  async connection(id: string): Promise<ConnectionRecord | undefined> {
+    const { options, listing, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.get(id);
+    const session = registry.byId(id);
+    return session?.user !== undefined && registry.ofUser(session.user)?.has(session) ? listing.record(session) : undefined;
+  }
+
+  /** Authenticated connections per node id, from the registry (this node's only without one). */
+  async connectionsByNode(): Promise<Readonly<Record<string, number>>> {
+    const { options, registry } = this.#core;
+    if (options.connectionStore !== false) return options.connectionStore.countsByNode();
+    let listed = 0;
+    for (const user of registry.users()) listed += registry.ofUser(user)?.size ?? 0;
+    return { [options.nodeId]: listed };
   }
 
   /**

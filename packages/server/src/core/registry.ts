@@ -1,11 +1,19 @@
 import type { Session } from './session.js';
 
+/** Called for each topic a session leaves, wherever it leaves from (presence keeps in step here). */
+export type TopicLeft = (session: Session, topic: string) => void;
+
 /** Who is connected: every session, and indexes by id, by user and by topic. */
 export class Registry {
   readonly all = new Set<Session>();
+  readonly #left: TopicLeft;
   readonly #byId = new Map<string, Session>();
   readonly #byUser = new Map<string, Set<Session>>();
   readonly #byTopic = new Map<string, Set<Session>>();
+
+  constructor(left: TopicLeft = () => {}) {
+    this.#left = left;
+  }
 
   add(session: Session): void {
     this.all.add(session);
@@ -54,15 +62,21 @@ export class Registry {
   }
 
   leaveTopic(session: Session, topic: string): void {
+    if (!session.topics.has(topic)) return;
     remove(this.#byTopic, topic, session);
     session.removeTopic(topic);
+    this.#left(session, topic);
   }
 
   /** Removes `session` from its user's and its topics' indexes (logout, close). */
   unbind(session: Session): void {
     if (session.user !== undefined) remove(this.#byUser, session.user, session);
-    for (const topic of session.topics) remove(this.#byTopic, topic, session);
+    const topics = [...session.topics];
     session.clearTopics();
+    for (const topic of topics) {
+      remove(this.#byTopic, topic, session);
+      this.#left(session, topic);
+    }
   }
 }
 

@@ -162,6 +162,7 @@ export class Session implements Connection, SocketEvents {
   closed(code: number): void {
     if (this.#state === 'closed') return;
     const user = this.#user;
+    this.#core.listing.leaving(this);
     this.#detach();
     this.#state = 'closed';
     this.#backlog = undefined;
@@ -224,17 +225,21 @@ export class Session implements Connection, SocketEvents {
     this.#expiresAt = identity.expiresAt;
     this.#ticketUser = undefined;
     this.#state = 'authenticated';
+    // A reauth: the registry learns the new expiry (a first bind is listed once it joins its user's index).
+    this.#core.listing.changed(this);
   }
 
   /** A fresher token (per-message mode) moves the connection's expiry later. */
   extend(expiresAt: number): void {
     this.#expiresAt = expiresAt;
+    this.#core.listing.changed(this);
   }
 
   /** The token lapsed under `reauth`: deliveries are held from now on. */
   hold(now: number): void {
     this.#state = 'held';
     this.#expiredAt = now;
+    this.#core.listing.changed(this);
   }
 
   /** After a reauth: the held deliveries, then the frames the client sent while held, in order. */
@@ -259,6 +264,8 @@ export class Session implements Connection, SocketEvents {
 
   /** Back to `pending`, the socket kept open for a new `auth`. */
   logout(): void {
+    // Unlisted under the old id: the new one is listed again by the next bind.
+    this.#core.listing.leaving(this);
     this.#detach();
     this.#core.registry.renamed(this, () => (this.#id = globalThis.crypto.randomUUID()));
     this.#state = 'pending';

@@ -1,0 +1,165 @@
+import { MessageType } from '@authsocket/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ConnectionRecord, type ConnectionStore, MemoryConnectionStore } from '../src/connection-store.js';
+import { memoryGateway, type MemorySocket, until } from './memory-transport.js';
+
+type Core = ReturnType<typeof memoryGateway>;
+let current: Core | undefined;
+
+afterEach(async () => {
+  await current?.gateway.close();
+  current = undefined;
+});
+
+/** The memory store, remembering every write, to tell "nothing written" from "written and deleted". */
+class RecordingStore implements ConnectionStore {
+  readonly leaseMs = 0;
+  readonly writes: string[] = [];
+  started: string | undefined;
+  held: (() => Iterable<ConnectionRecord>) | undefined;
+  readonly #memory = new MemoryConnectionStore();
+
+  async start(node: string, held: () => Iterable<ConnectionRecord>): Promise<void> {
+    this.started = node;
+    this.held = held;
+  }
+
+  put(record: ConnectionRecord): void {
+    this.writes.push(`put ${record.id} ${record.state} ${record.expiresAt}`);
+    this.#memory.put(record);
+  }
+
+  delete(id: string, user: string): void {
+    this.writes.push(`delete ${id}`);
+    this.#memory.delete(id, user);
+  }
+
+  ofUser(user: string): Promise<readonly ConnectionRecord[]> {
+    return this.#memory.ofUser(user);
+  }
+
+  get(id: string): Promise<ConnectionRecord | undefined> {
+    return this.#memory.get(id);
+  }
+
+  countsByNode(): Promise<Readonly<Record<string, number>>> {
+    return this.#memory.countsByNode();
+  }
+
+  close(): Promise<void> {
+    return this.#memory.close();
+  }
+}
+
+function start(options: Parameters<typeof memoryGateway>[0] = {}): Core {
+  current = memoryGateway({ nodeId: 'node-a', ...options });
+  return current;
+}
+
+async function authenticate(core: Core, socket: MemorySocket, user = 'alice', expiresIn = 300): Promise<void> {
+  const before = socket.sent.filter((frame) => frame.type === MessageType.AuthOk).length;
+  socket.receive({ type: MessageType.Auth, token: await core.token(user, expiresIn) });
+  await until(() => socket.sent.filter((frame) => frame.type === MessageType.AuthOk).length > before || socket.closedWith !== undefined);
+  expect(socket.closedWith).toBeUndefined();
+}
+
+describe('the connection registry follows sessions', () => {
+  it('lists a connection once it is authenticated, with its node, opening time and token expiry', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store });
+    expect(store.started).toBe('node-a');
+    const socket = await core.connect();
+    expect(await core.gateway.connections('alice')).toEqual([]);
+    const openedAt = core.clock.now();
+    await authenticate(core, socket, 'alice', 300);
+    const [record] = await core.gateway.connections('alice');
+    expect(record).toEqual({
+      id: socket.events?.id,
+      user: 'alice',
+      node: 'node-a',
+      openedAt,
+      expiresAt: Math.floor(openedAt / 1000) * 1000 + 300_000,
+      state: 'authenticated',
+    });
+    expect(await core.gateway.connection(record?.id as string)).toEqual(record);
+    expect(await core.gateway.connectionsByNode()).toEqual({ 'node-a': 1 });
+  });
+
+  it('moves expiresAt on a reauth, and records the held state and its release', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store, reauthWindowMs: 0, reauthGraceMs: 60_000 });
+    const socket = await core.connect();
+    await authenticate(core, socket, 'alice', 10);
+    const id = socket.events?.id as string;
+    const first = (await core.gateway.connection(id))?.expiresAt as number;
+    core.clock.advance(10_000);
+    expect(await core.gateway.connection(id)).toMatchObject({ state: 'held', expiresAt: first });
+    await authenticate(core, socket, 'alice', 600);
+    const renewed = await core.gateway.connection(id);
+    expect(renewed?.state).toBe('authenticated');
+    expect(renewed?.expiresAt).toBeGreaterThan(first);
+    expect(renewed?.expiresAt).toBe(Math.floor(core.clock.now() / 1000) * 1000 + 600_000);
+  });
+
+  it('deletes the record on logout, under the id the connection had, and lists the new id on the next auth', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store });
+    const socket = await core.connect();
+    await authenticate(core, socket);
+    const before = socket.events?.id as string;
+    socket.receive({ type: MessageType.Logout });
+    expect(store.writes.at(-1)).toBe(`delete ${before}`);
+    expect(await core.gateway.connection(before)).toBeUndefined();
+    expect(await core.gateway.connections('alice')).toEqual([]);
+    await authenticate(core, socket, 'alice');
+    const after = await core.gateway.connections('alice');
+    expect(after.map((record) => record.id)).toEqual([socket.events?.id]);
+    expect(after[0]?.id).not.toBe(before);
+  });
+
+  it('deletes the record when the socket closes', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store });
+    const one = await core.connect();
+    const two = await core.connect();
+    await authenticate(core, one);
+    await authenticate(core, two);
+    expect(await core.gateway.connections('alice')).toHaveLength(2);
+    one.terminate();
+    expect(store.writes.at(-1)).toBe(`delete ${one.events?.id}`);
+    expect((await core.gateway.connections('alice')).map((record) => record.id)).toEqual([two.events?.id]);
+    expect(await core.gateway.connectionsByNode()).toEqual({ 'node-a': 1 });
+  });
+
+  it('never writes a connection that did not authenticate', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store, authTimeoutMs: 1_000 });
+    const socket = await core.connect();
+    core.clock.advance(1_000);
+    await until(() => socket.readyState === 3);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('writes nothing with connectionStore false, and answers from this node alone', async () => {
+    const core = start({ connectionStore: false });
+    const socket = await core.connect();
+    await authenticate(core, socket, 'bob');
+    const [record] = await core.gateway.connections('bob');
+    expect(record).toMatchObject({ id: socket.events?.id, user: 'bob', node: 'node-a', state: 'authenticated' });
+    expect(await core.gateway.connection(record?.id as string)).toEqual(record);
+    expect(await core.gateway.connectionsByNode()).toEqual({ 'node-a': 1 });
+    socket.terminate();
+    expect(await core.gateway.connections('bob')).toEqual([]);
+  });
+
+  it('lists what a store rewrites after an outage: every bound session of this node', async () => {
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store });
+    const sockets = [await core.connect(), await core.connect(), await core.connect()];
+    await authenticate(core, sockets[0] as MemorySocket, 'alice');
+    await authenticate(core, sockets[1] as MemorySocket, 'bob');
+    expect([...(store.held?.() ?? [])].map((record) => record.id).sort()).toEqual(
+      [sockets[0]?.events?.id, sockets[1]?.events?.id].sort(),
+    );
+  });
+});
