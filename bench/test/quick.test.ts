@@ -30,7 +30,8 @@ describe('bench --smoke', () => {
     execFileSync(process.execPath, [path.join(root, 'bench/dist/run.js'), '--smoke', '--out', out], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
-      timeout: 130_000,
+      // ~110 s on a loaded 2-core machine: every scenario, every target, a process each.
+      timeout: 170_000,
     });
     const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
     const names = result.scenarios.map((scenario) => scenario.name);
@@ -44,6 +45,10 @@ describe('bench --smoke', () => {
     }
     const targets = new Set(result.scenarios.flatMap((scenario) => scenario.targets));
     for (const target of ['ws', 'authsocket', 'socketio']) expect(targets).toContain(target);
+    // The registry's cost is measured beside the default in connect and idle.
+    for (const name of ['connect', 'idle']) {
+      expect(result.scenarios.find((scenario) => scenario.name === name)?.targets, name).toContain('authsocket-noregistry');
+    }
     const rpc = result.scenarios.find((scenario) => scenario.name === 'rpc');
     expect(rpc?.targets).toEqual(['ws', 'authsocket', 'authsocket-proxy', 'socketio']);
     for (const target of rpc?.targets ?? []) {
@@ -70,5 +75,5 @@ describe('bench --smoke', () => {
     expect(api['batch_msg/s']).toBeGreaterThan(0);
     expect(api.deliveries).toBeGreaterThan(0);
     expect(api.errors).toBe(0);
-  }, 140_000);
+  }, 180_000);
 });

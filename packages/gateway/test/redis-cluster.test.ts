@@ -290,6 +290,8 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     for (const node of nodes) expect((await node.issue('hank')).status).toBe(503);
     expect(await upgradeStatus(c.wsUrl, unredeemed)).toBe(503);
     expect(await a.send('gina', 'lost')).toEqual({ status: 503, body: { error: 'service unavailable', code: 'unavailable' } });
+    // The registry cannot answer either: 503, not an empty list.
+    expect(await b.request('GET', '/api/users/gina/connections')).toEqual({ status: 503, body: { error: 'service unavailable', code: 'unavailable' } });
     // Established connections stay open and answer.
     await settle(before);
     expect(before.socket.readyState).toBe(WebSocket.OPEN);
@@ -297,6 +299,9 @@ describe('3 processes of the authsocket CLI on one Redis', () => {
     await redis.restart();
     // The CLI's reconnection backoff is capped at 2 s.
     await everyHealth(200, { status: 'ok', broker: 'ready' }, 10_000);
+    // Redis came back empty: each node finds its lease gone at its next renewal (a third of the
+    // 10 s lease) and writes its connections again, so gina's two sockets are listed once more.
+    await eventually(async () => expect((await b.request('GET', '/api/users/gina/connections')).body).toMatchObject({ count: 2 }), 8_000);
 
     // Tickets again, across nodes.
     const ticket = await a.ticket('hank');

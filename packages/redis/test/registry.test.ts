@@ -5,7 +5,7 @@ import { ConfigError, type ConnectionRecord, type PresenceMember, StoreUnavailab
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine, type RedisEngine, type RedisEngineOptions, type RedisTarget } from '../src/index.js';
-import { EngineNodes, RedisCluster, RedisServer, until } from './helpers.js';
+import { EngineNodes, RedisCluster, RedisServer, TcpProxy, until } from './helpers.js';
 
 const LEASE_MS = 600;
 const HOLDER = fileURLToPath(new URL('./fixtures/registry-node.mjs', import.meta.url));
@@ -191,6 +191,32 @@ describe('the node lease', () => {
       expect(await node.connectionStore.get(held[1]?.id as string)).toEqual(held[1]);
     } finally {
       raw.disconnect();
+    }
+  });
+
+  it('repairs a delete lost in an outage shorter than the lease: a new lease, the rewrite, the old lease retired', async () => {
+    const proxy = await TcpProxy.start(redis.port);
+    try {
+      const user = `gus-${sequence++}`;
+      const kept = record(user, 'flaky');
+      const closed = record(user, 'flaky');
+      const held = [kept, closed];
+      const flaky = await startNode(proxy.url, 'flaky', held);
+      const watcher = await startNode(redis.url, 'watcher-3');
+      await until(async () => (await watcher.connectionStore.ofUser(user)).length === 2, 5_000, 'listed');
+      proxy.cut();
+      await until(() => flaky.status !== 'ready', 5_000, 'the flaky node sees Redis down');
+      // The connection closes while Redis is unreachable: its delete cannot be sent.
+      held.pop();
+      flaky.connectionStore.delete(closed.id, user);
+      // Lost, not just late: Redis still lists it, under a lease that is still live.
+      expect(ids(await watcher.connectionStore.ofUser(user))).toEqual(ids([kept, closed]));
+      proxy.heal();
+      await until(async () => ids(await watcher.connectionStore.ofUser(user)).join() === kept.id, 10_000, 'the lost delete repaired');
+      expect(await watcher.connectionStore.get(closed.id)).toBeUndefined();
+      expect(await watcher.connectionStore.get(kept.id)).toEqual(kept);
+    } finally {
+      await proxy.close();
     }
   });
 
