@@ -54,4 +54,4 @@ const server = http.createServer((req, res) => {
   gateway.handleRequest(req, res);
 });
 gateway.attach(server);
-server.listen(Number(PORT), '127.0.0.1', () => console.log(`chat room on http://127.0.0.1:${server.address().port}`));
+server.listen(Number(PORT), '127.0.0.1', () => process.stdout.write(`chat room on http://127.0.0.1:${server.address().port}\n`));
