@@ -101,8 +101,10 @@ export class BenchClient {
     else this.ws.send(JSON.stringify({ type: 'rpc', id: String(id), method, data }));
   }
 
+  /** authsocket's (and the hand-written server's) `subscribe` frame; Socket.IO: a `subscribe` event answered by `ack`. */
   subscribe(topic: string, id: string): void {
-    this.ws.send(JSON.stringify({ type: 'subscribe', topic, id }));
+    if (this.dialect === 'socketio') this.ws.send(`42${JSON.stringify(['subscribe', { topic, id }])}`);
+    else this.ws.send(JSON.stringify({ type: 'subscribe', topic, id }));
   }
 
   close(): void {
@@ -168,6 +170,7 @@ export class BenchClient {
         if (event === 'message') return this.onData?.(data as AppData, at, { type: 'message', data });
         if (event === 'reauth_required') return this.onReauth?.((data as { reason: string }).reason);
         if (event === 'auth_ok') return this.onReauthOk?.();
+        if (event === 'ack') return this.onAck?.((data as { id: string }).id, at, { type: 'ack', id: (data as { id: string }).id });
         return;
       }
       default:

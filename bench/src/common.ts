@@ -214,6 +214,7 @@ export type ScenarioName =
   | 'connect'
   | 'idle'
   | 'broadcast'
+  | 'topic'
   | 'push'
   | 'echo'
   | 'churn'

@@ -88,6 +88,14 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
       rounds: r(5, 2),
     },
     {
+      name: 'topic',
+      title: `topic fan-out: ${fanout} clients subscribed to one topic, 100-byte payload`,
+      targets: THREE,
+      baseline: 'ws',
+      params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
+      rounds: r(5, 2),
+    },
+    {
       name: 'push',
       title: `push to user: ${fanout} users, one push each (x${size(5, 2, 2)})`,
       targets: THREE,
