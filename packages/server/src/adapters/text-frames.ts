@@ -21,7 +21,7 @@ const TEXT: FrameOptions = { fin: true, opcode: 0x1, mask: false, readOnly: fals
 /**
  * Server text frames, with the last one kept: consecutive sends of the same payload Buffer (every
  * socket of a broadcast, a topic or a user) reuse its frame. Payload Buffers are never written to
- * after they are made, so identity is enough.
+ * after they are made, so identity is enough. Holds on to one frame (the last) until the next send.
  */
 export class TextFrames {
   #payload: Uint8Array | undefined;
