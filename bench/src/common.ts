@@ -218,6 +218,7 @@ export type ScenarioName =
   | 'connect'
   | 'idle'
   | 'broadcast'
+  | 'topic'
   | 'push'
   | 'echo'
   | 'churn'

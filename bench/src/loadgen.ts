@@ -168,11 +168,39 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
 /** 3. Broadcast fan-out: every delivery's latency from the server's send call to arrival. */
 async function broadcast(): Promise<Metrics> {
   const n = params.clients ?? 5_000;
-  const count = params.broadcasts ?? 20;
   const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  return fanOut(opened.clients, async (seq) => {
+    const { elapsedUs } = await control<{ elapsedUs: number }>(controlPort, 'broadcast', { seq, size: SIZE });
+    return elapsedUs;
+  });
+}
+
+/** 3b. Topic fan-out: every client subscribed to one topic, each publish to all of them. */
+async function topic(): Promise<Metrics> {
+  const n = params.clients ?? 5_000;
+  const opened = await openMany(n, SETUP_CONCURRENCY, longLived);
+  let acks = 0;
+  for (const client of opened.clients) {
+    client.onAck = () => acks++;
+    client.subscribe('room0', 's');
+  }
+  if (!(await until(() => acks >= n, 10_000))) throw new Error(`${acks} of ${n} subscriptions acknowledged`);
+  return fanOut(opened.clients, async (seq) => {
+    const { elapsedUs } = await control<{ elapsedUs: number }>(controlPort, 'publish-one', { seq, size: SIZE });
+    return elapsedUs;
+  });
+}
+
+/**
+ * One frame to every client, `broadcasts` times, `gapMs` apart: delivery latency (server stamp to
+ * arrival), the server's own fan-out time per frame and its CPU per delivery.
+ */
+async function fanOut(clients: BenchClient[], send: (seq: number) => Promise<number>): Promise<Metrics> {
+  const n = clients.length;
+  const count = params.broadcasts ?? 20;
   const latencies: number[] = [];
   let received = 0;
-  for (const client of opened.clients) {
+  for (const client of clients) {
     client.onData = (data, at) => {
       latencies.push(at - data.t);
       received++;
@@ -184,14 +212,13 @@ async function broadcast(): Promise<Metrics> {
   const fanouts: number[] = [];
   for (let seq = 1; seq <= count; seq++) {
     const expected = received + n;
-    const { elapsedUs } = await control<{ elapsedUs: number }>(controlPort, 'broadcast', { seq, size: SIZE });
-    fanouts.push(elapsedUs);
+    fanouts.push(await send(seq));
     if (!(await until(() => received >= expected, 10_000))) lost += expected - received;
     await sleep(params.gapMs ?? 50);
   }
   const after = await stats();
   const latency = distribution(latencies);
-  for (const client of opened.clients) client.close();
+  for (const client of clients) client.close();
   return {
     'p50_ms': ms(latency.p50),
     'p99_ms': ms(latency.p99),
@@ -777,7 +804,7 @@ async function scale(): Promise<Metrics> {
   return {};
 }
 
-const scenarios = { connect, idle, broadcast, push, echo, churn, history, rpc, queue, 'publish-api': publishApi, scale } as const;
+const scenarios = { connect, idle, broadcast, topic, push, echo, churn, history, rpc, queue, 'publish-api': publishApi, scale } as const;
 
 scenarios[config.scenario]().then(
   (metrics) => {

@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,6 +83,14 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'broadcast',
       title: `broadcast fan-out: ${fanout} clients, 100-byte payload`,
+      targets: THREE,
+      baseline: 'ws',
+      params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
+      rounds: r(5, 2),
+    },
+    {
+      name: 'topic',
+      title: `topic fan-out: ${fanout} clients subscribed to one topic, 100-byte payload`,
       targets: THREE,
       baseline: 'ws',
       params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
@@ -231,12 +240,16 @@ interface ServerHandle {
   ready: Ready;
 }
 
-async function startServer(config: ServerConfig, profileDir: string | undefined): Promise<ServerHandle> {
+/** What ws reads to skip its optional native helpers (`bufferutil`, `utf-8-validate`) even when installed. */
+const WITHOUT_NATIVE = { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } as const;
+
+async function startServer(config: ServerConfig, profileDir: string | undefined, native = true): Promise<ServerHandle> {
   const nodeArgs = [
     '--expose-gc',
     ...(profileDir ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${profileDir}`] : []),
   ];
-  const child = startNode(SERVER_JS, { BENCH_SERVER: JSON.stringify(config) }, nodeArgs, 0);
+  const env = { BENCH_SERVER: JSON.stringify(config), ...(native ? {} : WITHOUT_NATIVE) };
+  const child = startNode(SERVER_JS, env, nodeArgs, 0);
   const ready = await firstMessage<Ready>(child, `server ${config.target}`, 15_000);
   return { child, ready };
 }
@@ -404,6 +417,8 @@ interface Options {
   connections: number | undefined;
   targets: Target[] | undefined;
   snapshot: boolean;
+  /** `--no-native [targets]`: these servers (`all`: every one) run without ws's native helpers. */
+  noNative: Set<string> | undefined;
   /** `--set name=value`: overrides a scenario parameter. */
   set: Record<string, number>;
   pin: boolean;
@@ -420,6 +435,7 @@ function parseArgs(argv: string[]): Options {
     connections: undefined,
     targets: undefined,
     snapshot: false,
+    noNative: undefined,
     set: {},
     // Server on core 0, load generator on core 1, when there are two cores to give.
     pin: os.cpus().length >= 2,
@@ -439,6 +455,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--out') options.out = value();
     else if (arg === '--cpu-prof') options.cpuProf = true;
     else if (arg === '--snapshot') options.snapshot = true;
+    else if (arg === '--no-native') options.noNative = new Set(value().split(','));
     else if (arg === '--pin') options.pin = true;
     else if (arg === '--no-pin') options.pin = false;
     else if (arg === '--set') {
@@ -465,7 +482,17 @@ function meta(mode: string) {
     commit: git(['rev-parse', '--short', 'HEAD']),
     dirtyServer: git(['status', '--porcelain', '--', '../packages/server', '../packages/protocol', '../packages/proxy', '../packages/redis', '../packages/worker']) !== '',
     loadavgStart: os.loadavg(),
+    /** ws's optional native helper as the servers would load it (unless `--no-native`). */
+    bufferutil: installed('bufferutil'),
   };
+}
+
+function installed(name: string): string | undefined {
+  try {
+    return (createRequire(import.meta.url)(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
 }
 
 async function benchmark(options: Options): Promise<void> {
@@ -479,6 +506,7 @@ async function benchmark(options: Options): Promise<void> {
   const info = meta(options.mode);
   print(`authsocket bench (${options.mode}) — node ${info.node}, ${info.cpus} cores, commit ${info.commit}${info.dirtyServer ? ' (server sources modified)' : ''}`);
   print(`load average at start: ${info.loadavgStart.map((v) => v.toFixed(2)).join(' ')}`);
+  print(`bufferutil: ${info.bufferutil ?? 'not installed'}${options.noNative ? ` (not loaded by: ${[...options.noNative].join(', ')})` : ''}`);
   const profileDir = options.cpuProf ? path.join(benchRoot, 'results', 'profiles') : undefined;
   const runs: Array<{ scenario: string; round: number; target: Target; metrics: Metrics; loadavg: number }> = [];
   const failures: Array<{ scenario: string; round: number; target: Target; error: string }> = [];
@@ -508,6 +536,7 @@ async function benchmark(options: Options): Promise<void> {
               ...(redis === undefined ? {} : { redisUrl: redis.url }),
             },
             profileDir && path.join(profileDir, `${scenario.name}-${target}`),
+            !(options.noNative?.has('all') || options.noNative?.has(target)),
           );
         } catch (error) {
           for (const worker of workers) await stopServer(worker);

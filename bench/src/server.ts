@@ -92,12 +92,19 @@ async function command(name: string, body: Record<string, number>): Promise<unkn
       const delivered = (await Promise.all(pending)).reduce((sum, count) => sum + count, 0);
       return { delivered, elapsedUs: nowUs() - started };
     }
+    case 'publish-one': {
+      // Topic fan-out: one publish to `room0`, timed like a broadcast.
+      if (!target.publish) throw new Error('publish is not supported by this target');
+      const stamp = nowUs();
+      await target.publish('room0', appData(body.seq ?? 0, stamp, body.size ?? 100));
+      return { elapsedUs: nowUs() - stamp };
+    }
     case 'publish': {
       if (!target.publish) throw new Error('publish is not supported by this target');
       const topics = body.topics ?? 1;
       const count = body.count ?? 1;
       const size = body.size ?? 100;
-      const pending: Array<Promise<number>> = [];
+      const pending: Array<number | Promise<number>> = [];
       for (let i = 0; i < count; i++) pending.push(target.publish(`room${i % topics}`, appData(i + 1, nowUs(), size)));
       const delivered = (await Promise.all(pending)).reduce((sum, n) => sum + n, 0);
       return { delivered };

@@ -35,7 +35,7 @@ describe('bench --smoke', () => {
     });
     const result = JSON.parse(readFileSync(out, 'utf8')) as Result;
     const names = result.scenarios.map((scenario) => scenario.name);
-    expect(names).toEqual(['connect', 'idle', 'broadcast', 'push', 'echo', 'churn', 'history', 'rpc', 'queue', 'publish-api']);
+    expect(names).toEqual(['connect', 'idle', 'broadcast', 'topic', 'push', 'echo', 'churn', 'history', 'rpc', 'queue', 'publish-api']);
     for (const scenario of result.scenarios) {
       for (const target of scenario.targets) {
         const metrics = Object.values(result.medians[scenario.name]?.[target] ?? {});

@@ -52,6 +52,12 @@ export function startSocketio(config: ServerConfig): TargetServer {
     socket.on('rpc', (payload: unknown, ack: unknown) => {
       if (typeof ack === 'function') ack({ echo: payload });
     });
+    // A topic is a room: `subscribe` joins it and answers with an `ack` event.
+    socket.on('subscribe', (request: { topic?: unknown; id?: unknown }) => {
+      if (typeof request?.topic !== 'string') return;
+      void socket.join(`topic:${request.topic}`);
+      socket.emit('ack', { id: request.id });
+    });
     socket.on('auth', (token: unknown) => {
       verify(token).then(
         ({ user, expiresAt }) => {
@@ -74,6 +80,10 @@ export function startSocketio(config: ServerConfig): TargetServer {
     },
     push(user: string, payload: AppData) {
       io.to(userRoom(user)).emit('message', payload);
+      return 1;
+    },
+    publish(topic: string, payload: AppData) {
+      io.to(`topic:${topic}`).emit('message', payload);
       return 1;
     },
     connections: () => io.engine.clientsCount,

@@ -11,8 +11,8 @@ export interface TargetServer {
   broadcast(data: AppData): void | Promise<unknown>;
   /** Sends `data` to every connection of `user`; resolves to how many got it (or hold it). */
   push(user: string, data: AppData): number | Promise<number>;
-  /** Sends `data` to the subscribers of `topic` (authsocket only). */
-  publish?(topic: string, data: AppData): Promise<number>;
+  /** Sends `data` to the subscribers of `topic`; resolves to how many got it. */
+  publish?(topic: string, data: AppData): number | Promise<number>;
   /** Authenticated connections now. */
   connections(): number;
   /** Reauths answered in band so far (expiry churn). */

@@ -9,6 +9,8 @@ const AUTH_TIMEOUT_MS = 10_000;
 interface Client {
   user: string | undefined;
   expiresAt: number;
+  /** Topics subscribed to; allocated at the first subscribe. */
+  topics: Set<string> | undefined;
   authTimer: NodeJS.Timeout | undefined;
   reauthTimer: NodeJS.Timeout | undefined;
 }
@@ -23,6 +25,7 @@ export function startWs(config: ServerConfig): TargetServer {
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 65_536, clientTracking: false });
   const byUser = new Map<string, Set<WebSocket>>();
   const authed = new Set<WebSocket>();
+  const byTopic = new Map<string, Set<WebSocket>>();
   let reauths = 0;
 
   const verify = async (token: unknown) => {
@@ -42,7 +45,7 @@ export function startWs(config: ServerConfig): TargetServer {
   };
 
   wss.on('connection', (ws) => {
-    const client: Client = { user: undefined, expiresAt: 0, authTimer: undefined, reauthTimer: undefined };
+    const client: Client = { user: undefined, expiresAt: 0, topics: undefined, authTimer: undefined, reauthTimer: undefined };
     client.authTimer = setTimeout(() => ws.close(4408, 'authentication timed out'), AUTH_TIMEOUT_MS);
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
@@ -50,12 +53,17 @@ export function startWs(config: ServerConfig): TargetServer {
       clearTimeout(client.reauthTimer);
       if (client.user === undefined) return;
       authed.delete(ws);
+      for (const topic of client.topics ?? []) {
+        const subscribers = byTopic.get(topic);
+        subscribers?.delete(ws);
+        if (subscribers?.size === 0) byTopic.delete(topic);
+      }
       const sockets = byUser.get(client.user);
       sockets?.delete(ws);
       if (sockets?.size === 0) byUser.delete(client.user);
     });
     ws.on('message', (raw: RawData) => {
-      let msg: { type?: unknown; token?: unknown; data?: unknown; id?: unknown; method?: unknown };
+      let msg: { type?: unknown; token?: unknown; data?: unknown; id?: unknown; method?: unknown; topic?: unknown };
       try {
         msg = JSON.parse(raw.toString()) as typeof msg;
       } catch {
@@ -87,7 +95,13 @@ export function startWs(config: ServerConfig): TargetServer {
       if (client.user === undefined) return ws.close(4401, 'authenticate first');
       if (msg.type === 'message') ws.send(JSON.stringify({ type: 'message', data: msg.data }));
       // The rpc floor: the same request and answer frames as authsocket's, the same echo as its handler.
-      else if (msg.type === 'rpc') ws.send(JSON.stringify({ type: 'result', id: msg.id, data: { echo: msg.data } }));
+      else if (msg.type === 'subscribe' && typeof msg.topic === 'string') {
+        let subscribers = byTopic.get(msg.topic);
+        if (!subscribers) byTopic.set(msg.topic, (subscribers = new Set()));
+        subscribers.add(ws);
+        (client.topics ??= new Set()).add(msg.topic);
+        ws.send(JSON.stringify({ type: 'ack', id: msg.id }));
+      } else if (msg.type === 'rpc') ws.send(JSON.stringify({ type: 'result', id: msg.id, data: { echo: msg.data } }));
     });
   });
 
@@ -103,6 +117,13 @@ export function startWs(config: ServerConfig): TargetServer {
       const frame = Buffer.from(JSON.stringify({ type: 'message', data }));
       for (const ws of sockets) ws.send(frame, { binary: false });
       return sockets.size;
+    },
+    publish(topic: string, data: AppData) {
+      const subscribers = byTopic.get(topic);
+      if (!subscribers) return 0;
+      const frame = Buffer.from(JSON.stringify({ type: 'message', data, topic }));
+      for (const ws of subscribers) ws.send(frame, { binary: false });
+      return subscribers.size;
     },
     connections: () => authed.size,
     reauths: () => reauths,

@@ -9,6 +9,7 @@ import { REFUSAL_BODY } from '../core/http.js';
 import { isPromise } from '../core/frames.js';
 import type { HttpReply, HttpRequest, ServerSocket, SocketEvents } from '../core/ports.js';
 import type { GatewayOptions } from '../options.js';
+import { TextFrames } from './text-frames.js';
 
 // The one file that knows `ws` and Node's HTTP upgrade: it turns upgrades into the core's
 // `admit`/`open`, refusals into real HTTP responses, and pings peers that may have gone.
@@ -25,10 +26,30 @@ class SessionSocket extends WebSocket implements ServerSocket {
   session!: SocketEvents;
   /** Answered the last ping. */
   alive = true;
+  /** The upgraded TCP socket, the one handed to ws, which ws writes its frames to. */
+  wire!: Duplex;
+  /** The gateway's frame cache: on the prototype of each gateway's subclass, so no slot per socket. */
+  declare readonly frames: TextFrames;
 
+  /**
+   * A payload Buffer goes out as a frame built once for every socket it is sent to, written to the
+   * TCP socket directly. That keeps ws's order: without permessage-deflate (off here) and Blobs
+   * (never sent), ws's sender never queues, it writes each frame at once to this same socket; and
+   * once ws has started closing (its close frame written or the peer's received) nothing more is
+   * written. The write counts in `bufferedAmount` as ws's own do (the socket's writable length).
+   */
   sendText(data: Uint8Array | string): void {
-    this.send(data, TEXT_FRAME);
+    if (typeof data === 'string') return this.send(data, TEXT_FRAME);
+    if (this.readyState !== WebSocket.OPEN) return;
+    this.wire.write(this.frames.of(data));
   }
+}
+
+/** A `SessionSocket` class whose sockets share one gateway's frame cache. */
+function socketClass(frames: TextFrames): typeof SessionSocket {
+  class GatewaySocket extends SessionSocket {}
+  Object.defineProperty(GatewaySocket.prototype, 'frames', { value: frames });
+  return GatewaySocket;
 }
 
 // One set of listeners for every socket, finding the session on the socket: no closure per connection.
@@ -132,7 +153,7 @@ export class Gateway extends GatewayCore {
       perMessageDeflate: false,
       maxPayload,
       handleProtocols: () => SUBPROTOCOL,
-      WebSocket: SessionSocket,
+      WebSocket: socketClass(new TextFrames()),
     });
     if (heartbeatIntervalMs > 0) {
       this.#heartbeat = setInterval(() => this.#beat(), heartbeatIntervalMs);
@@ -188,6 +209,7 @@ export class Gateway extends GatewayCore {
     if (socket.destroyed || !this.transport.accepting) return refuseUpgrade(socket, 503);
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       const sessionSocket = ws as SessionSocket;
+      sessionSocket.wire = socket;
       sessionSocket.session = this.transport.open(sessionSocket, request, decision);
       ws.on('message', onSocketMessage);
       ws.on('pong', onSocketPong);

@@ -29,6 +29,7 @@ import { applicationCloseCode } from './message-context.js';
 import { Session } from './session.js';
 import { SubscriptionTokens } from './subscription-tokens.js';
 import { TopicAccess } from './topic-access.js';
+import { connectionId } from './ids.js';
 
 /** How long `close()` waits for peers to answer the 1001 close before cutting them. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -135,7 +136,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   #open(socket: ServerSocket, request: UpgradeRequest, admitted: Admitted): SocketEvents {
     const core = this.#core;
     // 122 random bits: a backend may hold it to reply, a guess reaches no one.
-    const session = new Session(core, globalThis.crypto.randomUUID(), socket, this.#admission.clientAddress(request));
+    const session = new Session(core, connectionId(), socket, this.#admission.clientAddress(request));
     core.registry.add(session);
     const { identity, method, resume } = admitted;
     if (identity && method && !this.#options.requireAuthMessage) {

@@ -7,6 +7,7 @@ import { WindowCounter } from '../rate-limit.js';
 import type { Core } from './context.js';
 import { encode, type Outbound } from './frames.js';
 import { type ServerSocket, type SocketEvents, SocketState } from './ports.js';
+import { connectionId } from './ids.js';
 
 /**
  * - `pending`: open, not (yet, or no longer after `logout`) authenticated; nothing is delivered.
@@ -267,7 +268,7 @@ export class Session implements Connection, SocketEvents {
     // Unlisted under the old id: the new one is listed again by the next bind.
     this.#core.listing.leaving(this);
     this.#detach();
-    this.#core.registry.renamed(this, () => (this.#id = globalThis.crypto.randomUUID()));
+    this.#core.registry.renamed(this, () => (this.#id = connectionId()));
     this.#state = 'pending';
     this.#user = undefined;
     this.#claims = undefined;
