@@ -1,6 +1,8 @@
 import { MessageType } from '@authsocket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { StreamPosition } from '@authsocket/protocol';
 import { type ConnectionRecord, type ConnectionStore, MemoryConnectionStore } from '../src/connection-store.js';
+import { MemoryBroker } from '../src/memory-broker.js';
 import { memoryGateway, type MemorySocket, until } from './memory-transport.js';
 
 type Core = ReturnType<typeof memoryGateway>;
@@ -161,5 +163,32 @@ describe('the connection registry follows sessions', () => {
     expect([...(store.held?.() ?? [])].map((record) => record.id).sort()).toEqual(
       [sockets[0]?.events?.id, sockets[1]?.events?.id].sort(),
     );
+  });
+
+  it('never lists (nor indexes) a socket that closed while its first bind read the broker', async () => {
+    // A remote broker (no synchronous position): the bind awaits it, and the socket closes meanwhile.
+    let release: () => void = () => {};
+    let asked = false;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    class RemoteBroker extends MemoryBroker {
+      override async position(stream: string): Promise<StreamPosition> {
+        asked = true;
+        await gate;
+        return super.positionNow(stream);
+      }
+    }
+    Object.defineProperty(RemoteBroker.prototype, 'positionNow', { value: undefined });
+    const store = new RecordingStore();
+    const core = start({ connectionStore: store, broker: new RemoteBroker() });
+    const socket = await core.connect();
+    socket.receive({ type: MessageType.Auth, token: await core.token('alice') });
+    await until(() => asked);
+    socket.terminate();
+    release();
+    // The bind's callback runs once the position read settles: a few turns of the event loop.
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(store.writes).toEqual([]);
+    expect(core.gateway.connectionCount('alice')).toBe(0);
+    expect(await core.gateway.connections('alice')).toEqual([]);
   });
 });

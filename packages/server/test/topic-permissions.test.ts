@@ -273,8 +273,11 @@ describe('reauth', () => {
     expect(socket.frames.filter((frame) => frame.type === 'unsubscribed')).toHaveLength(1);
   });
 
-  it('after an expiry, releases none of the deliveries held for a topic the new claims no longer allow', async () => {
-    const target = await start({ permissionsClaim: 'topics' });
+  it.each([
+    ['with history', {}],
+    ['without history (frames carry no stream)', { history: false as const }],
+  ])('after an expiry, releases none of the deliveries held for a topic the new claims no longer allow (%s)', async (_, extra) => {
+    const target = await start({ permissionsClaim: 'topics', ...extra });
     const socket = await TestSocket.open(target.wsUrl);
     sockets.push(socket);
     socket.send({ type: 'auth', token: await target.token('alice', { expiresIn: 60, claims: { topics: ['room:1', 'room:2'] } }) });

@@ -205,6 +205,8 @@ export class Auth extends CorePart {
       if (session.isClosed()) return;
     }
     const recovering = this.core.recovery.recover(session, wanted, () => {
+      // The broker's position read may have taken a while: a socket closed meanwhile joins no index.
+      if (session.isClosed() || session.user !== identity.user) return;
       if (this.#capped(session, identity.user)) return;
       registry.addUser(session, identity.user);
       this.core.listing.listed(session);

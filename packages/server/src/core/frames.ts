@@ -4,6 +4,8 @@ import type { Publication } from '../broker.js';
 /** A frame on its way to connections, with its stream position when it has one. */
 export interface Outbound {
   readonly payload: Buffer;
+  /** The topic it is for: a held frame is dropped if the connection left the topic meanwhile. */
+  readonly topic?: string;
   readonly stream?: string;
   readonly offset?: number;
   readonly epoch?: string;
@@ -18,12 +20,12 @@ export function outbound(publication: Publication): Outbound {
   const { data, stream, offset, epoch, kind } = publication;
   const topic = 'topic' in publication.to ? publication.to.topic : undefined;
   // A presence event: `{type: 'join' | 'leave', topic, member}`, outside any stream.
-  if (kind !== undefined) return { payload: Buffer.from(`{"type":"${kind}","topic":${JSON.stringify(topic)},"member":${data}}`) };
+  if (kind !== undefined) return { payload: Buffer.from(`{"type":"${kind}","topic":${JSON.stringify(topic)},"member":${data}}`), topic };
   // Concatenated rather than re-stringified: `data` is already JSON, shared by every node and replay.
   let frame = `{"type":"message","data":${data}`;
   if (topic !== undefined) frame += `,"topic":${JSON.stringify(topic)}`;
   if (stream !== undefined) frame += `,"stream":${JSON.stringify(stream)},"offset":${offset},"epoch":${JSON.stringify(epoch)}`;
-  return { payload: Buffer.from(`${frame}}`), stream, offset, epoch };
+  return { payload: Buffer.from(`${frame}}`), topic, stream, offset, epoch };
 }
 
 export function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

@@ -250,8 +250,10 @@ export class Session implements Connection, SocketEvents {
     this.#held = undefined;
     this.#heldInbound = undefined;
     for (const out of held ?? []) {
-      // A stream left meanwhile (a reauth's claims no longer allow the topic) gets none of what was held for it.
-      if (out.stream === undefined || this.floors.get(out.stream) !== undefined) this.write(out.payload);
+      // A topic (or stream) left meanwhile — a reauth's claims no longer allow it — gets none of what
+      // was held for it: messages, with history or without, and presence events alike.
+      const kept = out.topic !== undefined ? this.topics.has(out.topic) : out.stream === undefined || this.floors.get(out.stream) !== undefined;
+      if (kept) this.write(out.payload);
     }
     if (heldInbound) (this.#backlog ??= []).unshift(...heldInbound);
   }
