@@ -83,6 +83,15 @@ function compilePattern(text: unknown, placeholders: boolean): Pattern {
     }
     if (body.indexOf('}', at) !== -1) throw new PatternError(`pattern '${clip(text)}' has a '}' without '{'`);
     pieces.push(body.slice(at));
+    // A value is bounded by the literal after it: `{sub}*` or `{a}{b}` would let `sub: 'al'` reach
+    // `alice`'s topics (or split one value over two claims).
+    for (let i = 1; i < pieces.length; i += 2) {
+      const next = pieces[i + 1] as string;
+      const last = i + 1 === pieces.length - 1;
+      if (next === '' && (!last || star !== -1)) {
+        throw new PatternError(`pattern '${clip(text)}' has {${pieces[i] as string}} followed by ${last ? "'*'" : 'another placeholder'}: put a separator after it`);
+      }
+    }
   }
   return { pieces, prefix: star !== -1 };
 }
@@ -98,6 +107,9 @@ function matches(pattern: Pattern, topic: string, claims: JWTPayload): boolean {
       if (typeof value === 'number' && Number.isSafeInteger(value)) piece = String(value);
       else if (typeof value === 'string' && value.length > 0 && !UNSAFE_IN_VALUE.test(value)) piece = value;
       else return false;
+      // Nor the separator that ends it here: with `user.{sub}.*`, `sub: 'alice.inbox'` is not alice's.
+      const separator = (pieces[i + 1] as string)[0];
+      if (separator !== undefined && piece.includes(separator)) return false;
     }
     if (!topic.startsWith(piece, at)) return false;
     at += piece.length;

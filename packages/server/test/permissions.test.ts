@@ -40,6 +40,13 @@ describe('rules', () => {
     expect(permissions.check({ sub: 'x', org: 42, verified: true }, 'subscribe', 'org:42:board')).toBe(true);
   });
 
+  it('bounds a substituted value by the separator after it: with `user.{sub}.*`, a sub holding a dot reaches no one else', () => {
+    const dotted = new Permissions([{ topics: 'user.{sub}.*', allow: ['subscribe'] }], undefined);
+    expect(dotted.check({ sub: 'alice' }, 'subscribe', 'user.alice.inbox')).toBe(true);
+    expect(dotted.check({ sub: 'alice.inbox' }, 'subscribe', 'user.alice.inbox.x')).toBe(false);
+    expect(dotted.check({ sub: 'bob' }, 'subscribe', 'user.alice.inbox')).toBe(false);
+  });
+
   it('applies a rule with `when` only to tokens whose claims hold the values (an array claim must include it)', () => {
     expect(permissions.check({ sub: 'a', role: 'admin' }, 'publish', 'chat:general')).toBe(true);
     expect(permissions.check({ sub: 'a', role: ['user', 'admin'] }, 'publish', 'chat:general')).toBe(true);
@@ -58,6 +65,8 @@ describe('rules refused at start', () => {
     ['a malformed placeholder', [{ topics: 'user:{}:x', allow: ['subscribe'] }], 'has a malformed placeholder'],
     ['an unclosed placeholder', [{ topics: 'user:{sub', allow: ['subscribe'] }], 'has a malformed placeholder'],
     ['a stray brace', [{ topics: 'user:}', allow: ['subscribe'] }], "has a '}' without '{'"],
+    ['a placeholder right before the wildcard', [{ topics: 'user:{sub}*', allow: ['subscribe'] }], "has {sub} followed by '*': put a separator after it"],
+    ['two placeholders side by side', [{ topics: 'org:{org}{sub}:x', allow: ['subscribe'] }], 'has {org} followed by another placeholder'],
     ['an unknown action', [{ topics: 'a', allow: ['read'] }], "invalid option 'permissions[0].allow': expected 'subscribe', 'publish' or 'presence', got 'read'"],
     ['no actions', [{ topics: 'a', allow: [] }], "invalid option 'permissions[0].allow'"],
     ['no topics', [{ topics: [], allow: ['subscribe'] }], "invalid option 'permissions[0].topics'"],
