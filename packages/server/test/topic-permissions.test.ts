@@ -194,6 +194,21 @@ describe('subscription tokens', () => {
     expect(await socket.next('unsubscribed')).toMatchObject({ topic: 'private:1', reason: 'expired' });
   });
 
+  it('never shorten how a topic is held: a claimed topic outlives a token, an earlier exp does not replace a later one', async () => {
+    const target = await start({ subscribeClaim: 'channels', authorize: () => false });
+    const socket = await connect(target, 'alice', { channels: ['news'] });
+    expect(await subscribe(socket, 'news', await subscriptionToken(target, 'news', { expiresIn: 60 }))).toMatchObject({ type: 'ack' });
+    expect(await subscribe(socket, 'private:1', await subscriptionToken(target, 'private:1', { expiresIn: 120 }))).toMatchObject({ type: 'ack' });
+    expect(await subscribe(socket, 'private:1', await subscriptionToken(target, 'private:1', { expiresIn: 30 }))).toMatchObject({ type: 'ack' });
+    target.clock.advance(90_000);
+    await socket.settle();
+    expect(socket.frames.filter((frame) => frame.type === 'unsubscribed')).toEqual([]);
+    expect(await target.gateway.publish('news', 'still claimed')).toBe(1);
+    expect(await target.gateway.publish('private:1', 'still granted')).toBe(1);
+    target.clock.advance(30_000);
+    expect(await socket.next('unsubscribed')).toMatchObject({ topic: 'private:1', reason: 'expired' });
+  });
+
   it('end with nothing once the client left the topic itself', async () => {
     const target = await closed();
     const socket = await connect(target);

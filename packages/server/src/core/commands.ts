@@ -181,8 +181,11 @@ export class Commands extends CorePart {
       // Already reading it (a client re-subscribing after a resume, or renewing its subscription
       // token): only how it is held changes. A new start would move the connection's position under
       // publications still on their way to this node (losing them) or back over ones it has
-      // (sending them twice). The ack says where it stands.
-      session.grant(topic, grant());
+      // (sending them twice). The ack says where it stands. A token renews only a token grant it
+      // outlasts: a topic the claim, the permissions or a handler hold stays theirs, and an earlier
+      // `exp` never shortens a grant.
+      const current = session.grantOf(topic);
+      if (tokenExpiresAt === undefined || (typeof current === 'object' && tokenExpiresAt > current.expiresAt)) session.grant(topic, grant());
       const position = session.floors.get(stream);
       if (id !== undefined) {
         session.writeFrame({ type: MessageType.Ack, id, ...(position ? { streams: { [stream]: position } } : {}), ...extra });
