@@ -90,14 +90,14 @@ describe('presence members and count', () => {
   });
 
   it('answers countOnly with the count and no members', async () => {
-    const target = await start({});
+    const target = await start({}, { authorize: () => true });
     const alice = await connect(target, 'alice');
     const bob = await connect(target, 'bob');
     await subscribe(alice, 'room');
     await subscribe(bob, 'room');
     const answer = await presence(alice, 'room', true);
     expect(answer).toEqual({ type: 'presence', id: expect.any(String), topic: 'room', count: 2 });
-    // A topic nobody is on: zero, not an error.
+    // A topic nobody is on: zero, not an error (for a reader the operator's authorize lets in).
     expect(await presence(alice, 'empty', true)).toMatchObject({ type: 'presence', count: 0 });
   });
 
@@ -170,6 +170,16 @@ describe('the cap per topic', () => {
 });
 
 describe('presence requests that are refused', () => {
+  it('by default (no permissions, no authorize of the operator): lets only subscribers read, so a handler\'s subscribe refusal also hides the members', async () => {
+    const target = await start({}, { handler: { onSubscribe: (context) => context.user !== 'mallory' } });
+    const alice = await connect(target, 'alice');
+    await subscribe(alice, 'room');
+    const mallory = await connect(target, 'mallory');
+    expect(await subscribe(mallory, 'room')).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(await presence(mallory, 'room')).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(await presence(alice, 'room')).toMatchObject({ type: 'presence', count: 1 });
+  });
+
   it('refuses a topic the user may not see with forbidden, naming the topic', async () => {
     const target = await start({}, { authorize: (user, action) => action !== 'presence' || user === 'admin' });
     const alice = await connect(target, 'alice');

@@ -1,6 +1,7 @@
 import { LIMITS, MessageType, type UnsubscribeReason, topicStream } from '@authsocket/protocol';
 import type { JWTPayload } from 'jose';
 import { HandlerError } from '../errors.js';
+import { GATEWAY_OPTIONS } from '../options.js';
 import { claimTopics, MalformedClaim, Permissions, type TopicAction } from '../permissions.js';
 import { CorePart, type Core } from './context.js';
 import { isPromise } from './frames.js';
@@ -29,6 +30,9 @@ const BY_PERMISSIONS: Access = { allow: true, byPermissions: true };
  * not asked; a handler's `onSubscribe` / `onPublish` still runs after their yes (its verdict and
  * `data` are final). Without them: the handler's hook, else `authorize`, as before.
  */
+/** The `authorize` used when the operator gave none: it allows everything. */
+const DEFAULT_AUTHORIZE = GATEWAY_OPTIONS.authorize.default;
+
 export class TopicAccess extends CorePart {
   readonly #permissions: Permissions;
 
@@ -106,8 +110,14 @@ export class TopicAccess extends CorePart {
     return name === undefined ? [] : claimTopics(name, claims[name], LIMITS.topicLength);
   }
 
-  /** Whether the session's user may read who is on `topic`. */
+  /**
+   * Whether the session's user may read who is on `topic`. With neither permissions nor an
+   * `authorize` of the operator's own, only a subscriber may: its subscribe's check (a handler's
+   * `onSubscribe`, say) said yes to the topic, where the default `authorize` (allow all) would show
+   * anyone any topic's members.
+   */
   mayReadPresence(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
+    if (this.#permissions.empty && this.options.authorize === DEFAULT_AUTHORIZE && !session.topics.has(topic)) return false;
     const access = this.may(session, claims, 'presence', topic);
     return isPromise(access) ? access.then((value) => value.allow) : access.allow;
   }
