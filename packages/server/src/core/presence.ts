@@ -58,13 +58,18 @@ export class Presence extends CorePart {
   /**
    * A resumed or server-side topic's entry, past the cap: the resume restores a subscription the
    * client held (and was counted for) before, a server-side topic is the backend's decision. Not
-   * awaited: the store keeps one connection's writes in order, so a later leave follows it.
+   * awaited; once the store answered, an entry whose session left meanwhile is taken back (its
+   * leave may have reached the store first, e.g. while the store waited for its lease).
    */
   enter(session: Session, topic: string): void {
     if (!this.has(topic) || session.isClosed() || session.user === undefined) return;
-    this.options.presenceStore.join(topic, this.member(session)).catch((error: unknown) => {
-      this.options.logger.warn({ id: session.id, topic, err: String(error) }, 'presence join failed');
-    });
+    const member = this.member(session);
+    this.options.presenceStore.join(topic, member).then(
+      () => {
+        if (session.isClosed() || session.id !== member.connection || !session.topics.has(topic)) this.withdraw(topic, member.connection);
+      },
+      (error: unknown) => this.options.logger.warn({ id: session.id, topic, err: String(error) }, 'presence join failed'),
+    );
   }
 
   /** Takes back an admitted entry the session never joined the topic with (it closed or logged out meanwhile). */
