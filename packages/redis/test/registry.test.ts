@@ -246,9 +246,10 @@ describe('the node lease', () => {
     }
   });
 
-  it('refuses a lease shorter than 300 ms', () => {
+  it('refuses a lease shorter than 300 ms or longer than a day', () => {
     expect(() => createRedisEngine(redis.url, { leaseMs: 299 })).toThrow(ConfigError);
     expect(() => createRedisEngine(redis.url, { leaseMs: 299 })).toThrow("invalid option 'leaseMs': must be at least 300, got 299");
     expect(() => createRedisEngine(redis.url, { leaseMs: 1.5 })).toThrow('expected a positive integer, got 1.5');
+    expect(() => createRedisEngine(redis.url, { leaseMs: 86_400_001 })).toThrow("invalid option 'leaseMs': must be at most 86400000 (one day), got 86400001");
   });
 });
