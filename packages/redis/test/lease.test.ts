@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '@authsocket/server';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine, type RedisEngine } from '../src/index.js';
-import { EngineNodes, RedisServer, until } from './helpers.js';
+import { EngineNodes, RedisServer, TcpProxy, until } from './helpers.js';
 
 // The node lease's sweep and its guards against fighting: real redis-server, real engines.
 
@@ -72,8 +72,8 @@ async function leftBehind(lease: string, user: string, count: number): Promise<s
 }
 
 /** Redis's clock in ms, which the lease scripts use. */
-async function redisNow(): Promise<number> {
-  const [seconds, micros] = await raw.time();
+async function redisNow(client: Redis = raw): Promise<number> {
+  const [seconds, micros] = await client.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
@@ -187,5 +187,62 @@ describe('the node lease guards', () => {
     await expect(node.presenceStore.count('any')).rejects.toBeInstanceOf(StoreUnavailableError);
     await until(async () => (await node.connectionStore.get(held[0]?.id as string).catch(() => undefined)) !== undefined, LEASE_MS * 5, 'rewritten');
     expect(await node.connectionStore.ofUser(user)).toEqual(held);
+  });
+
+  it('retires a lease whose ACQUIRE was in flight when the store closed', async () => {
+    const server = await RedisServer.start();
+    const watch = new Redis(server.url);
+    try {
+      // A long lease, so that a lease left live after the close cannot lapse during the test.
+      const engine = engines.track(createRedisEngine(server.url, { commandTimeoutMs: 5_000, leaseMs: 60_000 }));
+      await engine.ready();
+      server.signal('SIGSTOP');
+      // ACQUIRE goes out and waits in the frozen server's socket; the close comes before its reply.
+      void engine.connectionStore.start('closing', () => []);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const closed = engine.connectionStore.close();
+      server.signal('SIGCONT');
+      await closed;
+      const leases = async () =>
+        (await watch.zrange(LEASES, '0', '-1', 'WITHSCORES')).filter((_, i, all) => (all[i - (i % 2)] as string).startsWith('closing@'));
+      await until(async () => (await leases()).length === 2, 5_000, 'the ACQUIRE in flight ran');
+      const now = await redisNow(watch);
+      await until(async () => Number((await leases())[1]) <= now, 5_000, 'the fresh lease retired after the close');
+    } finally {
+      server.signal('SIGCONT');
+      watch.disconnect();
+      await server.stop();
+    }
+  });
+
+  it('never lists a member whose leave was dropped while Redis was unreachable', async () => {
+    const proxy = await TcpProxy.start(redis.port);
+    try {
+      const topic = `dropped-${sequence++}`;
+      const members: Array<[string, PresenceMember]> = [];
+      const engine = engines.track(createRedisEngine(proxy.url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 100, leaseMs: LEASE_MS }));
+      await engine.ready();
+      await engine.connectionStore.start('leaver', () => []);
+      await engine.presenceStore.start('leaver', () => members);
+      const gone: PresenceMember = { user: 'gone', connection: 'c-gone' };
+      const kept: PresenceMember = { user: 'kept', connection: 'c-kept' };
+      for (const joined of [gone, kept]) {
+        expect(await engine.presenceStore.join(topic, joined)).toBe(true);
+        members.push([topic, joined]);
+      }
+      const watcher = await startNode('leave-watcher');
+      proxy.cut();
+      await until(() => engine.status !== 'ready', 5_000, 'the node sees Redis down');
+      // The member leaves while Redis is unreachable: its leave cannot be sent, and a join fails fast.
+      members.shift();
+      engine.presenceStore.leave(topic, gone.connection);
+      await expect(engine.presenceStore.join(topic, gone)).rejects.toBeInstanceOf(StoreUnavailableError);
+      proxy.heal();
+      const listed = async () => (await watcher.presenceStore.members(topic)).map((entry) => entry.connection);
+      await until(async () => (await listed()).join() === kept.connection, 10_000, 'the dropped leave repaired');
+      expect(await watcher.presenceStore.count(topic)).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 });
