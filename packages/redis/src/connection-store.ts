@@ -2,7 +2,7 @@ import type { ConnectionRecord, ConnectionStore } from '@authsocket/server';
 import { attempt, type Client } from './errors.js';
 import type { Keys } from './keys.js';
 import { DEL_IF_LEASE, HDEL_IF_LEASE, liveValues } from './lease-scripts.js';
-import { type LeaseHolder, NodeLease } from './lease.js';
+import { type LeaseHolder, NodeLease, sweepIndex } from './lease.js';
 
 const STATES: ReadonlySet<string> = new Set(['authenticated', 'held']);
 
@@ -101,18 +101,12 @@ export class RedisConnectionStore implements ConnectionStore, LeaseHolder {
   }
 
   /** @internal the lease's: deletes what the dead `lease` wrote, unless rewritten since under another. */
-  async sweep(lease: string): Promise<void> {
-    const index = this.#keys.leaseConnections(lease);
-    const written = await attempt(this.#redis, () => this.#redis.hgetall(index));
-    await attempt(this.#redis, () =>
-      Promise.all(
-        Object.entries(written).flatMap(([id, user]) => [
-          HDEL_IF_LEASE.run(this.#redis, [this.#keys.userConnections(user)], [id, lease]),
-          DEL_IF_LEASE.run(this.#redis, [this.#keys.connection(id)], [lease]),
-        ]),
-      ),
+  sweep(lease: string, progress: () => Promise<void>): Promise<void> {
+    return sweepIndex(this.#redis, this.#keys.leaseConnections(lease), progress, (entries) =>
+      entries.flatMap(([id, user]) => [
+        HDEL_IF_LEASE.run(this.#redis, [this.#keys.userConnections(user)], [id, lease]),
+        DEL_IF_LEASE.run(this.#redis, [this.#keys.connection(id)], [lease]),
+      ]),
     );
-    await attempt(this.#redis, () => this.#redis.del(index));
   }
 }
-

@@ -65,7 +65,7 @@ export interface RedisEngineOptions {
   /**
    * How long a node's entries in the connection registry and presence stay listed after its last
    * sign of life, in ms: a node killed -9 has them gone from every read within this. Renewed every
-   * third of it; at least 300. Default 10_000.
+   * third of it; at least 300, at most 86_400_000 (a day). Default 10_000.
    */
   leaseMs?: number;
   /** Longest wait between reconnection attempts, in ms (exponential with jitter up to it). Default 2_000. */
@@ -120,6 +120,8 @@ export const REDIS_ENGINE_DEFAULTS = {
 
 /** The shortest lease: a third of it between renewals must still leave room for a command's round trip. */
 const MIN_LEASE_MS = 300;
+/** The longest lease, one day: its renewal interval must stay within setInterval's range. */
+const MAX_LEASE_MS = 86_400_000;
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(name, `expected a positive integer, got ${value}`);
@@ -161,6 +163,7 @@ export function createRedisEngine(target: RedisTarget, options: RedisEngineOptio
   };
   const leaseMs = positiveInteger('leaseMs', options.leaseMs ?? REDIS_ENGINE_DEFAULTS.leaseMs);
   if (leaseMs < MIN_LEASE_MS) throw new ConfigError('leaseMs', `must be at least ${MIN_LEASE_MS}, got ${leaseMs}`);
+  if (leaseMs > MAX_LEASE_MS) throw new ConfigError('leaseMs', `must be at most ${MAX_LEASE_MS} (one day), got ${leaseMs}`);
   const trackedStreams = options.trackedStreams ?? REDIS_ENGINE_DEFAULTS.trackedStreams;
   if (!Number.isSafeInteger(trackedStreams) || trackedStreams < 0) {
     throw new ConfigError('trackedStreams', `expected a non-negative integer, got ${trackedStreams}`);

@@ -37,16 +37,30 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 `);
 
-/** Marks dead (deadline 0, for a sweep) every lease whose id starts with ARGV[1] except ARGV[2]: a node's older leases. */
+/** Marks dead (deadline 0, for a sweep) the leases ARGV[2...] unless one is ARGV[1] (the current): only ids this process held. */
 export const RETIRE = new Script(`
 local retired = 0
-for _, lease in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if lease ~= ARGV[2] and string.sub(lease, 1, #ARGV[1]) == ARGV[1] then
-    redis.call('ZADD', KEYS[1], 0, lease)
+for i = 2, #ARGV do
+  local deadline = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if ARGV[i] ~= ARGV[1] and deadline and tonumber(deadline) > 0 then
+    redis.call('ZADD', KEYS[1], 0, ARGV[i])
     retired = retired + 1
   end
 end
 return retired
+`);
+
+/** The live lease ids starting with ARGV[1] (a node's leases), each followed by its deadline. */
+export const NODE_LEASES = new Script(`${NOW_MS}
+local result = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local filtered = {}
+for i = 1, #result, 2 do
+  if string.sub(result[i], 1, #ARGV[1]) == ARGV[1] then
+    table.insert(filtered, result[i])
+    table.insert(filtered, result[i + 1])
+  end
+end
+return filtered
 `);
 
 /** The live lease ids (deadline after now). */
@@ -54,9 +68,64 @@ export const LIVE = new Script(`${NOW_MS}
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `);
 
-/** Up to ARGV[1] dead lease ids (deadline now or before), for a sweep. */
-export const DEAD = new Script(`${NOW_MS}
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+/*
+ * The sweep's states, in the lease's score, so that claiming is one single-key script. A score
+ * above now is a live lease; 0 or a past deadline a dead one nobody sweeps yet. A negative score is
+ * -(until * 4 + phase): phase 1 = claimed for the first sweep until the time `until`; 2 = swept once, a
+ * tombstone until the time `until` (writes still in flight may re-create its entries); 3 = claimed for the
+ * second, last sweep. A claim not extended by the time `until` (its sweeper died) is taken over.
+ */
+const PHASE = `
+local function encode(until_ms, phase) return string.format('%.0f', -(until_ms * 4 + phase)) end
+local function phase_of(score) return (-score) % 4 end
+`;
+
+/**
+ * Claims up to ARGV[1] leases to sweep for ARGV[2] ms: dead ones nobody claimed, tombstones due and
+ * claims that timed out. Returns lease, phase (1: first sweep, 3: last) pairs.
+ */
+export const CLAIM = new Script(`${NOW_MS}${PHASE}
+local limit = tonumber(ARGV[1])
+local claim_until = now + tonumber(ARGV[2])
+local claimed = {}
+for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], 0, now, 'LIMIT', 0, limit)) do
+  redis.call('ZADD', KEYS[1], encode(claim_until, 1), lease)
+  table.insert(claimed, lease)
+  table.insert(claimed, 1)
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%.0f', -(now * 4 + 3)), '(0', 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #due, 2 do
+  if #claimed >= limit * 2 then break end
+  local phase = phase_of(tonumber(due[i + 1]))
+  if phase == 2 then phase = 3 end
+  redis.call('ZADD', KEYS[1], encode(claim_until, phase), due[i])
+  table.insert(claimed, due[i])
+  table.insert(claimed, phase)
+end
+return claimed
+`);
+
+/** Extends the claim (phase ARGV[2]) on lease ARGV[1] by ARGV[3] ms; 0 if it is no longer in that phase. */
+export const EXTEND_CLAIM = new Script(`${NOW_MS}${PHASE}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) >= 0 or phase_of(tonumber(score)) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], encode(now + tonumber(ARGV[3]), tonumber(ARGV[2])), ARGV[1])
+return 1
+`);
+
+/**
+ * Ends a sweep of lease ARGV[1] in phase ARGV[2]: after the first, a tombstone for ARGV[3] ms (then
+ * swept again); after the last, the lease is removed. Nothing changes if the phase moved on.
+ */
+export const FINISH_SWEEP = new Script(`${NOW_MS}${PHASE}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) >= 0 or phase_of(tonumber(score)) ~= tonumber(ARGV[2]) then return 0 end
+if tonumber(ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[1], encode(now + tonumber(ARGV[3]), 2), ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
 `);
 
 /** Deletes field ARGV[1] of hash KEYS[1] if it was written under lease ARGV[2] (not rewritten since). */
@@ -80,7 +149,8 @@ return 0
  */
 export const JOIN = new Script(`${COUNT_LIVE}
 local max = tonumber(ARGV[3])
-if max >= 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and count_live(4) >= max then return 0 end
+-- HLEN first: below the cap no scan of the topic's values is needed.
+if max >= 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= max and count_live(4) >= max then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `);

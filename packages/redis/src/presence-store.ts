@@ -1,8 +1,8 @@
 import type { PresenceMember, PresenceStore } from '@authsocket/server';
-import { attempt, type Client } from './errors.js';
+import { attempt, type Client, unavailable } from './errors.js';
 import type { Keys } from './keys.js';
 import { COUNT, HDEL_IF_LEASE, JOIN, liveValues } from './lease-scripts.js';
-import type { LeaseHolder, NodeLease } from './lease.js';
+import { type LeaseHolder, type NodeLease, sweepIndex } from './lease.js';
 
 /** A member as this store wrote it, or undefined for anything else. */
 function parseMember(value: unknown): PresenceMember | undefined {
@@ -40,16 +40,23 @@ export class RedisPresenceStore implements PresenceStore, LeaseHolder {
     return this.#lease.start(node, this);
   }
 
+  /**
+   * Fails fast with `StoreUnavailableError` while there is no lease (never waits for one: a `leave`
+   * dropped meanwhile could not undo a join that completes later).
+   */
   async join(topic: string, member: PresenceMember, maxMembers?: number): Promise<boolean> {
-    await this.#lease.ready;
-    const lease = this.#lease.id;
-    if (lease === undefined) throw new Error('the Redis presence store is closed');
+    if (!this.#lease.writable()) throw unavailable(new Error('the Redis presence store holds no lease (Redis unreachable, or closed)'));
     const live = maxMembers === undefined ? [] : [...(await this.#lease.live())];
+    // Read after the await: the lease may have been replaced meanwhile.
+    const lease = this.#lease.id;
+    if (lease === undefined) throw unavailable(new Error('the Redis presence store is closed'));
     const value = `${lease}\n${JSON.stringify(member)}`;
     const joined = await attempt(this.#redis, () =>
       JOIN.run(this.#redis, [this.#keys.presence(topic)], [member.connection, value, maxMembers ?? -1, ...live]),
     );
     if (joined !== 1) return false;
+    // Replaced while JOIN was in flight: the member went out under the old lease, so rewrite under the new one.
+    if (this.#lease.id !== lease) this.#lease.stale();
     this.#redis.hset(this.#keys.leasePresence(lease), `${member.connection}\n${topic}`, '1').catch(this.#lease.failed);
     return true;
   }
@@ -87,17 +94,12 @@ export class RedisPresenceStore implements PresenceStore, LeaseHolder {
   }
 
   /** @internal the lease's: deletes the members the dead `lease` wrote, unless rewritten since. */
-  async sweep(lease: string): Promise<void> {
-    const index = this.#keys.leasePresence(lease);
-    const fields = await attempt(this.#redis, () => this.#redis.hkeys(index));
-    await attempt(this.#redis, () =>
-      Promise.all(
-        fields.map((field) => {
-          const newline = field.indexOf('\n');
-          return HDEL_IF_LEASE.run(this.#redis, [this.#keys.presence(field.slice(newline + 1))], [field.slice(0, newline), lease]);
-        }),
-      ),
+  sweep(lease: string, progress: () => Promise<void>): Promise<void> {
+    return sweepIndex(this.#redis, this.#keys.leasePresence(lease), progress, (entries) =>
+      entries.map(([field]) => {
+        const newline = field.indexOf('\n');
+        return HDEL_IF_LEASE.run(this.#redis, [this.#keys.presence(field.slice(newline + 1))], [field.slice(0, newline), lease]);
+      }),
     );
-    await attempt(this.#redis, () => this.#redis.del(index));
   }
 }
