@@ -45,9 +45,9 @@ function record(user: string, node: string): ConnectionRecord {
   return { id: `lc-${++sequence}-${now}`, user, node, openedAt: now, expiresAt: now + 300_000, state: 'authenticated' };
 }
 
-async function startNode(node: string, held: ConnectionRecord[] = [], logger?: Logger): Promise<RedisEngine> {
+async function startNode(node: string, held: ConnectionRecord[] = [], logger?: Logger, leaseMs = LEASE_MS): Promise<RedisEngine> {
   const engine = engines.track(
-    createRedisEngine(redis.url, { commandTimeoutMs: 2_000, maxReconnectDelayMs: 100, leaseMs: LEASE_MS, ...(logger ? { logger } : {}) }),
+    createRedisEngine(redis.url, { commandTimeoutMs: 2_000, maxReconnectDelayMs: 100, leaseMs, ...(logger ? { logger } : {}) }),
   );
   await engine.ready();
   await engine.connectionStore.start(node, () => held);
@@ -88,8 +88,10 @@ describe('the node lease sweep', () => {
     await raw.zadd(LEASES, 0, lease);
     const a = recording();
     const b = recording();
-    await startNode('sweeper-a', [], a.logger);
-    await startNode('sweeper-b', [], b.logger);
+    // A lease long enough that one batch of 500 (one HSCAN, ~1,000 single-key scripts) always fits
+    // in a claim's extension, even on a loaded CI machine: a takeover here would be a slow batch, not a bug.
+    await startNode('sweeper-a', [], a.logger, 3_000);
+    await startNode('sweeper-b', [], b.logger, 3_000);
     const gone = async () =>
       (await raw.exists(`authsocket:cu:${user}`, `authsocket:cl:${lease}`)) === 0 && (await raw.zscore(LEASES, lease)) === null;
     await until(gone, 60_000, 'the big lease swept, then removed');
