@@ -33,5 +33,7 @@ export function createLogger(level: LogLevel, node: string, destination?: Destin
     base: { service: 'authsocket', node },
     redact: { paths: REDACTED, censor: '[redacted]' },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // Synchronous on stdout: the lines written just before `process.exit` (`gateway stopped`) are never
+  // lost in an async buffer the exit hook fails to flush. Per-message lines are at debug, so info costs little.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
