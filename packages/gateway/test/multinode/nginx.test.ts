@@ -44,6 +44,13 @@ beforeAll(async () => {
 afterAll(() => resources.disposeAll());
 
 describe('two nodes behind nginx (deploy/nginx.conf)', () => {
+  it('stops with its whole process group: no worker is left behind holding the port', async () => {
+    const extra = await Nginx.start(nodes.map((node) => ({ name: node.name, host: '127.0.0.1', port: node.port })));
+    expect(extra.alive).toBe(true);
+    await extra.stop();
+    expect(extra.alive).toBe(false);
+  }, 30_000);
+
   it(`spreads ${USERS} WebSockets over both nodes and reaches every one of them with a push through either`, async () => {
     const sockets = await Promise.all(Array.from({ length: USERS }, () => signIn('nina')));
     const counts = await Promise.all(nodes.map(async (node) => Number((await node.health()).body.connections)));

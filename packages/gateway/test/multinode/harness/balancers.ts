@@ -87,13 +87,27 @@ abstract class BalancerProcess {
     });
   }
 
+  /** The processes of its group still alive (nginx's workers outlive a master killed alone). */
+  get alive(): boolean {
+    try {
+      process.kill(-(this.#process.pid as number), 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Kills its whole process group (started `detached`), so no worker is left holding the port. */
   async stop(): Promise<void> {
     const child = this.#process;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGKILL');
-      await exited;
+    const exited = child.exitCode === null && child.signalCode === null ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : undefined;
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      // The group is gone already.
     }
+    await exited;
+    await until('the balancer process group is gone', () => !this.alive, { timeoutMs: 5_000, intervalMs: 20 });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -126,7 +140,7 @@ export class Haproxy extends BalancerProcess {
     const socket = path.join(dir, 'admin.sock');
     const admin = path.join(dir, 'admin.cfg');
     writeFileSync(admin, `global\n  stats socket ${socket} mode 600 level admin\n`);
-    const proxy = new Haproxy(port, dir, spawn('haproxy', ['-f', config, '-f', admin, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] }), socket);
+    const proxy = new Haproxy(port, dir, spawn('haproxy', ['-f', config, '-f', admin, '-db'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }), socket);
     await proxy.listening();
     return proxy;
   }
@@ -176,7 +190,7 @@ export class Nginx extends BalancerProcess {
       ),
     );
     // -e: nginx opens its default error log before it reads the config's `error_log stderr`.
-    const proxy = new Nginx(port, dir, spawn('nginx', ['-p', dir, '-c', config, '-e', 'stderr'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const proxy = new Nginx(port, dir, spawn('nginx', ['-p', dir, '-c', config, '-e', 'stderr'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
     await proxy.listening();
     return proxy;
   }
