@@ -170,8 +170,19 @@ describe('the cap per topic', () => {
 });
 
 describe('presence requests that are refused', () => {
-  it('by default (no permissions, no authorize of the operator): lets only subscribers read, so a handler\'s subscribe refusal also hides the members', async () => {
-    const target = await start({}, { handler: { onSubscribe: (context) => context.user !== 'mallory' } });
+  it('with neither permissions nor an authorize of the operator: lets only subscribers read', async () => {
+    const target = await start({});
+    const alice = await connect(target, 'alice');
+    await subscribe(alice, 'room');
+    const bob = await connect(target, 'bob');
+    expect(await presence(bob, 'room')).toMatchObject({ type: 'error', code: 'forbidden' });
+    await subscribe(bob, 'room');
+    expect(await presence(bob, 'room')).toMatchObject({ type: 'presence', count: 2 });
+  });
+
+  it('with a handler deciding subscribes (no permissions): lets only subscribers read, so its refusal also hides the members', async () => {
+    // An authorize that allows presence everywhere does not open it past the handler's refusal either.
+    const target = await start({}, { handler: { onSubscribe: (context) => context.user !== 'mallory' }, authorize: () => true });
     const alice = await connect(target, 'alice');
     await subscribe(alice, 'room');
     const mallory = await connect(target, 'mallory');

@@ -20,6 +20,8 @@ export interface Access {
 
 const DENIED: Access = { allow: false };
 const BY_PERMISSIONS: Access = { allow: true, byPermissions: true };
+/** The `authorize` used when the operator gave none: it allows everything. */
+const DEFAULT_AUTHORIZE = GATEWAY_OPTIONS.authorize.default;
 
 /**
  * The one answer to "may this session do action X on topic T" (subscribe, publish, resume,
@@ -30,9 +32,6 @@ const BY_PERMISSIONS: Access = { allow: true, byPermissions: true };
  * not asked; a handler's `onSubscribe` / `onPublish` still runs after their yes (its verdict and
  * `data` are final). Without them: the handler's hook, else `authorize`, as before.
  */
-/** The `authorize` used when the operator gave none: it allows everything. */
-const DEFAULT_AUTHORIZE = GATEWAY_OPTIONS.authorize.default;
-
 export class TopicAccess extends CorePart {
   readonly #permissions: Permissions;
 
@@ -111,13 +110,14 @@ export class TopicAccess extends CorePart {
   }
 
   /**
-   * Whether the session's user may read who is on `topic`. With neither permissions nor an
-   * `authorize` of the operator's own, only a subscriber may: its subscribe's check (a handler's
-   * `onSubscribe`, say) said yes to the topic, where the default `authorize` (allow all) would show
-   * anyone any topic's members.
+   * Whether the session's user may read who is on `topic`. Without permissions, when a handler's
+   * `onSubscribe` decides who may join (the HTTP proxy) or the operator gave no `authorize`, only a
+   * subscriber may: its subscribe's check said yes to the topic, where `authorize` alone (the
+   * default allows all) would show anyone any topic's members.
    */
   mayReadPresence(session: Session, claims: JWTPayload, topic: string): boolean | Promise<boolean> {
-    if (this.#permissions.empty && this.options.authorize === DEFAULT_AUTHORIZE && !session.topics.has(topic)) return false;
+    const subscribersOnly = this.options.authorize === DEFAULT_AUTHORIZE || this.core.handler.onSubscribe !== undefined;
+    if (this.#permissions.empty && subscribersOnly && !session.topics.has(topic)) return false;
     const access = this.may(session, claims, 'presence', topic);
     return isPromise(access) ? access.then((value) => value.allow) : access.allow;
   }
