@@ -149,6 +149,10 @@ describe('GET /metrics with Redis', () => {
     relay.freeze();
     await healthy(b, 503);
     await eventually(b, ['authsocket_broker_status{status="reconnecting"} 1', 'authsocket_broker_status{status="ready"} 0']);
+    // Both of B's links (command and subscriber) dropped, each by its own PING: else the bytes held in
+    // the relay would reach a subscriber still open after the thaw, and nothing would be missed.
+    for (let attempt = 0; attempt < 200 && !relay.frozenLinksDropped; attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(relay.frozenLinksDropped).toBe(true);
     await push('two');
     await push('three');
     relay.thaw();

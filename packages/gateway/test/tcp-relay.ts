@@ -17,6 +17,8 @@ export class TcpRelay {
   readonly #pairs = new Set<Pair>();
   readonly #held: (() => void)[] = [];
   #frozen = false;
+  /** The client-side sockets open when the relay was last frozen. */
+  #openAtFreeze: net.Socket[] = [];
 
   private constructor(server: net.Server, target: { host: string; port: number }) {
     this.#server = server;
@@ -39,6 +41,12 @@ export class TcpRelay {
 
   freeze(): void {
     this.#frozen = true;
+    this.#openAtFreeze = [...this.#pairs].map((pair) => pair.downstream).filter((socket) => !socket.destroyed);
+  }
+
+  /** Whether the client closed every connection it had through the relay when it froze (its liveness gave up on them). */
+  get frozenLinksDropped(): boolean {
+    return this.#openAtFreeze.every((socket) => socket.destroyed);
   }
 
   thaw(): void {
