@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from '@authsocket/protocol';
@@ -109,6 +110,33 @@ describe('the built authsocket CLI under attack', () => {
     expect((await gateway.ticketResponse(none)).status).toBe(401);
     const request = `POST /auth/ticket HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${'a'.repeat(1024 * 1024)}\r\nConnection: close\r\n\r\n`;
     expect((await rawExchange(gateway.port, request)).status).toBe(431);
+    // Still writing when the answer comes: the 431 is read after the gateway's orderly close (a close
+    // with the request unread would have reset the connection and lost it).
+    const stillWriting = await rawExchange(gateway.port, request, { more: { afterMs: 300, bytes: 'b'.repeat(64 * 1024) } });
+    expect(stillWriting.status).toBe(431);
+    expect(stillWriting.head).toMatch(/^connection: close$/im);
+    await canary.assertAlive();
+  });
+
+  it('reads and drops what a refused client keeps sending for a bounded time, then cuts it', async () => {
+    // Half-open: it keeps writing after the gateway's FIN, as a client that never reads would.
+    const socket = net.connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    const answer: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => answer.push(chunk));
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'v'.repeat(64 * 1024)}`);
+    // Header bytes without end, for at most 15 s (LINGER_MS is 2 s): the gateway must end it first.
+    const chunk = 'v'.repeat(16 * 1024);
+    let cut = false;
+    for (let i = 0; i < 1_500 && !cut; i++) {
+      if (socket.destroyed || !socket.writable) cut = true;
+      else socket.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    socket.destroy();
+    expect(cut).toBe(true);
+    expect(Buffer.concat(answer).toString('latin1')).toMatch(/^HTTP\/1\.1 431 /);
     await canary.assertAlive();
   });
 

@@ -18,6 +18,7 @@ import { createHttpProxy, type HttpProxy } from '@authsocket/proxy';
 import { createRedisEngine, type RedisEngine, type RedisTarget } from '@authsocket/redis';
 import { createStreamForwarder, type StreamForwarder } from '@authsocket/worker';
 import { createApp } from './app.js';
+import { answerClientErrors } from './client-errors.js';
 import { AUDIENCE_NONE, fromServerConfigError, PROXY_URLS, printableConfig } from './config.js';
 import { demoChatHandler } from './demo-backend.js';
 import { DEMO_TOPIC_PREFIX } from './demo-users.js';
@@ -91,6 +92,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   const app = createApp({ config, gateway, logger, metrics, apiKey, jwtSecret, clock });
   const server = http.createServer(app);
+  answerClientErrors(server, logger);
   gateway.attach(server);
 
   try {

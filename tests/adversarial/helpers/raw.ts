@@ -266,11 +266,21 @@ export interface RawResponse {
   readonly ms: number;
 }
 
+export interface RawExchangeOptions {
+  localAddress?: string;
+  /**
+   * A client still sending after the server has answered: reading waits, `bytes` are written
+   * `afterMs` after the request, then reading resumes. A server that closed with the request
+   * unread has reset the connection by then, and the answer is lost.
+   */
+  more?: { afterMs: number; bytes: Buffer | string };
+}
+
 /**
  * Writes `request` on a fresh TCP connection and reads until the server closes (refused upgrades
  * and `Connection: close` requests).
  */
-export function rawExchange(port: number, request: Buffer | string, { localAddress = attackerAddress() } = {}): Promise<RawResponse> {
+export function rawExchange(port: number, request: Buffer | string, { localAddress = attackerAddress(), more }: RawExchangeOptions = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress });
     const chunks: Buffer[] = [];
@@ -279,6 +289,7 @@ export function rawExchange(port: number, request: Buffer | string, { localAddre
     // The server may cut the connection while a huge request is still being written: that is an answer too.
     socket.on('error', () => {});
     socket.on('close', () => {
+      clearTimeout(later);
       const raw = Buffer.concat(chunks);
       const text = raw.toString('latin1');
       const end = text.indexOf('\r\n\r\n');
@@ -286,9 +297,16 @@ export function rawExchange(port: number, request: Buffer | string, { localAddre
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
       resolve({ raw, status, head, body: end === -1 ? '' : text.slice(end + 4), ms: performance.now() - started });
     });
+    let later: NodeJS.Timeout | undefined;
     socket.once('connect', () => {
       started = performance.now();
+      if (more) socket.pause();
       socket.write(request);
+      if (!more) return;
+      later = setTimeout(() => {
+        if (!socket.destroyed) socket.write(more.bytes);
+        later = setTimeout(() => socket.resume(), 100);
+      }, more.afterMs);
     });
     socket.setTimeout(10_000, () => {
       socket.destroy();
