@@ -115,6 +115,8 @@ export interface ServerStats {
 /** Server variants. `ws` is the baseline every ratio is taken against. */
 export type Target =
   | 'ws'
+  /** The ws server with its fan-out writing one prebuilt frame straight to each TCP socket: Node's floor. */
+  | 'ws-floor'
   | 'authsocket'
   | 'authsocket-ticket'
   | 'authsocket-pma'
@@ -152,7 +154,7 @@ export function behaviour(target: Target): Target {
 export type Dialect = 'ws' | 'authsocket' | 'socketio';
 
 export function dialectOf(target: Target): Dialect {
-  if (target === 'ws') return 'ws';
+  if (target === 'ws' || target === 'ws-floor') return 'ws';
   if (target === 'socketio') return 'socketio';
   return 'authsocket';
 }

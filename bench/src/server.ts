@@ -23,6 +23,7 @@ const config = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerConfig;
 async function start(): Promise<TargetServer> {
   switch (config.target) {
     case 'ws':
+    case 'ws-floor':
       return startWs(config);
     case 'socketio':
       return startSocketio(config);
