@@ -104,6 +104,8 @@ export function median(values: readonly number[]): number {
 export interface ServerStats {
   /** `process.cpuUsage()` user + system, in µs. */
   cpuUs: number;
+  /** Of which system (the kernel, on this process's behalf), in µs. */
+  systemUs: number;
   rss: number;
   heapUsed: number;
   /** V8 heap committed (used + free space in its pages). */

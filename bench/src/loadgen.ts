@@ -102,6 +102,11 @@ function cpuPer(before: ServerStats, after: ServerStats, operations: number): nu
   return (after.cpuUs - before.cpuUs) / operations;
 }
 
+/** The kernel's part of `cpuPer`: what the server's syscalls (socket writes above all) cost. */
+function systemPer(before: ServerStats, after: ServerStats, operations: number): number {
+  return (after.systemUs - before.systemUs) / operations;
+}
+
 /** 1. Connect + authenticate: connections/s, latency from first byte to `auth_ok`, server CPU each. */
 async function connect(): Promise<Metrics> {
   const n = params.connections ?? 3_000;
@@ -119,6 +124,7 @@ async function connect(): Promise<Metrics> {
     'p50_ms': ms(latency.p50),
     'p99_ms': ms(latency.p99),
     'cpu_us/conn': cpuPer(before, after, n),
+    'sys_us/conn': systemPer(before, after, n),
   };
   if (opened.ticketLatencies.length > 0) {
     const ticketLatency = distribution(opened.ticketLatencies);
@@ -225,6 +231,7 @@ async function fanOut(clients: BenchClient[], send: (seq: number) => Promise<num
     'max_ms': ms(latency.max),
     'server_fanout_ms': ms(distribution(fanouts).p50),
     'cpu_us/delivery': cpuPer(before, after, n * count),
+    'sys_us/delivery': systemPer(before, after, n * count),
     lost,
   };
 }
@@ -269,6 +276,7 @@ async function push(): Promise<Metrics> {
     'p99_ms': ms(latency.p99),
     'max_ms': ms(latency.max),
     'cpu_us/push': cpuPer(before, after, n * rounds),
+    'sys_us/push': systemPer(before, after, n * rounds),
     lost,
   };
 }

@@ -9,6 +9,7 @@ export function processStats(connections = 0): ServerStats {
   const memory = process.memoryUsage();
   return {
     cpuUs: cpu.user + cpu.system,
+    systemUs: cpu.system,
     rss: memory.rss,
     heapUsed: memory.heapUsed,
     heapTotal: memory.heapTotal,

@@ -51,6 +51,8 @@ interface Scenario {
 }
 
 const THREE: Target[] = ['ws', 'authsocket', 'socketio'];
+/** The fan-out scenarios add Node's floor: one prebuilt frame written straight to each TCP socket. */
+const FANOUT: Target[] = ['ws', 'ws-floor', 'authsocket', 'socketio'];
 
 function plan(mode: Mode, rounds: number | undefined): Scenario[] {
   const size = <T>(full: T, quick: T, smoke: T): T => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
@@ -83,7 +85,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'broadcast',
       title: `broadcast fan-out: ${fanout} clients, 100-byte payload`,
-      targets: THREE,
+      targets: FANOUT,
       baseline: 'ws',
       params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
       rounds: r(5, 2),
@@ -91,7 +93,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'topic',
       title: `topic fan-out: ${fanout} clients subscribed to one topic, 100-byte payload`,
-      targets: THREE,
+      targets: FANOUT,
       baseline: 'ws',
       params: { clients: fanout, broadcasts: size(20, 6, 3), gapMs: 50 },
       rounds: r(5, 2),
@@ -99,7 +101,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'push',
       title: `push to user: ${fanout} users, one push each (x${size(5, 2, 2)})`,
-      targets: THREE,
+      targets: FANOUT,
       baseline: 'ws',
       params: { users: fanout, rounds: size(5, 2, 2) },
       rounds: r(5, 2),

@@ -49,6 +49,15 @@ describe('bench --smoke', () => {
     for (const name of ['connect', 'idle']) {
       expect(result.scenarios.find((scenario) => scenario.name === name)?.targets, name).toContain('authsocket-noregistry');
     }
+    // Node's floor beside the fan-outs, delivering every frame like the servers, with the kernel's part shown.
+    for (const name of ['broadcast', 'topic', 'push']) {
+      expect(result.scenarios.find((scenario) => scenario.name === name)?.targets, name).toContain('ws-floor');
+      expect(result.medians[name]?.['ws-floor']?.lost, `${name}/ws-floor`).toBe(0);
+      const cpu = result.medians[name]?.authsocket?.[name === 'push' ? 'cpu_us/push' : 'cpu_us/delivery'] ?? 0;
+      const system = result.medians[name]?.authsocket?.[name === 'push' ? 'sys_us/push' : 'sys_us/delivery'];
+      expect(system, name).toBeGreaterThanOrEqual(0);
+      expect(system, name).toBeLessThanOrEqual(cpu);
+    }
     const rpc = result.scenarios.find((scenario) => scenario.name === 'rpc');
     expect(rpc?.targets).toEqual(['ws', 'authsocket', 'authsocket-proxy', 'socketio']);
     for (const target of rpc?.targets ?? []) {
