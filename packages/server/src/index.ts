@@ -74,7 +74,7 @@ export {
   type TicketRecord,
   type TicketStore,
 } from './stores.js';
-export { type ConnectionRecord, type ConnectionStore, MemoryConnectionStore } from './connection-store.js';
+export type { ConnectionRecord, ConnectionStore } from './connection-store.js';
 export { MemoryPresenceStore, type PresenceMember, type PresenceStore } from './presence-store.js';
 export { ticketKey } from './tickets.js';
 export { JWKS_OPTIONS, type JwksOptionSpec, type JwksStatus } from './jwks.js';

@@ -9,7 +9,7 @@ import { ConfigError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { RateLimit } from './rate-limit.js';
-import { type ConnectionStore, MemoryConnectionStore } from './connection-store.js';
+import type { ConnectionStore } from './connection-store.js';
 import { type PermissionRule, Permissions, type TopicAction } from './permissions.js';
 import { MemoryPresenceStore, type PresenceStore } from './presence-store.js';
 import { MemoryRevocationStore, MemoryTicketStore, type RevocationStore, type TicketStore } from './stores.js';
@@ -230,9 +230,9 @@ export const GATEWAY_OPTIONS = {
   }),
   connectionStore: option<ConnectionStore | false>({
     type: 'ConnectionStore | false',
-    defaultText: 'in memory',
+    defaultText: 'false',
     description:
-      "The registry of who is connected, on which node, until when, across every node (the Redis engine's on several nodes); `false`: none, each node knows only its own sockets.",
+      "The registry of who is connected, on which node, until when, across every node (the Redis engine's on several nodes); `false`: none, each node answers from its own sockets (all there is on one node).",
   }),
   presenceStore: option<PresenceStore>({
     type: 'PresenceStore',
@@ -341,7 +341,8 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
-    connectionStore: new MemoryConnectionStore(),
+    // One node needs no store: its own sockets are the whole registry, a store in memory only a copy.
+    connectionStore: false,
     presenceStore: new MemoryPresenceStore(),
     broker: new MemoryBroker({ ...(given.history === false ? {} : given.history), now: () => clock.now() }),
     ...given,

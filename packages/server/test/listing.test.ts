@@ -1,7 +1,7 @@
 import { MessageType } from '@authsocket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamPosition } from '@authsocket/protocol';
-import { type ConnectionRecord, type ConnectionStore, MemoryConnectionStore } from '../src/connection-store.js';
+import type { ConnectionRecord, ConnectionStore } from '../src/connection-store.js';
 import { MemoryBroker } from '../src/memory-broker.js';
 import { memoryGateway, type MemorySocket, until } from './memory-transport.js';
 
@@ -13,13 +13,13 @@ afterEach(async () => {
   current = undefined;
 });
 
-/** The memory store, remembering every write, to tell "nothing written" from "written and deleted". */
+/** A store in memory remembering every write, to tell "nothing written" from "written and deleted". */
 class RecordingStore implements ConnectionStore {
   readonly leaseMs = 0;
   readonly writes: string[] = [];
   started: string | undefined;
   held: (() => Iterable<ConnectionRecord>) | undefined;
-  readonly #memory = new MemoryConnectionStore();
+  readonly #byId = new Map<string, ConnectionRecord>();
 
   async start(node: string, held: () => Iterable<ConnectionRecord>): Promise<void> {
     this.started = node;
@@ -28,28 +28,30 @@ class RecordingStore implements ConnectionStore {
 
   put(record: ConnectionRecord): void {
     this.writes.push(`put ${record.id} ${record.state} ${record.expiresAt}`);
-    this.#memory.put(record);
+    this.#byId.set(record.id, record);
   }
 
-  delete(id: string, user: string): void {
+  delete(id: string): void {
     this.writes.push(`delete ${id}`);
-    this.#memory.delete(id, user);
+    this.#byId.delete(id);
   }
 
-  ofUser(user: string): Promise<readonly ConnectionRecord[]> {
-    return this.#memory.ofUser(user);
+  async ofUser(user: string): Promise<readonly ConnectionRecord[]> {
+    return [...this.#byId.values()].filter((record) => record.user === user);
   }
 
-  get(id: string): Promise<ConnectionRecord | undefined> {
-    return this.#memory.get(id);
+  async get(id: string): Promise<ConnectionRecord | undefined> {
+    return this.#byId.get(id);
   }
 
-  countsByNode(): Promise<Readonly<Record<string, number>>> {
-    return this.#memory.countsByNode();
+  async countsByNode(): Promise<Readonly<Record<string, number>>> {
+    const counts: Record<string, number> = {};
+    for (const { node } of this.#byId.values()) counts[node] = (counts[node] ?? 0) + 1;
+    return counts;
   }
 
-  close(): Promise<void> {
-    return this.#memory.close();
+  async close(): Promise<void> {
+    this.#byId.clear();
   }
 }
 
@@ -140,6 +142,27 @@ describe('the connection registry follows sessions', () => {
     core.clock.advance(1_000);
     await until(() => socket.readyState === 3);
     expect(store.writes).toEqual([]);
+  });
+
+  it('by default holds no copy: answers from this node\'s own sessions, state and expiry included', async () => {
+    const core = start({ reauthWindowMs: 0, reauthGraceMs: 60_000 });
+    const socket = await core.connect();
+    const openedAt = core.clock.now();
+    await authenticate(core, socket, 'alice', 10);
+    const id = socket.events?.id as string;
+    const expiresAt = Math.floor(openedAt / 1000) * 1000 + 10_000;
+    expect(await core.gateway.connections('alice')).toEqual([{ id, user: 'alice', node: 'node-a', openedAt, expiresAt, state: 'authenticated' }]);
+    core.clock.advance(10_000);
+    expect(await core.gateway.connection(id)).toMatchObject({ state: 'held', expiresAt });
+    await authenticate(core, socket, 'alice', 600);
+    expect(await core.gateway.connection(id)).toMatchObject({ state: 'authenticated', expiresAt: Math.floor(core.clock.now() / 1000) * 1000 + 600_000 });
+    socket.receive({ type: MessageType.Logout });
+    expect(await core.gateway.connection(id)).toBeUndefined();
+    expect(await core.gateway.connectionsByNode()).toEqual({ 'node-a': 0 });
+    await authenticate(core, socket, 'alice');
+    expect((await core.gateway.connections('alice')).map((record) => record.id)).toEqual([socket.events?.id]);
+    socket.terminate();
+    expect(await core.gateway.connections('alice')).toEqual([]);
   });
 
   it('writes nothing with connectionStore false, and answers from this node alone', async () => {

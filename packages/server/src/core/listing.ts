@@ -20,11 +20,6 @@ export class Listing {
     this.#node = node;
   }
 
-  /** Whether connections are written to a store at all. */
-  get enabled(): boolean {
-    return this.#store !== undefined;
-  }
-
   /** Starts the store's lease for this node; `held` lists what a rewrite after an outage writes again. */
   start(logger: Logger): void {
     this.#store
