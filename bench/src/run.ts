@@ -69,7 +69,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'connect',
       title: `connect + auth: ${connections} connections, concurrency 100`,
-      targets: ['ws', 'authsocket', 'authsocket-ticket', 'authsocket-noregistry', 'socketio'],
+      targets: ['ws', 'authsocket', 'authsocket-ticket', 'socketio'],
       baseline: 'ws',
       params: { connections, concurrency: 100, warmup: size(300, 200, 50) },
       rounds: r(5, 2),
@@ -77,7 +77,7 @@ function plan(mode: Mode, rounds: number | undefined): Scenario[] {
     {
       name: 'idle',
       title: `idle memory: ${idle} authenticated connections`,
-      targets: [...THREE, 'authsocket-noregistry'],
+      targets: THREE,
       baseline: 'ws',
       params: { connections: idle, settleMs: size(2_000, 300, 200), warmup: size(300, 200, 50) },
       rounds: r(5, 2),

@@ -45,10 +45,6 @@ describe('bench --smoke', () => {
     }
     const targets = new Set(result.scenarios.flatMap((scenario) => scenario.targets));
     for (const target of ['ws', 'authsocket', 'socketio']) expect(targets).toContain(target);
-    // The registry's cost is measured beside the default in connect and idle.
-    for (const name of ['connect', 'idle']) {
-      expect(result.scenarios.find((scenario) => scenario.name === name)?.targets, name).toContain('authsocket-noregistry');
-    }
     // Node's floor beside the fan-outs, delivering every frame like the servers, with the kernel's part shown.
     for (const name of ['broadcast', 'topic', 'push']) {
       expect(result.scenarios.find((scenario) => scenario.name === name)?.targets, name).toContain('ws-floor');
