@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { jwtVerify } from 'jose';
 import * as wsModule from 'ws';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { type AppData, AUDIENCE, ISSUER, SECRET_KEY, type ServerConfig } from '../common.js';
 import type { TargetServer } from './types.js';
 
@@ -11,6 +11,11 @@ const AUTH_TIMEOUT_MS = 10_000;
 /** ws's `Sender.frame` (exported, not in @types/ws): a final, unmasked, uncompressed text frame. */
 const senderFrame = (wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } }).Sender.frame;
 const TEXT_FRAME = { fin: true, opcode: 0x1, mask: false, readOnly: false, rsv1: false };
+
+/** `ws-floor`'s sockets keep their TCP socket in a field, as authsocket's do: no lookup per delivery. */
+class FloorSocket extends WebSocket {
+  wire!: Duplex;
+}
 
 interface Client {
   user: string | undefined;
@@ -28,22 +33,27 @@ interface Client {
  */
 export function startWs(config: ServerConfig): TargetServer {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65_536, clientTracking: false });
   // `ws-floor`: the least a Node server can do per delivery through public APIs, so what is left is
   // Node's write path and the kernel's. The frame (header + payload) is built once, by ws's own
   // `Sender.frame`, and that one Buffer is written to each upgraded TCP socket.
   const floor = config.target === 'ws-floor';
-  const wires = new WeakMap<WebSocket, Duplex>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 65_536,
+    clientTracking: false,
+    ...(floor ? { WebSocket: FloorSocket } : {}),
+  });
   server.on('upgrade', (req, socket, head) => {
     wss.handleUpgrade(req, socket, head, (ws) => {
-      if (floor) wires.set(ws, socket);
+      if (floor) (ws as FloorSocket).wire = socket;
       wss.emit('connection', ws, req);
     });
   });
   const send: (sockets: Iterable<WebSocket>, text: string) => void = floor
     ? (sockets, text) => {
         const frame = Buffer.concat(senderFrame(Buffer.from(text), TEXT_FRAME));
-        for (const ws of sockets) if (ws.readyState === 1) wires.get(ws)?.write(frame);
+        for (const ws of sockets) if (ws.readyState === 1) (ws as FloorSocket).wire.write(frame);
       }
     : (sockets, text) => {
         const frame = Buffer.from(text);

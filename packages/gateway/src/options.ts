@@ -802,7 +802,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     valueName: '<on|off>',
     defaultValue: true,
     defaultLabel: 'on',
-    description: 'the connection registry (who is connected, on which node, until when; in Redis with a Redis target): `GET /api/users/:user/connections` lists every node\'s; `off`: this node\'s only, nothing written',
+    description: 'the connection registry (who is connected, on which node, until when) in Redis, with a Redis target: `GET /api/users/:user/connections` lists every node\'s; `off`: this node\'s only, nothing written. In memory the node\'s own connections are the registry either way',
     parse: parse.boolean,
   }),
   option({

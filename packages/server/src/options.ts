@@ -230,6 +230,7 @@ export const GATEWAY_OPTIONS = {
   }),
   connectionStore: option<ConnectionStore | false>({
     type: 'ConnectionStore | false',
+    // Not `default`: the CLI's `--registry on` means "the engine's store, if any", not this value.
     defaultText: 'false',
     description:
       "The registry of who is connected, on which node, until when, across every node (the Redis engine's on several nodes); `false`: none, each node answers from its own sockets (all there is on one node).",
@@ -341,7 +342,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     ...DEFAULTS,
     ticketStore: new MemoryTicketStore(() => clock.now()),
     revocationStore: new MemoryRevocationStore(),
-    // One node needs no store: its own sockets are the whole registry, a store in memory only a copy.
+    // One node needs no store: its own sessions are the whole registry, a store in memory only a copy.
     connectionStore: false,
     presenceStore: new MemoryPresenceStore(),
     broker: new MemoryBroker({ ...(given.history === false ? {} : given.history), now: () => clock.now() }),

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamPosition } from '@authsocket/protocol';
 import type { ConnectionRecord, ConnectionStore } from '../src/connection-store.js';
 import { MemoryBroker } from '../src/memory-broker.js';
+import { resolveOptions } from '../src/options.js';
 import { memoryGateway, type MemorySocket, until } from './memory-transport.js';
 
 type Core = ReturnType<typeof memoryGateway>;
@@ -145,6 +146,7 @@ describe('the connection registry follows sessions', () => {
   });
 
   it('by default holds no copy: answers from this node\'s own sessions, state and expiry included', async () => {
+    expect(resolveOptions({ jwt: { secret: 'x'.repeat(32) } }).connectionStore).toBe(false);
     const core = start({ reauthWindowMs: 0, reauthGraceMs: 60_000 });
     const socket = await core.connect();
     const openedAt = core.clock.now();
