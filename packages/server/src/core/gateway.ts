@@ -261,26 +261,17 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
    * `StoreUnavailableError` when the store cannot answer.
    */
   async connections(user: string): Promise<readonly ConnectionRecord[]> {
-    const { options, listing, registry } = this.#core;
-    if (options.connectionStore !== false) return options.connectionStore.ofUser(user);
-    return [...(registry.ofUser(user) ?? [])].map((session) => listing.record(session));
+    return this.#core.listing.ofUser(user);
   }
 
   /** The authenticated connection with id `id`, on whichever node holds it (this node's only without a registry). */
   async connection(id: string): Promise<ConnectionRecord | undefined> {
-    const { options, listing, registry } = this.#core;
-    if (options.connectionStore !== false) return options.connectionStore.get(id);
-    const session = registry.byId(id);
-    return session?.user !== undefined && registry.ofUser(session.user)?.has(session) ? listing.record(session) : undefined;
+    return this.#core.listing.get(id);
   }
 
   /** Authenticated connections per node id, from the registry (this node's only without one). */
   async connectionsByNode(): Promise<Readonly<Record<string, number>>> {
-    const { options, registry } = this.#core;
-    if (options.connectionStore !== false) return options.connectionStore.countsByNode();
-    let listed = 0;
-    for (const user of registry.users()) listed += registry.ofUser(user)?.size ?? 0;
-    return { [options.nodeId]: listed };
+    return this.#core.listing.countsByNode();
   }
 
   /**

@@ -7,7 +7,8 @@ import type { Session } from './session.js';
  * Keeps the cluster-wide connection registry (`options.connectionStore`) in step with this node's
  * sessions: a session is listed once it joined its user's index, re-listed when its expiry or state
  * changes, and unlisted on logout and close. Writes are fire and forget (the store logs and repairs
- * its own failures); without a store (`connectionStore: false`) every method is a no-op.
+ * its own failures). Without a store (`connectionStore: false`, the default) nothing is written and
+ * the reads answer from this node's sessions, all there are on one node.
  */
 export class Listing {
   readonly #store: ConnectionStore | undefined;
@@ -47,6 +48,27 @@ export class Listing {
     for (const user of this.#registry.users()) {
       for (const session of this.#registry.ofUser(user) ?? []) yield this.record(session);
     }
+  }
+
+  /** Every listed connection of `user`: the store's, or without one this node's. */
+  async ofUser(user: string): Promise<readonly ConnectionRecord[]> {
+    if (this.#store !== undefined) return this.#store.ofUser(user);
+    return [...(this.#registry.ofUser(user) ?? [])].map((session) => this.record(session));
+  }
+
+  /** The listed connection `id`: the store's, or without one this node's. */
+  async get(id: string): Promise<ConnectionRecord | undefined> {
+    if (this.#store !== undefined) return this.#store.get(id);
+    const session = this.#registry.byId(id);
+    return session !== undefined && this.#isListed(session) ? this.record(session) : undefined;
+  }
+
+  /** Listed connections per node: the store's, or without one this node's count. */
+  async countsByNode(): Promise<Readonly<Record<string, number>>> {
+    if (this.#store !== undefined) return this.#store.countsByNode();
+    let listed = 0;
+    for (const user of this.#registry.users()) listed += this.#registry.ofUser(user)?.size ?? 0;
+    return { [this.#node]: listed };
   }
 
   record(session: Session): ConnectionRecord {
